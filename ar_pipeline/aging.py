@@ -1,0 +1,312 @@
+"""The aging rules (DESIGN.md section 4) as SQL builders: the one definition of open items.
+
+As of a date D:
+
+* an invoice counts when ``kind = 'invoice'``, ``status = 'issued'`` and ``issue_date <= D``;
+  drafts and voids never count;
+* a settlement counts when it is a payment with ``received_date <= D`` (a reversal is a negative
+  payment) or an issued credit note with ``issue_date <= D``;
+* a settlement is *applied* to an invoice when it names that invoice, the invoice counts as of D
+  and both are in the same currency; every other settlement (cash on account, an unapplied credit
+  note, a payment naming an invoice that does not count yet or is in another currency) is
+  unapplied credit of the settlement's customer in the settlement's currency;
+* open balance = ``amount_cents`` - applied settlements. Balance > 0 is an **open item**;
+  balance < 0 (an overpayment) is unapplied credit too;
+* ``days_overdue = D - due_date``; buckets ``current`` (<= 0), ``1_30``, ``31_60``, ``61_90``,
+  ``over_90`` (>= 91);
+* disputed open items are aged and counted in ``total_open`` but never in the dunnable amount;
+* dunnable amount per customer and currency =
+  max(0, undisputed open items with ``days_overdue >= threshold_days`` - unapplied credit).
+
+Every builder takes ``dates``: a selectable with one column ``as_of``. One row makes the daily
+aging, a series of rows rebuilds a range of days in one statement, and ``latest_aging_date()``
+makes the analyst view. Nothing here loads invoices into Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import FromClause, Select
+
+from ar_pipeline.schema import ar_aging, customers, invoices, payments
+from ar_pipeline.sql_functions import bound_date, days_between, non_negative
+
+BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
+    # (bucket, lowest days_overdue, highest days_overdue), bounds inclusive
+    ("current", None, 0),
+    ("1_30", 1, 30),
+    ("31_60", 31, 60),
+    ("61_90", 61, 90),
+    ("over_90", 91, None),
+)
+BUCKET_COLUMNS = {
+    "current": "current_cents",
+    "1_30": "days_1_30_cents",
+    "31_60": "days_31_60_cents",
+    "61_90": "days_61_90_cents",
+    "over_90": "days_over_90_cents",
+}
+DEFAULT_THRESHOLD_DAYS = 1
+AGING_VIEW = "v_ar_aging"
+
+
+def as_of_dates(dates: Sequence[dt.date]) -> FromClause:
+    """A selectable ``(as_of)`` holding the given dates, one row each."""
+    if not dates:
+        raise ValueError("as_of_dates needs at least one date")
+    rows = [sa.select(bound_date(d).label("as_of")) for d in dates]
+    selectable = rows[0] if len(rows) == 1 else sa.union_all(*rows)
+    return selectable.subquery("as_of_dates")
+
+
+def latest_aging_date() -> FromClause:
+    """The latest run date of the ``ar_aging`` table, as a one-row ``(as_of)`` selectable."""
+    return sa.select(sa.func.max(ar_aging.c.as_of).label("as_of")).subquery("as_of_dates")
+
+
+def counted_invoices(dates: FromClause) -> FromClause:
+    """Invoices that count as of each date: issued, of kind invoice, issued on or before it."""
+    return (
+        sa.select(
+            dates.c.as_of,
+            invoices.c.invoice_id,
+            invoices.c.customer_id,
+            invoices.c.invoice_number,
+            invoices.c.currency,
+            invoices.c.due_date,
+            invoices.c.amount_cents,
+            invoices.c.disputed,
+        )
+        .select_from(invoices.join(dates, invoices.c.issue_date <= dates.c.as_of))
+        .where(invoices.c.kind == "invoice", invoices.c.status == "issued")
+        .subquery("counted_invoices")
+    )
+
+
+def settlements(dates: FromClause) -> FromClause:
+    """Payments received and issued credit notes, as of each date; amounts reduce a balance."""
+    paid = sa.select(
+        dates.c.as_of,
+        payments.c.invoice_id,
+        payments.c.customer_id,
+        payments.c.currency,
+        payments.c.amount_cents,
+    ).select_from(payments.join(dates, payments.c.received_date <= dates.c.as_of))
+    credited = (
+        sa.select(
+            dates.c.as_of,
+            invoices.c.applies_to_invoice_id.label("invoice_id"),
+            invoices.c.customer_id,
+            invoices.c.currency,
+            invoices.c.amount_cents,
+        )
+        .select_from(invoices.join(dates, invoices.c.issue_date <= dates.c.as_of))
+        .where(invoices.c.kind == "credit_note", invoices.c.status == "issued")
+    )
+    return sa.union_all(paid, credited).subquery("settlements")
+
+
+def _settles(settled: FromClause, invoice: FromClause) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        settled.c.as_of == invoice.c.as_of,
+        settled.c.invoice_id == invoice.c.invoice_id,
+        settled.c.currency == invoice.c.currency,
+    )
+
+
+def invoice_balances(dates: FromClause) -> FromClause:
+    """Every counted invoice with its balance (amount minus applied settlements)."""
+    counted = counted_invoices(dates)
+    settled = settlements(dates)
+    applied = (
+        sa.select(
+            settled.c.as_of,
+            settled.c.invoice_id,
+            settled.c.currency,
+            sa.func.sum(settled.c.amount_cents).label("applied_cents"),
+        )
+        .where(settled.c.invoice_id.is_not(None))
+        .group_by(settled.c.as_of, settled.c.invoice_id, settled.c.currency)
+        .subquery("applied")
+    )
+    balance = counted.c.amount_cents - sa.func.coalesce(applied.c.applied_cents, 0)
+    return (
+        sa.select(*counted.c, balance.label("balance_cents"))
+        .select_from(counted.outerjoin(applied, _settles(applied, counted)))
+        .subquery("invoice_balances")
+    )
+
+
+def open_items(dates: FromClause) -> Select:
+    """One row per open item (balance > 0) as of each date, with days overdue and bucket."""
+    balances = invoice_balances(dates)
+    days_overdue = days_between(balances.c.as_of, balances.c.due_date)
+    bucket = sa.case(
+        *[
+            (days_overdue <= high if low is None else days_overdue >= low, name)
+            for name, low, high in BUCKETS
+            if name != "over_90"
+        ],
+        else_=sa.literal("over_90"),
+    )
+    return (
+        sa.select(
+            balances.c.as_of,
+            balances.c.customer_id,
+            customers.c.customer_name,
+            balances.c.invoice_id,
+            balances.c.invoice_number,
+            balances.c.currency,
+            balances.c.due_date,
+            balances.c.balance_cents.label("open_cents"),
+            days_overdue.label("days_overdue"),
+            bucket.label("bucket"),
+            balances.c.disputed,
+        )
+        .select_from(
+            balances.join(customers, customers.c.customer_id == balances.c.customer_id)
+        )
+        .where(balances.c.balance_cents > 0)
+    )
+
+
+def unapplied_credit(dates: FromClause) -> Select:
+    """Unapplied credit per (as_of, customer_id, currency): unapplied settlements and excesses."""
+    counted = counted_invoices(dates)
+    settled = settlements(dates)
+    unmatched = (
+        sa.select(
+            settled.c.as_of,
+            settled.c.customer_id,
+            settled.c.currency,
+            settled.c.amount_cents.label("credit_cents"),
+        )
+        .select_from(settled.outerjoin(counted, _settles(settled, counted)))
+        .where(counted.c.invoice_id.is_(None))
+    )
+    balances = invoice_balances(dates)
+    excess = sa.select(
+        balances.c.as_of,
+        balances.c.customer_id,
+        balances.c.currency,
+        (-balances.c.balance_cents).label("credit_cents"),
+    ).where(balances.c.balance_cents < 0)
+    credits = sa.union_all(unmatched, excess).subquery("credits")
+    return sa.select(
+        credits.c.as_of,
+        credits.c.customer_id,
+        credits.c.currency,
+        sa.func.sum(credits.c.credit_cents).label("unapplied_credit_cents"),
+    ).group_by(credits.c.as_of, credits.c.customer_id, credits.c.currency)
+
+
+def aging_by_customer(dates: FromClause, threshold_days: int = DEFAULT_THRESHOLD_DAYS) -> Select:
+    """One row per (as_of, customer, currency) with an open item or unapplied credit.
+
+    Columns are those of the ``ar_aging`` table. ``max_days_overdue`` is 0 when nothing is
+    overdue; ``oldest_overdue_invoice_id`` is the overdue open item with the earliest due date
+    (ties: lowest invoice id), disputed or not.
+    """
+    items = open_items(dates).subquery("open_items")
+    oldest_rank = sa.func.row_number().over(
+        partition_by=(items.c.as_of, items.c.customer_id, items.c.currency),
+        order_by=(items.c.due_date, items.c.invoice_id),
+    )
+    ranked = sa.select(*items.c, oldest_rank.label("due_rank")).subquery("ranked_items")
+    days, cents = ranked.c.days_overdue, ranked.c.open_cents
+
+    def cents_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.sum(sa.case((condition, cents), else_=0))
+
+    buckets = {
+        BUCKET_COLUMNS[name]: cents_where(ranked.c.bucket == name) for name, _, _ in BUCKETS
+    }
+    per_item = sa.select(
+        ranked.c.as_of,
+        ranked.c.customer_id,
+        ranked.c.currency,
+        sa.func.sum(cents).label("total_open_cents"),
+        cents_where(days > 0).label("overdue_cents"),
+        *[expression.label(name) for name, expression in buckets.items()],
+        cents_where(ranked.c.disputed).label("disputed_cents"),
+        cents_where(sa.and_(~ranked.c.disputed, days >= threshold_days)).label(
+            "undisputed_due_cents"
+        ),
+        sa.literal(0).label("unapplied_credit_cents"),
+        sa.func.max(sa.case((days > 0, days), else_=0)).label("max_days_overdue"),
+        sa.func.max(
+            sa.case((sa.and_(ranked.c.due_rank == 1, days > 0), ranked.c.invoice_id))
+        ).label("oldest_overdue_invoice_id"),
+        sa.func.count().label("open_item_count"),
+    ).group_by(ranked.c.as_of, ranked.c.customer_id, ranked.c.currency)
+
+    credit = unapplied_credit(dates).subquery("credit")
+    zero = sa.literal(0)
+    per_credit = sa.select(
+        credit.c.as_of,
+        credit.c.customer_id,
+        credit.c.currency,
+        *[zero.label(name) for name in ("total_open_cents", "overdue_cents", *buckets)],
+        zero.label("disputed_cents"),
+        zero.label("undisputed_due_cents"),
+        credit.c.unapplied_credit_cents,
+        sa.null().label("max_days_overdue"),
+        sa.null().label("oldest_overdue_invoice_id"),
+        zero.label("open_item_count"),
+    )
+    parts = sa.union_all(per_item, per_credit).subquery("parts")
+    p = parts.c
+    credit_total = sa.func.sum(p.unapplied_credit_cents)
+    return (
+        sa.select(
+            p.as_of,
+            p.customer_id,
+            customers.c.customer_name,
+            p.currency,
+            *[
+                sa.func.sum(p[name]).label(name)
+                for name in ("total_open_cents", "overdue_cents", *buckets, "disputed_cents")
+            ],
+            credit_total.label("unapplied_credit_cents"),
+            non_negative(sa.func.sum(p.undisputed_due_cents) - credit_total).label(
+                "dunnable_cents"
+            ),
+            sa.func.max(p.max_days_overdue).label("max_days_overdue"),
+            sa.func.max(p.oldest_overdue_invoice_id).label("oldest_overdue_invoice_id"),
+            sa.func.sum(p.open_item_count).label("open_item_count"),
+        )
+        .select_from(parts.join(customers, customers.c.customer_id == p.customer_id))
+        .group_by(p.as_of, p.customer_id, customers.c.customer_name, p.currency)
+        .having(sa.or_(sa.func.sum(p.open_item_count) > 0, credit_total != 0))
+    )
+
+
+AR_AGING_COLUMNS = [c.name for c in ar_aging.columns]
+
+
+def write_ar_aging(connection: Connection, as_of: dt.date) -> int:
+    """Replace the ``ar_aging`` rows of ``as_of`` with a fresh aggregation, inside the caller's
+    transaction, in one INSERT ... SELECT. Returns the number of rows written."""
+    connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
+    source = aging_by_customer(as_of_dates([as_of])).subquery("aging")
+    result = connection.execute(
+        ar_aging.insert().from_select(
+            AR_AGING_COLUMNS, sa.select(*[source.c[name] for name in AR_AGING_COLUMNS])
+        )
+    )
+    return result.rowcount
+
+
+def create_views_sql(dialect: Dialect) -> list[str]:
+    """CREATE VIEW statements for the analyst views, compiled for ``dialect``."""
+    view_query = open_items(latest_aging_date())
+    compiled = view_query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return [f"CREATE VIEW {AGING_VIEW} AS {compiled}"]
+
+
+def drop_views_sql() -> list[str]:
+    return [f"DROP VIEW IF EXISTS {AGING_VIEW}"]

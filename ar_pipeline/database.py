@@ -1,0 +1,106 @@
+"""Connecting to the business database and migrating it.
+
+``AR_DATABASE_URL`` picks the database: the embedded SQLite file by default, PostgreSQL in
+production. Both go through the same SQLAlchemy Core code; dialect differences are confined to
+``ar_pipeline.sql_functions`` and the bulk loader here.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine, make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+@functools.cache
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process. SQLite gets foreign keys, WAL and a busy timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_database(engine: Engine) -> None:
+    """Migrate to the newest schema revision and (re)create the analyst views. Idempotent.
+
+    Views hold no data, so they are dropped and recreated from the current query builders on
+    every upgrade: the view can never drift from the one SQL definition of open items.
+    """
+    from ar_pipeline.aging import create_views_sql, drop_views_sql
+
+    with engine.begin() as connection:
+        for statement in drop_views_sql():
+            connection.execute(sa.text(statement))
+        command.upgrade(alembic_config(connection), "head")
+        for statement in create_views_sql(connection.dialect):
+            connection.execute(sa.text(statement))
+
+
+def is_postgres(connection: Connection | Engine) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def bulk_insert(
+    connection: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert many rows at once: COPY on PostgreSQL, one executemany elsewhere.
+
+    ``rows`` are tuples in the order of ``columns``; ``None`` is NULL.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    if is_postgres(connection):
+        raw = connection.connection.driver_connection
+        column_list = ", ".join(columns)
+        copy_sql = f"COPY {table.name} ({column_list}) FROM STDIN"
+        if hasattr(raw, "pgconn"):  # psycopg 3
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:  # psycopg2
+            buffer = io.StringIO()
+            for row in rows:
+                buffer.write("\t".join(_copy_text(v) for v in row) + "\n")
+            buffer.seek(0)
+            with raw.cursor() as cursor:
+                cursor.copy_expert(copy_sql, buffer)
+        return
+    connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")

@@ -1,0 +1,194 @@
+"""The single schema definition of the business database (SQLAlchemy Core).
+
+Alembic migrations in ``ar_pipeline/migrations`` are generated from this ``metadata`` and a test
+checks that the migrated database and this module agree. Money is integer minor units with its
+ISO 4217 currency; calendar dates are ``Date`` in ``AR_TIMEZONE``; timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants a BIGINT identity.
+AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Money = sa.BigInteger
+Timestamp = sa.DateTime(timezone=True)
+
+# --- the source ledger (DESIGN.md section 3) -----------------------------------------------------
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("customer_name", sa.Text, nullable=False),
+    sa.Column("billing_email", sa.Text),
+    sa.Column("sales_rep_email", sa.Text),
+    sa.Column("dunning_paused_until", sa.Date),
+    sa.Column("service_hold", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("service_hold_at", Timestamp),
+    sa.Column("service_hold_reason", sa.Text),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("invoice_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, sa.ForeignKey("customers.customer_id"), nullable=False),
+    sa.Column("invoice_number", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("amount_cents", Money, nullable=False),
+    sa.Column("disputed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("applies_to_invoice_id", sa.Text),
+    sa.CheckConstraint("kind IN ('invoice', 'credit_note')", name="kind"),
+    sa.CheckConstraint("status IN ('draft', 'issued', 'void')", name="status"),
+    sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
+    sa.CheckConstraint(
+        "applies_to_invoice_id IS NULL OR kind = 'credit_note'", name="applies_to_credit_note"
+    ),
+    sa.Index(None, "customer_id", "due_date"),
+    sa.Index(None, "applies_to_invoice_id"),
+    sa.Index(None, "issue_date"),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("payment_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, sa.ForeignKey("customers.customer_id"), nullable=False),
+    sa.Column("invoice_id", sa.Text),
+    sa.Column("received_date", sa.Date, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("amount_cents", Money, nullable=False),
+    sa.Index(None, "invoice_id"),
+    sa.Index(None, "customer_id", "received_date"),
+)
+
+sync_log = sa.Table(
+    "sync_log",
+    metadata,
+    sa.Column("sync_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("sync_type", sa.Text, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("completed_at", Timestamp),
+    sa.Column("status", sa.Text),
+    sa.Column("rows_synced", sa.Integer),
+    sa.CheckConstraint("status IS NULL OR status IN ('ok', 'failed')", name="status"),
+    sa.Index(None, "sync_type", "status", "completed_at"),
+)
+
+# --- what the pipeline writes (DESIGN.md sections 4 and 5) ---------------------------------------
+
+ar_aging = sa.Table(
+    "ar_aging",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("customer_name", sa.Text, nullable=False),
+    sa.Column("currency", sa.CHAR(3), primary_key=True),
+    sa.Column("total_open_cents", Money, nullable=False),
+    sa.Column("overdue_cents", Money, nullable=False),
+    sa.Column("current_cents", Money, nullable=False),
+    sa.Column("days_1_30_cents", Money, nullable=False),
+    sa.Column("days_31_60_cents", Money, nullable=False),
+    sa.Column("days_61_90_cents", Money, nullable=False),
+    sa.Column("days_over_90_cents", Money, nullable=False),
+    sa.Column("disputed_cents", Money, nullable=False),
+    sa.Column("unapplied_credit_cents", Money, nullable=False),
+    sa.Column("dunnable_cents", Money, nullable=False),
+    sa.Column("max_days_overdue", sa.Integer),
+    sa.Column("oldest_overdue_invoice_id", sa.Text),
+    sa.Column("open_item_count", sa.Integer, nullable=False),
+)
+
+prior_actions = sa.Table(
+    "prior_actions",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("action_id", sa.BigInteger, nullable=False),
+    sa.Column("tier", sa.Integer, nullable=False),
+    sa.Column("applied_at", Timestamp, nullable=False),
+)
+
+tier_assignments = sa.Table(
+    "tier_assignments",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("target_tier", sa.Integer),
+    sa.Column("last_applied_tier", sa.Integer),
+    sa.Column("proposed_tier", sa.Integer),
+    sa.Column("skip_reason", sa.Text),
+    sa.CheckConstraint(
+        "skip_reason IS NULL OR skip_reason IN ('below_minimum', 'paused', 'cooldown', "
+        "'already_at_tier')",
+        name="skip_reason",
+    ),
+    sa.CheckConstraint(
+        "(proposed_tier IS NULL) <> (skip_reason IS NULL)", name="proposed_xor_skipped"
+    ),
+)
+
+ACTION_TYPES = ("workflow_envelope", "collection_action", "customer_program", "email_to_customer")
+ACTION_STATUSES = (
+    "proposed",
+    "approved",
+    "rejected",
+    "superseded",
+    "applying",
+    "applied",
+    "failed",
+)
+
+proposed_actions = sa.Table(
+    "proposed_actions",
+    metadata,
+    sa.Column("action_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.Text, nullable=False, unique=True),
+    sa.Column("envelope_id", sa.BigInteger),
+    sa.Column("run_id", sa.Text),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("action_type", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("tier", sa.Integer),
+    sa.Column("program_type", sa.Text),
+    sa.Column("payload_json", sa.JSON),
+    sa.Column("edited_payload_json", sa.JSON),
+    sa.Column("status", sa.Text, nullable=False, server_default="proposed"),
+    sa.Column("proposed_at", Timestamp, nullable=False),
+    sa.Column("decided_by", sa.Text),
+    sa.Column("decided_at", Timestamp),
+    sa.Column("decision_reason", sa.Text),
+    sa.Column("applied_at", Timestamp),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("superseded_reason", sa.Text),
+    sa.CheckConstraint(
+        "action_type IN ({})".format(", ".join(f"'{t}'" for t in ACTION_TYPES)),
+        name="action_type",
+    ),
+    sa.CheckConstraint(
+        "status IN ({})".format(", ".join(f"'{s}'" for s in ACTION_STATUSES)), name="status"
+    ),
+    sa.CheckConstraint(
+        "program_type IS NULL OR program_type = 'service_hold'", name="program_type"
+    ),
+    sa.Index(None, "customer_id", "action_type", "status"),
+    sa.Index(None, "status"),
+    sa.Index(None, "envelope_id"),
+)

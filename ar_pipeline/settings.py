@@ -1,0 +1,151 @@
+"""The one place that reads the environment.
+
+Every setting of DESIGN.md section 6 is parsed and validated here, once. A malformed value raises
+:class:`SettingsError` naming the variable, so a bad deployment fails at start instead of half-way
+through a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from email.utils import parseaddr
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    dagster_home: Path
+    timezone: ZoneInfo
+    freshness_max_age_hours: float
+    approvers: frozenset[str]
+    mail_from: str | None
+    smtp_host: str | None
+    smtp_port: int
+    smtp_user: str | None
+    smtp_password: str | None
+    smtp_starttls: bool
+    outbox_dir: Path
+    hold_min_days_overdue: int
+    hold_min_open: Decimal
+
+    @property
+    def timezone_name(self) -> str:
+        return self.timezone.key
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _parse_int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_positive_number(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _parse_amount(name: str, raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise SettingsError(f"{name} must be an amount like 25000.00, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise SettingsError(f"{name} must be a non-negative amount, got {raw!r}")
+    return value
+
+
+def _parse_timezone(name: str, raw: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name} must be an IANA time zone like Europe/Berlin, got {raw!r}") from None
+
+
+def _parse_email(name: str, raw: str) -> str:
+    _, address = parseaddr(raw)
+    if "@" not in address or any(c in raw for c in "\r\n"):
+        raise SettingsError(f"{name} must be an e-mail address, got {raw!r}")
+    return raw.strip()
+
+
+def _parse_database_url(name: str, raw: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(raw.strip())
+    except ArgumentError:
+        raise SettingsError(f"{name} is not a valid SQLAlchemy URL: {raw!r}") from None
+    return raw.strip()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate all settings from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value not in (None, "") else None
+
+    data_dir = Path(get("AR_DATA_DIR") or PROJECT_ROOT / ".ar_data").resolve()
+    database_url = get("AR_DATABASE_URL")
+    database_url = (
+        _parse_database_url("AR_DATABASE_URL", database_url)
+        if database_url
+        else f"sqlite:///{data_dir / 'ar_pipeline.sqlite3'}"
+    )
+    approvers_raw = get("AR_APPROVERS") or ""
+    approvers = frozenset(n.strip() for n in approvers_raw.split(",") if n.strip())
+    mail_from = get("AR_MAIL_FROM")
+
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        dagster_home=Path(get("DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
+        timezone=_parse_timezone("AR_TIMEZONE", get("AR_TIMEZONE") or "UTC"),
+        freshness_max_age_hours=_parse_positive_number(
+            "AR_FRESHNESS_MAX_AGE_HOURS", get("AR_FRESHNESS_MAX_AGE_HOURS") or "2"
+        ),
+        approvers=approvers,
+        mail_from=_parse_email("AR_MAIL_FROM", mail_from) if mail_from else None,
+        smtp_host=get("AR_SMTP_HOST"),
+        smtp_port=_parse_int("AR_SMTP_PORT", get("AR_SMTP_PORT") or "25", minimum=1),
+        smtp_user=get("AR_SMTP_USER"),
+        smtp_password=get("AR_SMTP_PASSWORD"),
+        smtp_starttls=_parse_bool("AR_SMTP_STARTTLS", get("AR_SMTP_STARTTLS") or "false"),
+        outbox_dir=Path(get("AR_OUTBOX_DIR") or data_dir / "outbox").resolve(),
+        hold_min_days_overdue=_parse_int(
+            "AR_HOLD_MIN_DAYS_OVERDUE", get("AR_HOLD_MIN_DAYS_OVERDUE") or "90"
+        ),
+        hold_min_open=_parse_amount("AR_HOLD_MIN_OPEN", get("AR_HOLD_MIN_OPEN") or "25000.00"),
+    )

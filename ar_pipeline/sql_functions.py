@@ -1,0 +1,67 @@
+"""Small SQL expressions that SQLite and PostgreSQL spell differently.
+
+SQLite keeps dates as ISO text (``YYYY-MM-DD``), so date arithmetic goes through ``julianday``;
+PostgreSQL subtracts dates natively. Everything else in the project is dialect-neutral Core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+
+class days_between(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
+    """Whole days from ``earlier`` to ``later`` (``later - earlier``), both dates."""
+
+    type = sa.Integer()
+    inherit_cache = True
+    name = "days_between"
+
+
+@compiles(days_between)
+def _days_between_default(element: days_between, compiler, **kw) -> str:
+    later, earlier = list(element.clauses)
+    return f"({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler, **kw) -> str:
+    later, earlier = list(element.clauses)
+    return (
+        f"CAST(julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)}) AS INTEGER)"
+    )
+
+
+class date_value(FunctionElement):  # noqa: N801
+    """A bound Python date typed as a SQL date (PostgreSQL needs the cast, SQLite must not get
+    it: ``CAST(... AS DATE)`` in SQLite turns ``'2026-03-31'`` into the number 2026)."""
+
+    type = sa.Date()
+    inherit_cache = True
+    name = "date_value"
+
+
+@compiles(date_value)
+def _date_value_default(element: date_value, compiler, **kw) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST({compiler.process(value, **kw)} AS DATE)"
+
+
+@compiles(date_value, "sqlite")
+def _date_value_sqlite(element: date_value, compiler, **kw) -> str:
+    (value,) = list(element.clauses)
+    return compiler.process(value, **kw)
+
+
+def bound_date(value: dt.date, name: str | None = None) -> ColumnElement[dt.date]:
+    """``value`` as a bound parameter of SQL type date."""
+    return date_value(sa.bindparam(name, value, type_=sa.Date, unique=name is None))
+
+
+def non_negative(expression: ColumnElement) -> ColumnElement:
+    """``max(0, expression)`` written with CASE, which both dialects share."""
+    return sa.case((expression > 0, expression), else_=sa.literal(0))
