@@ -145,13 +145,10 @@ def open_items(dates: FromClause) -> Select:
     """One row per open item (balance > 0) as of each date, with days overdue and bucket."""
     balances = invoice_balances(dates)
     days_overdue = days_between(balances.c.as_of, balances.c.due_date)
+    # Buckets are tried in ascending order, so each needs only its upper bound.
     bucket = sa.case(
-        *[
-            (days_overdue <= high if low is None else days_overdue >= low, name)
-            for name, low, high in BUCKETS
-            if name != "over_90"
-        ],
-        else_=sa.literal("over_90"),
+        *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
+        else_=sa.literal(BUCKETS[-1][0]),
     )
     return (
         sa.select(
@@ -293,12 +290,14 @@ def write_ar_aging(connection: Connection, as_of: dt.date) -> int:
     transaction, in one INSERT ... SELECT. Returns the number of rows written."""
     connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
     source = aging_by_customer(as_of_dates([as_of])).subquery("aging")
-    result = connection.execute(
+    connection.execute(
         ar_aging.insert().from_select(
             AR_AGING_COLUMNS, sa.select(*[source.c[name] for name in AR_AGING_COLUMNS])
         )
     )
-    return result.rowcount
+    # rowcount of INSERT ... SELECT is not reported by every driver
+    count = sa.select(sa.func.count()).where(ar_aging.c.as_of == as_of)
+    return connection.execute(count).scalar_one()
 
 
 def create_views_sql(dialect: Dialect) -> list[str]:
