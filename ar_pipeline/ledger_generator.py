@@ -143,7 +143,8 @@ def generate_ledger(
         recent = issue_offset > span_days - 5
         status = np.where(recent & (roll < 0.5), "draft", np.where(roll > 0.98, "void", "issued"))
         issued = status == "issued"
-        disputed = issued & (rng.random(n_inv) < 0.02)
+        # disputes get settled within half a year: only recent invoices are still disputed
+        disputed = issued & (issue_offset > span_days - 180) & (rng.random(n_inv) < 0.03)
         invoice_ids = [f"I{invoice_seq + k + 1:08d}" for k in range(n_inv)]
         invoice_numbers = [f"INV-{invoice_seq + k + 1:07d}" for k in range(n_inv)]
         invoice_seq += n_inv
@@ -207,9 +208,11 @@ def generate_ledger(
             ],
             default=45 + rng.exponential(120, n_inv),
         ).astype(np.int64)
+        # chronic payers leave some invoices unpaid; the large accounts stopped paying in the
+        # last nine months
         never = (
-            ((inv_profile == 2) & (rng.random(n_inv) < 0.25))
-            | ((inv_profile == 4) & (rng.random(n_inv) < 0.6))
+            ((inv_profile == 2) & (rng.random(n_inv) < 0.12))
+            | ((inv_profile == 4) & (issue_offset > span_days - 270) & (rng.random(n_inv) < 0.7))
             | disputed
         )
         payable = amount - credit_amount

@@ -1,0 +1,53 @@
+"""Dagster resources: the business database and the settings the assets need from it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from ar_pipeline.database import get_engine
+from ar_pipeline.settings import Settings
+
+AS_OF_TAG = "ar_pipeline/as_of"
+
+
+class ArDatabase(dg.ConfigurableResource):
+    """The business database (``AR_DATABASE_URL``) and the business time zone."""
+
+    url: str
+    timezone: str = "UTC"
+    freshness_max_age_hours: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArDatabase:
+        return cls(
+            url=settings.database_url,
+            timezone=settings.timezone_name,
+            freshness_max_age_hours=settings.freshness_max_age_hours,
+        )
+
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self.url)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(self.zone).date()
+
+
+def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext, db: ArDatabase) -> dt.date:
+    """The as-of date of a run: the ``ar_pipeline/as_of`` tag (set by the schedule and the CLI),
+    else today in ``AR_TIMEZONE`` (a materialization started from the UI)."""
+    raw = context.run.tags.get(AS_OF_TAG)
+    if raw is None:
+        return db.today()
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise dg.Failure(f"run tag {AS_OF_TAG} must be a date like 2026-03-31, got {raw!r}") from None
