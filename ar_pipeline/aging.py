@@ -164,9 +164,7 @@ def open_items(dates: FromClause) -> Select:
             bucket.label("bucket"),
             balances.c.disputed,
         )
-        .select_from(
-            balances.join(customers, customers.c.customer_id == balances.c.customer_id)
-        )
+        .select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
         .where(balances.c.balance_cents > 0)
     )
 
@@ -219,9 +217,7 @@ def aging_by_customer(dates: FromClause, threshold_days: int = DEFAULT_THRESHOLD
     def cents_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.sum(sa.case((condition, cents), else_=0))
 
-    buckets = {
-        BUCKET_COLUMNS[name]: cents_where(ranked.c.bucket == name) for name, _, _ in BUCKETS
-    }
+    buckets = {BUCKET_COLUMNS[name]: cents_where(ranked.c.bucket == name) for name, _, _ in BUCKETS}
     per_item = sa.select(
         ranked.c.as_of,
         ranked.c.customer_id,

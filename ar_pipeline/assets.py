@@ -5,7 +5,6 @@ date's rows) and publishes what the Dagster UI shows: row count, column schema, 
 totals per currency that the UI plots over time.
 """
 
-
 from typing import Any
 
 import dagster as dg
@@ -95,7 +94,10 @@ class TieringConfig(dg.Config):
     kinds=KINDS,
     owners=OWNERS,
     retry_policy=DB_RETRY,
-    metadata={"dagster/column_schema": table_schema(ar_aging_table), "dagster/table_name": "ar_aging"},
+    metadata={
+        "dagster/column_schema": table_schema(ar_aging_table),
+        "dagster/table_name": "ar_aging",
+    },
 )
 def ar_aging(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.MaterializeResult:
     """Open receivables aged per customer and currency as of the run date (DESIGN.md section 4).
@@ -138,7 +140,9 @@ def prior_actions(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.Ma
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
         row_count = tiering.write_prior_actions(connection, as_of, ar_db.zone)
-    return dg.MaterializeResult(metadata={"as_of": as_of.isoformat(), "dagster/row_count": row_count})
+    return dg.MaterializeResult(
+        metadata={"as_of": as_of.isoformat(), "dagster/row_count": row_count}
+    )
 
 
 @dg.asset(

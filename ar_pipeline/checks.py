@@ -1,7 +1,6 @@
 """Asset checks. ``aging_data_fresh`` reads the ledger's own sync log (DESIGN.md section 8:
 Dagster's FreshnessPolicy only sees Dagster materializations, not the source's syncs)."""
 
-
 import datetime as dt
 from dataclasses import dataclass
 
@@ -23,7 +22,10 @@ class Freshness:
 
 
 def assess_freshness(
-    connection: sa.Connection, now: dt.datetime, max_age_hours: float, sync_type: str = HOT_SYNC_TYPE
+    connection: sa.Connection,
+    now: dt.datetime,
+    max_age_hours: float,
+    sync_type: str = HOT_SYNC_TYPE,
 ) -> Freshness:
     """Fresh when the latest ``ok`` sync of ``sync_type`` completed at most ``max_age_hours``
     before ``now``. Running syncs (no ``completed_at``) and failed ones do not count."""

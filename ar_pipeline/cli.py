@@ -23,7 +23,9 @@ def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-03-31, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a date like 2026-03-31, got {value!r}"
+        ) from None
 
 
 def _positive(value: str) -> int:
@@ -96,9 +98,7 @@ def seed_ledger(
     today = _today(settings)
     end = end_date or today
     now = dt.datetime.now(dt.UTC)
-    synced_until = (
-        now if end >= today else dt.datetime.combine(end, dt.time(6), settings.timezone)
-    )
+    synced_until = now if end >= today else dt.datetime.combine(end, dt.time(6), settings.timezone)
     with engine.begin() as connection:
         if not ledger_is_empty(connection):
             raise CliError("the ledger already has customers; seed only writes an empty ledger")

@@ -1,6 +1,5 @@
 """The daily job and its 06:00 schedule."""
 
-
 import dagster as dg
 
 from ar_pipeline.assets import GROUP

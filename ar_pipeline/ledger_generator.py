@@ -132,9 +132,9 @@ def generate_ledger(
         owner, issue_offset = owner[order], issue_offset[order]
         due_offset = issue_offset + terms[owner]
         inv_profile = profile[owner]
-        amount = np.maximum(
-            5_000, np.round(rng.lognormal(np.log(120_000), 0.9, n_inv))
-        ).astype(np.int64)
+        amount = np.maximum(5_000, np.round(rng.lognormal(np.log(120_000), 0.9, n_inv))).astype(
+            np.int64
+        )
         amount = np.where(inv_profile == 4, amount * 30, amount)
         second = has_second_currency[owner] & (rng.random(n_inv) < 0.2)
         usd = primary_usd[owner] ^ second

@@ -88,7 +88,9 @@ def _parse_timezone(name: str, raw: str) -> ZoneInfo:
     try:
         return ZoneInfo(raw.strip())
     except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"{name} must be an IANA time zone like Europe/Berlin, got {raw!r}") from None
+        raise SettingsError(
+            f"{name} must be an IANA time zone like Europe/Berlin, got {raw!r}"
+        ) from None
 
 
 def _parse_email(name: str, raw: str) -> str:

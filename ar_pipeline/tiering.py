@@ -315,8 +315,9 @@ def dunning_positions(dates: FromClause, from_days: Sequence[int]) -> Select:
         items.c.currency,
         *[
             sa.func.sum(
-                sa.case((sa.and_(undisputed, items.c.days_overdue >= n), items.c.open_cents),
-                        else_=0)
+                sa.case(
+                    (sa.and_(undisputed, items.c.days_overdue >= n), items.c.open_cents), else_=0
+                )
             ).label(f"due_from_{n}")
             for n in from_days
         ],
@@ -422,9 +423,7 @@ def decide_tiers(
         overdue_dates = [r.oldest_overdue_due_date for r in rows if r.oldest_overdue_due_date]
         first = rows[0]
         last = (
-            LastApplied(
-                first.last_tier, _as_utc(first.last_applied_at).astimezone(timezone).date()
-            )
+            LastApplied(first.last_tier, _as_utc(first.last_applied_at).astimezone(timezone).date())
             if first.last_tier is not None
             else None
         )
