@@ -22,15 +22,23 @@ from ar_pipeline.settings import PROJECT_ROOT, Settings
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def ensure_dagster_home(settings: Settings, env_file: Path | None = PROJECT_ROOT / ".env") -> Path:
-    """Create the instance folder once, before any parallel use (DESIGN.md section 8)."""
+DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".ar_data" / "dagster_home"
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Create the instance folder once, before any parallel use (DESIGN.md section 8).
+
+    Only the project's default instance is written into the project's ``.env``; an instance
+    chosen with ``DAGSTER_HOME`` or ``AR_DATA_DIR`` is left to whoever chose it.
+    """
     home = settings.dagster_home
+    env_file = PROJECT_ROOT / ".env" if home == DEFAULT_DAGSTER_HOME else None
     home.mkdir(parents=True, exist_ok=True)
     template = PROJECT_ROOT / "dagster.yaml"
     if not (home / "dagster.yaml").exists() and template.exists():
         shutil.copyfile(template, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    if env_file is not None and env_file.parent.exists():
+    if env_file is not None:
         existing = env_file.read_text() if env_file.exists() else ""
         if not any(line.startswith("DAGSTER_HOME=") for line in existing.splitlines()):
             separator = "" if not existing or existing.endswith("\n") else "\n"

@@ -1,0 +1,102 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL, each test in its own
+throwaway database.
+
+PostgreSQL is 127.0.0.1:5432, user ``postgres``, trust auth (``AR_TEST_POSTGRES_URL`` overrides
+the server URL). When it is unreachable the PostgreSQL variants are skipped with the reason,
+except under CI (``CI`` set), where they fail: CI must prove both databases.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from ar_pipeline.database import get_engine, upgrade_database
+
+POSTGRES_SERVER_URL = os.environ.get(
+    "AR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+_postgres_problem: str | None = None
+_postgres_checked = False
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it can (checked once per session)."""
+    global _postgres_checked, _postgres_problem
+    if not _postgres_checked:
+        _postgres_checked = True
+        try:
+            engine = sa.create_engine(POSTGRES_SERVER_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            engine.dispose()
+        except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+            _postgres_problem = f"PostgreSQL not reachable at {POSTGRES_SERVER_URL}: {error}"
+    return _postgres_problem
+
+
+def _admin_execute(statement: str) -> None:
+    engine = sa.create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(statement))
+    engine.dispose()
+
+
+def create_postgres_database() -> str:
+    name = f"ar_test_{uuid.uuid4().hex[:12]}"
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    return make_url(POSTGRES_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    get_engine(url).dispose()
+    name = make_url(url).database
+    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def require_postgres() -> None:
+    problem = postgres_unavailable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires PostgreSQL: {problem}")
+        pytest.skip(problem)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A URL of an empty throwaway database, once per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ar_test.sqlite3'}"
+        yield url
+        get_engine(url).dispose()
+        return
+    require_postgres()
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    """A migrated, empty business database."""
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    return engine
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database (for tests about PostgreSQL itself)."""
+    require_postgres()
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
