@@ -164,7 +164,10 @@ def tier_assignments(
     try:
         threshold_days, tiers = config.resolve()
     except tiering.TierConfigError as error:
-        raise dg.Failure(f"invalid tier_assignments config: {error}") from error
+        # a config error does not heal by retrying
+        raise dg.Failure(
+            f"invalid tier_assignments config: {error}", allow_retries=False
+        ) from error
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
         counts = tiering.write_tier_assignments(

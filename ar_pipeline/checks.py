@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import dagster as dg
 import sqlalchemy as sa
 
-from ar_pipeline.assets import ar_aging
+from ar_pipeline.assets import DB_RETRY, ar_aging
 from ar_pipeline.ledger_generator import HOT_SYNC_TYPE
 from ar_pipeline.resources import ArDatabase
 from ar_pipeline.schema import sync_log
@@ -49,7 +49,7 @@ def assess_freshness(
     return Freshness(fresh, last, age_hours, description)
 
 
-@dg.asset_check(asset=ar_aging, blocking=False)
+@dg.asset_check(asset=ar_aging, blocking=False, retry_policy=DB_RETRY)
 def aging_data_fresh(ar_db: ArDatabase) -> dg.AssetCheckResult:
     """WARN when the ledger's payments were last synced more than AR_FRESHNESS_MAX_AGE_HOURS
     before this run, or never: the aging may miss recent payments. Never blocks the run."""

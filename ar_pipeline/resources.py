@@ -51,5 +51,6 @@ def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext, db: ArD
         return dt.date.fromisoformat(raw)
     except ValueError:
         raise dg.Failure(
-            f"run tag {AS_OF_TAG} must be a date like 2026-03-31, got {raw!r}"
+            f"run tag {AS_OF_TAG} must be a date like 2026-03-31, got {raw!r}",
+            allow_retries=False,
         ) from None

@@ -1,0 +1,66 @@
+"""The ar-pipeline command: run against a prepared ledger, and clear errors for bad input."""
+
+import re
+
+import dagster as dg
+import pytest
+
+from ar_pipeline.cli import main
+from ar_pipeline.database import get_engine, upgrade_database
+from ar_pipeline_tests.ledger_builder import build_reference_ledger
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, database_url):
+    monkeypatch.setenv("AR_DATABASE_URL", database_url)
+    monkeypatch.setenv("AR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return tmp_path
+
+
+def test_run_as_of_prints_the_aging_and_records_the_run(cli_env, database_url, capsys):
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "upgrade"]) == 0  # idempotent
+    with get_engine(database_url).begin() as connection:
+        build_reference_ledger(connection)
+    assert main(["run", "--as-of", "2026-03-31"]) == 0
+    out = capsys.readouterr().out
+    # test_aging.py's hand-worked figures, formatted
+    assert "Receivables aged as of 2026-03-31" in out
+    assert "1,750.00 EUR" in out  # Alpha's total open in EUR
+    assert "250.00 USD" in out
+    assert "820.00 EUR" in out  # dunnable EUR
+    assert re.search(r"Tier 1 reminder\s+1 customers", out)
+    assert re.search(r"Tier 2 firm reminder\s+0 customers", out)
+    with dg.DagsterInstance.from_config(str(cli_env / "dagster_home")) as instance:
+        (record,) = instance.get_run_records()
+    assert record.dagster_run.tags["ar_pipeline/as_of"] == "2026-03-31"
+
+
+def test_seed_refuses_a_ledger_that_is_not_empty(cli_env, database_url, capsys):
+    upgrade_database(get_engine(database_url))
+    with get_engine(database_url).begin() as connection:
+        build_reference_ledger(connection)
+    assert main(["seed", "--customers", "5"]) == 2
+    assert "seed only writes an empty ledger" in capsys.readouterr().err
+
+
+def test_bad_setting_is_named(monkeypatch, capsys):
+    monkeypatch.setenv("AR_TIMEZONE", "Mars/Olympus_Mons")
+    assert main(["db", "upgrade"]) == 2
+    assert "AR_TIMEZONE" in capsys.readouterr().err
+
+
+def test_bad_run_config_file_is_named(cli_env, tmp_path, capsys):
+    config = tmp_path / "tiers.yaml"
+    config.write_text(
+        "ops:\n  tier_assignments:\n    config:\n      tier_definitions:\n"
+        "        - {tier: 1, name: a, min_days_overdue: 1, min_dunnable: '1.00',"
+        " cooldown_days: 1, template: nonexistent}\n"
+    )
+    assert main(["run", "--as-of", "2026-03-31", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "ops.tier_assignments.config.tier_definitions[0].template" in err
+    config.write_text("ops: [unclosed\n")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err

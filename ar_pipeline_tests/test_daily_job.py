@@ -1,0 +1,131 @@
+"""The daily job end to end through Dagster, on both business databases and on both kinds of
+Dagster instance storage (SQLite files and PostgreSQL via dagster-postgres)."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from ar_pipeline.definitions import build_definitions
+from ar_pipeline.runs import run_daily_job
+from ar_pipeline.schema import ar_aging, tier_assignments
+from ar_pipeline.settings import load_settings
+from ar_pipeline_tests.ledger_builder import build_reference_ledger
+
+AS_OF = dt.date(2026, 3, 31)
+
+
+def _defs(database_url, tmp_path):
+    return build_definitions(
+        load_settings({"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path)})
+    )
+
+
+def _materializations(result) -> dict[str, dict]:
+    return {
+        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node("ar_aging")
+        + result.asset_materializations_for_node("tier_assignments")
+    }
+
+
+def test_daily_job_writes_aging_and_tiers(engine, database_url, tmp_path):
+    with engine.begin() as connection:
+        build_reference_ledger(connection)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_daily_job(_defs(database_url, tmp_path), AS_OF, instance)
+    assert result.success
+    metadata = _materializations(result)
+    # figures of test_aging.py's hand-worked ledger
+    assert metadata["ar_aging"]["total_open_cents_EUR"] == 175_000
+    assert metadata["ar_aging"]["days_over_90_cents_EUR"] == 15_000
+    assert metadata["ar_aging"]["dunnable_cents_USD"] == 25_000
+    assert metadata["ar_aging"]["dagster/row_count"] == 4
+    assert "Alpha GmbH (A)" in metadata["ar_aging"]["largest_overdue"]
+    assert metadata["tier_assignments"]["proposed_tier_1_reminder"] == 1
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "aging_data_fresh"
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description == "no completed scheduled_hot_customer_payments sync"
+    with engine.connect() as connection:
+        assert (
+            connection.execute(
+                sa.select(sa.func.count()).select_from(ar_aging).where(ar_aging.c.as_of == AS_OF)
+            ).scalar_one()
+            == 4
+        )
+
+
+def test_invalid_tier_config_fails_before_writing_tiers(engine, database_url, tmp_path):
+    with engine.begin() as connection:
+        build_reference_ledger(connection)
+    bad = {
+        "ops": {
+            "tier_assignments": {
+                "config": {
+                    "tier_definitions": [
+                        {"tier": 1, "name": "a", "min_days_overdue": 10, "min_dunnable": "1",
+                         "cooldown_days": 1, "template": "reminder"},
+                        {"tier": 2, "name": "b", "min_days_overdue": 5, "min_dunnable": "1",
+                         "cooldown_days": 1, "template": "reminder"},
+                    ]
+                }
+            }
+        }
+    }  # fmt: skip
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_daily_job(_defs(database_url, tmp_path), AS_OF, instance, bad)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "tier_definitions[1].min_days_overdue" in failure.step_failure_data.error.message
+    with engine.connect() as connection:
+        assert (
+            connection.execute(
+                sa.select(sa.func.count()).select_from(tier_assignments)
+            ).scalar_one()
+            == 0
+        )
+
+
+def test_bad_config_type_is_refused_before_the_run(engine, database_url, tmp_path):
+    bad = {"ops": {"tier_assignments": {"config": {"threshold_days": "soon"}}}}
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        pytest.raises(dg.DagsterInvalidConfigError, match="threshold_days"),
+    ):
+        run_daily_job(_defs(database_url, tmp_path), AS_OF, instance, bad)
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_runs_are_recorded_in_the_instance(storage, tmp_path, request):
+    """Both instance configurations: default SQLite files, and PostgreSQL (dagster-postgres)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    if storage == "postgres":
+        postgres_url = request.getfixturevalue("postgres_url")
+        instance_url = make_url(postgres_url).set(drivername="postgresql+psycopg2")
+        (home / "dagster.yaml").write_text(
+            "storage:\n  postgres:\n    postgres_url: "
+            f'"{instance_url.render_as_string(hide_password=False)}"\n'
+        )
+    business_url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    from ar_pipeline.database import get_engine, upgrade_database
+
+    upgrade_database(get_engine(business_url))
+    with get_engine(business_url).begin() as connection:
+        build_reference_ledger(connection)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = run_daily_job(_defs(business_url, tmp_path), AS_OF, instance)
+        assert result.success
+        assert type(instance.run_storage).__name__ == (
+            "PostgresRunStorage" if storage == "postgres" else "SqliteRunStorage"
+        )
+        (record,) = instance.get_run_records()
+        assert record.dagster_run.job_name == "ar_aging_daily"
+        assert record.dagster_run.tags["ar_pipeline/as_of"] == "2026-03-31"
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        event = instance.get_latest_materialization_event(dg.AssetKey("tier_assignments"))
+        assert event is not None
