@@ -22,7 +22,8 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 dev: $(STAMP)
-	$(BIN)/dagster dev
+	$(BIN)/ar-pipeline db upgrade
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
 	$(BIN)/ar-pipeline bench
