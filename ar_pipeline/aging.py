@@ -20,7 +20,8 @@ As of a date D:
 
 Every builder takes ``dates``: a selectable with one column ``as_of``. One row makes the daily
 aging, a series of rows rebuilds a range of days in one statement, and ``latest_aging_date()``
-makes the analyst view. Nothing here loads invoices into Python.
+makes the analyst view. ``only`` restricts a builder to a few customers (the apply job's
+re-check). Nothing here loads invoices into Python.
 """
 
 from __future__ import annotations
@@ -54,6 +55,16 @@ DEFAULT_THRESHOLD_DAYS = 1
 AGING_VIEW = "v_ar_aging"
 
 
+# Restricts a builder to some customers: a list of ids, or a SELECT of one column of ids.
+Customers = Sequence[str] | Select | None
+
+
+def _only(query: Select, customer_id: sa.ColumnElement, only: Customers) -> Select:
+    if only is None:
+        return query
+    return query.where(customer_id.in_(only if isinstance(only, Select) else list(only)))
+
+
 def as_of_dates(dates: Sequence[dt.date]) -> FromClause:
     """A selectable ``(as_of)`` holding the given dates, one row each."""
     if not dates:
@@ -68,9 +79,9 @@ def latest_aging_date() -> FromClause:
     return sa.select(sa.func.max(ar_aging.c.as_of).label("as_of")).subquery("as_of_dates")
 
 
-def counted_invoices(dates: FromClause) -> FromClause:
+def counted_invoices(dates: FromClause, only: Customers = None) -> FromClause:
     """Invoices that count as of each date: issued, of kind invoice, issued on or before it."""
-    return (
+    query = (
         sa.select(
             dates.c.as_of,
             invoices.c.invoice_id,
@@ -83,11 +94,11 @@ def counted_invoices(dates: FromClause) -> FromClause:
         )
         .select_from(invoices.join(dates, invoices.c.issue_date <= dates.c.as_of))
         .where(invoices.c.kind == "invoice", invoices.c.status == "issued")
-        .subquery("counted_invoices")
     )
+    return _only(query, invoices.c.customer_id, only).subquery("counted_invoices")
 
 
-def settlements(dates: FromClause) -> FromClause:
+def settlements(dates: FromClause, only: Customers = None) -> FromClause:
     """Payments received and issued credit notes, as of each date; amounts reduce a balance."""
     paid = sa.select(
         dates.c.as_of,
@@ -107,7 +118,9 @@ def settlements(dates: FromClause) -> FromClause:
         .select_from(invoices.join(dates, invoices.c.issue_date <= dates.c.as_of))
         .where(invoices.c.kind == "credit_note", invoices.c.status == "issued")
     )
-    return sa.union_all(paid, credited).subquery("settlements")
+    return sa.union_all(
+        _only(paid, payments.c.customer_id, only), _only(credited, invoices.c.customer_id, only)
+    ).subquery("settlements")
 
 
 def _settles(settled: FromClause, invoice: FromClause) -> sa.ColumnElement[bool]:
@@ -118,10 +131,10 @@ def _settles(settled: FromClause, invoice: FromClause) -> sa.ColumnElement[bool]
     )
 
 
-def invoice_balances(dates: FromClause) -> FromClause:
+def invoice_balances(dates: FromClause, only: Customers = None) -> FromClause:
     """Every counted invoice with its balance (amount minus applied settlements)."""
-    counted = counted_invoices(dates)
-    settled = settlements(dates)
+    counted = counted_invoices(dates, only)
+    settled = settlements(dates, only)
     applied = (
         sa.select(
             settled.c.as_of,
@@ -141,9 +154,9 @@ def invoice_balances(dates: FromClause) -> FromClause:
     )
 
 
-def open_items(dates: FromClause) -> Select:
+def open_items(dates: FromClause, only: Customers = None) -> Select:
     """One row per open item (balance > 0) as of each date, with days overdue and bucket."""
-    balances = invoice_balances(dates)
+    balances = invoice_balances(dates, only)
     days_overdue = days_between(balances.c.as_of, balances.c.due_date)
     # Buckets are tried in ascending order, so each needs only its upper bound.
     bucket = sa.case(
@@ -169,10 +182,10 @@ def open_items(dates: FromClause) -> Select:
     )
 
 
-def unapplied_credit(dates: FromClause) -> Select:
+def unapplied_credit(dates: FromClause, only: Customers = None) -> Select:
     """Unapplied credit per (as_of, customer_id, currency): unapplied settlements and excesses."""
-    counted = counted_invoices(dates)
-    settled = settlements(dates)
+    counted = counted_invoices(dates, only)
+    settled = settlements(dates, only)
     unmatched = (
         sa.select(
             settled.c.as_of,
@@ -183,7 +196,7 @@ def unapplied_credit(dates: FromClause) -> Select:
         .select_from(settled.outerjoin(counted, _settles(settled, counted)))
         .where(counted.c.invoice_id.is_(None))
     )
-    balances = invoice_balances(dates)
+    balances = invoice_balances(dates, only)
     excess = sa.select(
         balances.c.as_of,
         balances.c.customer_id,
@@ -199,14 +212,16 @@ def unapplied_credit(dates: FromClause) -> Select:
     ).group_by(credits.c.as_of, credits.c.customer_id, credits.c.currency)
 
 
-def aging_by_customer(dates: FromClause, threshold_days: int = DEFAULT_THRESHOLD_DAYS) -> Select:
+def aging_by_customer(
+    dates: FromClause, threshold_days: int = DEFAULT_THRESHOLD_DAYS, only: Customers = None
+) -> Select:
     """One row per (as_of, customer, currency) with an open item or unapplied credit.
 
     Columns are those of the ``ar_aging`` table. ``max_days_overdue`` is 0 when nothing is
     overdue; ``oldest_overdue_invoice_id`` is the overdue open item with the earliest due date
     (ties: lowest invoice id), disputed or not.
     """
-    items = open_items(dates).subquery("open_items")
+    items = open_items(dates, only).subquery("open_items")
     oldest_rank = sa.func.row_number().over(
         partition_by=(items.c.as_of, items.c.customer_id, items.c.currency),
         order_by=(items.c.due_date, items.c.invoice_id),
@@ -237,7 +252,7 @@ def aging_by_customer(dates: FromClause, threshold_days: int = DEFAULT_THRESHOLD
         sa.func.count().label("open_item_count"),
     ).group_by(ranked.c.as_of, ranked.c.customer_id, ranked.c.currency)
 
-    credit = unapplied_credit(dates).subquery("credit")
+    credit = unapplied_credit(dates, only).subquery("credit")
     zero = sa.literal(0)
     per_credit = sa.select(
         credit.c.as_of,

@@ -1,22 +1,26 @@
-"""The ``ar_aging`` asset group: thin wrappers around the rules in ``aging`` and ``tiering``.
+"""The assets: group ``ar_aging`` (aging and tiering) and group ``ar_actions`` (proposals),
+thin wrappers around the rules in ``aging``, ``tiering`` and ``proposals``.
 
 Each asset writes its table for the run's as-of date in one transaction (a rerun replaces that
 date's rows) and publishes what the Dagster UI shows: row count, column schema, and numeric
 totals per currency that the UI plots over time.
 """
 
+import datetime as dt
 from typing import Any
 
 import dagster as dg
 
-from ar_pipeline import aging, tiering
+from ar_pipeline import aging, proposals, tiering
 from ar_pipeline.reporting import aging_totals, largest_overdue, largest_overdue_markdown
 from ar_pipeline.resources import ArDatabase, run_as_of
 from ar_pipeline.schema import ar_aging as ar_aging_table
 from ar_pipeline.schema import prior_actions as prior_actions_table
+from ar_pipeline.schema import proposed_actions as proposed_actions_table
 from ar_pipeline.schema import tier_assignments as tier_assignments_table
 
 GROUP = "ar_aging"
+ACTIONS_GROUP = "ar_actions"
 OWNERS = ["team:finance-ops"]
 KINDS = {"sql", "sqlalchemy"}
 # Database steps retry twice, 5 s apart, growing linearly (a lock timeout, a dropped connection).
@@ -47,6 +51,21 @@ COLUMN_DESCRIPTIONS = {
     "last_applied_tier": "Tier of the last applied action in the current episode of debt",
     "proposed_tier": "Tier to propose now (null when skipped)",
     "skip_reason": "below_minimum, paused, cooldown or already_at_tier",
+    "idempotency_key": "Makes a rerun of the same day stage nothing twice",
+    "envelope_id": "The run's workflow_envelope row",
+    "run_id": "Dagster run that staged the row",
+    "action_type": "workflow_envelope, collection_action, customer_program or email_to_customer",
+    "program_type": "service_hold for customer programs",
+    "payload_json": "The draft: to, cc, subject, body, invoices",
+    "edited_payload_json": "The approver's edit of the draft (what gets sent), original kept",
+    "status": "proposed, approved, rejected, superseded, applying, applied or failed",
+    "proposed_at": "When it was staged (UTC)",
+    "decided_by": "Approver who decided",
+    "decided_at": "When it was decided (UTC)",
+    "decision_reason": "Why (required to reject)",
+    "attempts": "Apply attempts",
+    "last_error": "Error of the last failed apply",
+    "superseded_reason": "Why it was superseded",
 }
 
 
@@ -158,7 +177,7 @@ def prior_actions(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.Ma
 )
 def tier_assignments(
     context: dg.AssetExecutionContext, config: TieringConfig, ar_db: ArDatabase
-) -> dg.MaterializeResult:
+) -> dg.Output[tiering.TieringPlan]:
     """Which customers need a dunning step and at which tier, one row per customer with a
     dunnable amount > 0; the rules are in ``ar_pipeline.tiering``."""
     try:
@@ -182,4 +201,48 @@ def tier_assignments(
         metadata[f"proposed_tier_{tier.tier}_{tier.name}"] = counts.get(f"tier_{tier.tier}", 0)
     for reason in ("below_minimum", "paused", "cooldown", "already_at_tier"):
         metadata[f"skipped_{reason}"] = counts.get(reason, 0)
+    # the validated tiers travel to proposed_actions, so both use the same definitions
+    return dg.Output(tiering.TieringPlan(threshold_days, tiers), metadata=metadata)
+
+
+@dg.asset(
+    group_name=ACTIONS_GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    retry_policy=DB_RETRY,
+    deps=[ar_aging],
+    ins={"plan": dg.AssetIn("tier_assignments")},
+    metadata={
+        "dagster/column_schema": table_schema(proposed_actions_table),
+        "dagster/table_name": "proposed_actions",
+    },
+)
+def proposed_actions(
+    context: dg.AssetExecutionContext, plan: tiering.TieringPlan, ar_db: ArDatabase
+) -> dg.MaterializeResult:
+    """Drafts for a human approver: one envelope per run, a letter per customer needing a step,
+    service holds, and e-mails on the sales rep's behalf. Nothing is sent here; the rules are in
+    ``ar_pipeline.proposals``."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.begin() as connection:
+        result = proposals.stage_proposals(
+            connection,
+            as_of=as_of,
+            run_id=context.run_id,
+            tiers=plan.tiers,
+            threshold_days=plan.threshold_days,
+            hold_policy=ar_db.hold_policy,
+            now=dt.datetime.now(dt.UTC),
+        )
+    metadata: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "envelope_id": result.envelope_id,
+        "already_staged": result.already_staged,
+        "superseded_older": result.superseded,
+        "cannot_contact": sum(result.cannot_contact.values()),
+    }
+    for key in ("customer_program", "email_to_customer"):
+        metadata[f"staged_{key}"] = result.staged.get(key, 0)
+    for tier in plan.tiers:
+        metadata[f"staged_tier_{tier.tier}_{tier.name}"] = result.staged.get(f"tier_{tier.tier}", 0)
     return dg.MaterializeResult(metadata=metadata)

@@ -1,5 +1,6 @@
 """Asset checks. ``aging_data_fresh`` reads the ledger's own sync log (DESIGN.md section 8:
-Dagster's FreshnessPolicy only sees Dagster materializations, not the source's syncs)."""
+Dagster's FreshnessPolicy only sees Dagster materializations, not the source's syncs).
+``actions_staged`` verifies that what was staged is what the tiering called for."""
 
 import datetime as dt
 from dataclasses import dataclass
@@ -7,10 +8,11 @@ from dataclasses import dataclass
 import dagster as dg
 import sqlalchemy as sa
 
-from ar_pipeline.assets import DB_RETRY, ar_aging
+from ar_pipeline.assets import DB_RETRY, ar_aging, proposed_actions
 from ar_pipeline.ledger_generator import HOT_SYNC_TYPE
-from ar_pipeline.resources import ArDatabase
-from ar_pipeline.schema import sync_log
+from ar_pipeline.proposals import verify_staging
+from ar_pipeline.resources import ArDatabase, run_as_of
+from ar_pipeline.schema import sync_log, workflow_verify_results
 
 
 @dataclass(frozen=True)
@@ -66,4 +68,42 @@ def aging_data_fresh(ar_db: ArDatabase) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.WARN,
         description=result.description,
         metadata=metadata,
+    )
+
+
+@dg.asset_check(asset=proposed_actions, blocking=False, retry_policy=DB_RETRY)
+def actions_staged(
+    context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
+) -> dg.AssetCheckResult:
+    """ERROR when the staged letters differ from what tier_assignments called for (per tier,
+    counting customers that cannot be contacted); the comparison is kept in
+    workflow_verify_results."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.begin() as connection:
+        result = verify_staging(connection, as_of)
+        connection.execute(
+            workflow_verify_results.insert().values(
+                run_id=context.run.run_id,
+                check_name="actions_staged",
+                expected=result.expected,
+                observed={**result.observed, "unexpected": result.unexpected},
+                passed=result.passed,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "staged letters match the tier assignments"
+            if result.passed
+            else f"expected {result.expected}, staged {result.observed}, "
+            f"unexpected {result.unexpected}"
+        ),
+        metadata={
+            "as_of": as_of.isoformat(),
+            "expected": sum(result.expected.values()),
+            "observed": sum(result.observed.values()),
+            "unexpected": result.unexpected,
+        },
     )

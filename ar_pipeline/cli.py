@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daily job as a Dagster run")
     run.add_argument("--as-of", type=_date, help="as-of date (default: today in AR_TIMEZONE)")
     run.add_argument("--config", type=Path, help="YAML run config, e.g. tier definitions")
+
+    approvals = commands.add_parser("approvals", help="list and decide proposals")
+    approval_commands = approvals.add_subparsers(dest="approvals_command", required=True)
+    listing = approval_commands.add_parser("list", help="proposals, newest first")
+    listing.add_argument("--status", help="only this status (default: everything pending)")
+    listing.add_argument("--limit", type=_positive, default=50)
+    approve = approval_commands.add_parser("approve", help="approve proposals (or retry failed)")
+    approve.add_argument("ids", nargs="+", type=_positive, metavar="ID")
+    approve.add_argument("--by", required=True, help="your name, as listed in AR_APPROVERS")
+    reject = approval_commands.add_parser("reject", help="reject proposals")
+    reject.add_argument("ids", nargs="+", type=_positive, metavar="ID")
+    reject.add_argument("--by", required=True, help="your name, as listed in AR_APPROVERS")
+    reject.add_argument("--reason", required=True, help="why (required)")
+
+    apply = commands.add_parser("apply", help="apply one approved action now")
+    apply.add_argument("id", type=_positive, metavar="ID")
+    apply.add_argument("--as-of", type=_date, help="balance re-check date (default: today)")
     return parser
 
 
@@ -156,20 +174,37 @@ def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any
     from ar_pipeline.runs import run_daily_job
 
     _prepare(settings)
+    from ar_pipeline.resources import ArDatabase
+    from ar_pipeline.runs import record_dagster_run
+
     with dg.DagsterInstance.get() as instance:
         result = run_daily_job(build_definitions(settings), as_of, instance, run_config)
+        # the run-status sensors do this too when a daemon runs; whichever is first writes
+        error = None if result.success else "; ".join(_step_errors(result))
+        record_dagster_run(
+            instance, result.dagster_run, ArDatabase.from_settings(settings), result.success, error
+        )
     if not result.success:
-        failures = [
-            event.step_failure_data.error.message.strip()
-            for event in result.all_events
-            if event.is_step_failure and event.step_failure_data.error
-        ]
         print(f"Run {result.run_id} FAILED as of {as_of}:", file=sys.stderr)
-        for message in failures:
+        for message in _step_errors(result):
             print(f"  {message}", file=sys.stderr)
         return False
     print_summary(settings, as_of, result)
     return True
+
+
+def _step_errors(result: Any) -> list[str]:
+    """Each failed step's error with its causes ("Exceeded max_retries" alone says little)."""
+    messages = []
+    for event in result.all_events:
+        if not (event.is_step_failure and event.step_failure_data.error):
+            continue
+        error, chain = event.step_failure_data.error, []
+        while error is not None:
+            chain.append(error.message.strip())
+            error = error.cause
+        messages.append(f"{event.step_key}: " + " <- ".join(chain))
+    return messages
 
 
 def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
@@ -232,12 +267,152 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
             )
 
     for evaluation in result.get_asset_check_evaluations():
-        state = "OK" if evaluation.passed else "WARNING"
-        print(f"\nPayment data freshness: {state}: {evaluation.description}")
+        state = "OK" if evaluation.passed else evaluation.severity.value
+        label = {"aging_data_fresh": "Payment data freshness",
+                 "actions_staged": "Staging verified"}.get(evaluation.check_name)  # fmt: skip
+        print(f"\n{label or evaluation.check_name}: {state}: {evaluation.description}")
+    print_staged(settings, as_of)
     print(
         "\nThe run is recorded in the Dagster instance; `make dev` opens the UI at "
         "http://127.0.0.1:3000."
     )
+
+
+def print_staged(settings: Settings, as_of: dt.date) -> None:
+    """What waits for approval as of ``as_of``, and how to decide it."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.database import get_engine
+    from ar_pipeline.proposals import envelope_key
+    from ar_pipeline.schema import proposed_actions as pa
+
+    with get_engine(settings.database_url).connect() as connection:
+        envelope = connection.execute(
+            sa.select(pa.c.action_id, pa.c.payload_json).where(
+                pa.c.idempotency_key == envelope_key(as_of)
+            )
+        ).first()
+        if envelope is None:
+            return
+        waiting = connection.execute(
+            sa.select(pa.c.action_type, sa.func.count())
+            .where(pa.c.envelope_id == envelope.action_id, pa.c.status == "proposed")
+            .group_by(pa.c.action_type)
+            .order_by(pa.c.action_type)
+        ).all()
+        first = connection.execute(
+            sa.select(sa.func.min(pa.c.action_id)).where(
+                pa.c.envelope_id == envelope.action_id, pa.c.status == "proposed"
+            )
+        ).scalar_one()
+    labels = {"collection_action": "dunning letters", "customer_program": "service holds",
+              "email_to_customer": "e-mails on the sales rep's behalf"}  # fmt: skip
+    print(f"\nStaged for approval (envelope {envelope.action_id}); nothing has been sent:")
+    for action_type, count in waiting:
+        print(f"  {count:>6} {labels.get(action_type, action_type)}")
+    cannot = (envelope.payload_json or {}).get("cannot_contact", {})
+    cannot_count = sum(cannot.get("count_by_tier", {}).values())
+    if cannot_count:
+        print(f"  Cannot contact (no billing e-mail): {cannot_count} customers")
+    who = next(iter(sorted(settings.approvers)), "YOUR_NAME")
+    note = "" if settings.approvers else "  (set AR_APPROVERS=YOUR_NAME first)"
+    print("\nReview and decide:")
+    print("  ar-pipeline approvals list")
+    if first is not None:
+        print(f"  ar-pipeline approvals approve {first} --by {who}{note}")
+        print(f"  ar-pipeline approvals reject {first} --by {who} --reason '...'")
+    print(f"  ar-pipeline approvals approve {envelope.action_id} --by {who}   (the whole envelope)")
+    print("Approved actions are sent by the apply job: the sensor in `make dev`, or "
+          "`ar-pipeline apply ID`.")  # fmt: skip
+
+
+def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
+    from ar_pipeline import approvals
+    from ar_pipeline.database import get_engine
+
+    engine = _prepare(settings)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if args.approvals_command == "list":
+            with engine.connect() as connection:
+                rows = approvals.list_actions(connection, args.status, args.limit)
+            print_actions(rows, now)
+            return
+        with get_engine(settings.database_url).begin() as connection:
+            if args.approvals_command == "approve":
+                decisions = approvals.approve(
+                    connection, args.ids, args.by, settings.approvers, now
+                )
+            else:
+                decisions = approvals.reject(
+                    connection, args.ids, args.by, args.reason, settings.approvers, now
+                )
+    except approvals.DecisionRefused as error:
+        raise CliError(str(error)) from None
+    for d in decisions:
+        extra = f" (and {d.children} proposals in this envelope)" if d.children else ""
+        print(f"  {d.action_id}: {d.outcome}{extra}")
+
+
+def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
+    from ar_pipeline.bookkeeping import STUCK_AFTER
+
+    if not rows:
+        print("No proposals with that status.")
+        return
+    print(f"{'ID':>7}  {'STATUS':<10} {'TYPE':<18} {'AS OF':<10} {'CUSTOMER':<10} TIER  DETAIL")
+    for r in rows:
+        payload = r.edited_payload_json or r.payload_json or {}
+        if r.action_type == "workflow_envelope":
+            cannot = sum(payload.get("cannot_contact", {}).get("count_by_tier", {}).values())
+            detail = f"run {str(payload.get('run_id', ''))[:8]}; cannot contact: {cannot}"
+        elif r.action_type == "customer_program":
+            detail = f"SERVICE HOLD: {payload.get('reason', '')}"
+        else:
+            detail = f"to {', '.join(payload.get('to', []))}: {payload.get('subject', '')}"
+        if r.status == "failed" and r.last_error:
+            detail = f"FAILED: {r.last_error} | {detail}"
+        if r.status == "applying":
+            decided = r.decided_at if r.decided_at.tzinfo else r.decided_at.replace(tzinfo=dt.UTC)
+            if now - decided > STUCK_AFTER:
+                detail = (
+                    f"STUCK in applying since {decided:%Y-%m-%d %H:%M} UTC; check whether it "
+                    f"went out before retrying | {detail}"
+                )
+        tier = "" if r.tier is None else str(r.tier)
+        print(
+            f"{r.action_id:>7}  {r.status:<10} {r.action_type:<18} {r.as_of!s:<10} "
+            f"{(r.customer_id or ''):<10} {tier:>4}  {detail[:110]}"
+        )
+
+
+def cmd_apply(settings: Settings, args: argparse.Namespace) -> bool:
+    import dagster as dg
+
+    from ar_pipeline.definitions import build_definitions
+    from ar_pipeline.runs import QUIET_LOGGING
+
+    _prepare(settings)
+    job = build_definitions(settings).resolve_job_def("apply_approved_actions")
+    config: dict[str, Any] = {"action_ids": [args.id]}
+    if args.as_of:
+        config["as_of"] = args.as_of.isoformat()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config={"ops": {"apply_approved": {"config": config}}, **QUIET_LOGGING},
+            instance=instance,
+            raise_on_error=False,
+        )
+    if not result.success:
+        print(f"Apply run {result.run_id} FAILED: {'; '.join(_step_errors(result))}",
+              file=sys.stderr)  # fmt: skip
+        return False
+    counts = result.output_for_node("apply_approved")
+    print(f"Apply run {result.run_id}: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    if counts.get("not_claimed"):
+        print(f"Action {args.id} was not applied: it is not approved, or another run has it. "
+              "See `ar-pipeline approvals list --status approved`.")  # fmt: skip
+    return counts.get("applied", 0) > 0 or counts.get("superseded", 0) > 0
 
 
 def cmd_demo(settings: Settings) -> bool:
@@ -261,6 +436,8 @@ def cmd_demo(settings: Settings) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Dagster's own beta/preview notices mean nothing to a finance user at a terminal.
+    warnings.filterwarnings("ignore", module="dagster")
     try:
         settings = load_settings()
         if args.command == "db":
@@ -269,6 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_seed(settings, args)
         elif args.command == "demo":
             return 0 if cmd_demo(settings) else 1
+        elif args.command == "approvals":
+            cmd_approvals(settings, args)
+        elif args.command == "apply":
+            return 0 if cmd_apply(settings, args) else 1
         elif args.command == "run":
             run_config = _load_run_config(args.config)
             as_of = args.as_of or _today(settings)

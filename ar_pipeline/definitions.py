@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ar_pipeline.assets import ar_aging, prior_actions, tier_assignments
-from ar_pipeline.checks import aging_data_fresh
-from ar_pipeline.jobs import ar_aging_daily, build_daily_schedule
+from ar_pipeline.assets import ar_aging, prior_actions, proposed_actions, tier_assignments
+from ar_pipeline.checks import actions_staged, aging_data_fresh
+from ar_pipeline.jobs import apply_approved_actions, ar_aging_daily, build_daily_schedule
+from ar_pipeline.mail import Mailer
 from ar_pipeline.resources import ArDatabase
+from ar_pipeline.sensors import approved_actions_sensor, daily_run_failed, daily_run_succeeded
 from ar_pipeline.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[ar_aging, prior_actions, tier_assignments],
-        asset_checks=[aging_data_fresh],
-        jobs=[ar_aging_daily],
+        assets=[ar_aging, prior_actions, tier_assignments, proposed_actions],
+        asset_checks=[aging_data_fresh, actions_staged],
+        jobs=[ar_aging_daily, apply_approved_actions],
         schedules=[build_daily_schedule(settings.timezone_name)],
-        resources={"ar_db": ArDatabase.from_settings(settings)},
+        sensors=[approved_actions_sensor, daily_run_succeeded, daily_run_failed],
+        resources={
+            "ar_db": ArDatabase.from_settings(settings),
+            "mailer": Mailer.from_settings(settings),
+        },
     )
 
 

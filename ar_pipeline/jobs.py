@@ -1,20 +1,26 @@
-"""The daily job and its 06:00 schedule."""
+"""Jobs and the schedule: the daily job (06:00) and the apply job (started by the sensor or
+``ar-pipeline apply``)."""
+
+import datetime as dt
 
 import dagster as dg
 
-from ar_pipeline.assets import GROUP
-from ar_pipeline.resources import AS_OF_TAG
+from ar_pipeline.apply import SEND_RETRY_DELAYS, apply_actions, describe
+from ar_pipeline.assets import ACTIONS_GROUP, DB_RETRY, GROUP
+from ar_pipeline.mail import Mailer
+from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 
 DAILY_JOB = "ar_aging_daily"
+APPLY_JOB = "apply_approved_actions"
 DAILY_CRON = "0 6 * * *"
 
 # In-process: the multiprocess executor starts a process per step, seconds on two cores for
 # steps that take milliseconds (DESIGN.md section 8).
 ar_aging_daily = dg.define_asset_job(
     DAILY_JOB,
-    selection=dg.AssetSelection.groups(GROUP),
+    selection=dg.AssetSelection.groups(GROUP, ACTIONS_GROUP),
     executor_def=dg.in_process_executor,
-    description="Age the receivables, snapshot prior actions and assign dunning tiers.",
+    description="Age the receivables, assign dunning tiers and stage proposals for approval.",
 )
 
 
@@ -33,3 +39,46 @@ def build_daily_schedule(timezone: str) -> dg.ScheduleDefinition:
         return dg.RunRequest(run_key=as_of, tags={AS_OF_TAG: as_of})
 
     return daily_schedule
+
+
+class ApplyConfig(dg.Config):
+    action_ids: list[int]
+    as_of: str | None = None  # date of the balance re-check; default today in AR_TIMEZONE
+    retry_delay_seconds: float = SEND_RETRY_DELAYS[0]
+
+
+@dg.op(retry_policy=DB_RETRY)
+def apply_approved(
+    context: dg.OpExecutionContext, config: ApplyConfig, ar_db: ArDatabase, mailer: Mailer
+) -> dict:
+    """Claim, re-check and apply each approved action on its own (``ar_pipeline.apply``)."""
+    try:
+        as_of = dt.date.fromisoformat(config.as_of) if config.as_of else ar_db.today()
+    except ValueError:
+        raise dg.Failure(f"as_of must be a date like 2026-03-31, got {config.as_of!r}",
+                         allow_retries=False) from None  # fmt: skip
+    delay = config.retry_delay_seconds
+    outcomes = apply_actions(
+        ar_db.engine,
+        mailer,
+        config.action_ids,
+        approvers=set(ar_db.approvers),
+        as_of=as_of,
+        hold_policy=ar_db.hold_policy,
+        retry_delays=(delay, 2 * delay),
+    )
+    for outcome in outcomes:
+        log = context.log.warning if outcome.outcome == "failed" else context.log.info
+        log(f"action {outcome.action_id}: {outcome.outcome} {outcome.detail}".strip())
+    counts = describe(outcomes)
+    context.add_output_metadata({k: v for k, v in counts.items()})
+    return counts
+
+
+@dg.job(
+    name=APPLY_JOB,
+    executor_def=dg.in_process_executor,
+    description="The only job with side effects: sends approved letters, sets approved holds.",
+)
+def apply_approved_actions() -> None:
+    apply_approved()

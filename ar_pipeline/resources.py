@@ -1,25 +1,31 @@
-"""Dagster resources: the business database and the settings the assets need from it."""
+"""Dagster resource: the business database and the settings the pipeline needs with it."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 from sqlalchemy.engine import Engine
 
 from ar_pipeline.database import get_engine
+from ar_pipeline.proposals import HoldPolicy
 from ar_pipeline.settings import Settings
 
 AS_OF_TAG = "ar_pipeline/as_of"
 
 
 class ArDatabase(dg.ConfigurableResource):
-    """The business database (``AR_DATABASE_URL``) and the business time zone."""
+    """The business database (``AR_DATABASE_URL``), the business time zone, the approvers and
+    the service-hold thresholds."""
 
     url: str
     timezone: str = "UTC"
     freshness_max_age_hours: float = 2.0
+    approvers: list[str] = []
+    hold_min_days_overdue: int = 90
+    hold_min_open: str = "25000.00"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArDatabase:
@@ -27,7 +33,14 @@ class ArDatabase(dg.ConfigurableResource):
             url=settings.database_url,
             timezone=settings.timezone_name,
             freshness_max_age_hours=settings.freshness_max_age_hours,
+            approvers=sorted(settings.approvers),
+            hold_min_days_overdue=settings.hold_min_days_overdue,
+            hold_min_open=str(settings.hold_min_open),
         )
+
+    @property
+    def hold_policy(self) -> HoldPolicy:
+        return HoldPolicy(self.hold_min_days_overdue, Decimal(self.hold_min_open))
 
     @property
     def engine(self) -> Engine:

@@ -66,3 +66,28 @@ def run_daily_job(
         tags={AS_OF_TAG: as_of.isoformat()},
         raise_on_error=False,
     )
+
+
+def record_dagster_run(
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    ar_db: Any,
+    succeeded: bool,
+    error: str | None = None,
+) -> bool:
+    """Bookkeeping for one finished daily run (idempotent; see ``ar_pipeline.bookkeeping``)."""
+    from ar_pipeline.bookkeeping import RunFacts, record_run
+
+    record = instance.get_run_record_by_id(run.run_id)
+    started = record.start_time if record else None
+    ended = record.end_time if record else None
+
+    def stamp(seconds: float | None) -> dt.datetime | None:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC) if seconds else None
+
+    tag = run.tags.get(AS_OF_TAG)
+    as_of = dt.date.fromisoformat(tag) if tag else None
+    if as_of is None and started:
+        as_of = stamp(started).astimezone(ar_db.zone).date()
+    facts = RunFacts(run.run_id, succeeded, as_of, stamp(started), stamp(ended), error)
+    return record_run(ar_db.engine, facts, dt.datetime.now(dt.UTC))

@@ -192,3 +192,59 @@ proposed_actions = sa.Table(
     sa.Index(None, "status"),
     sa.Index(None, "envelope_id"),
 )
+
+# --- run bookkeeping (DESIGN.md section 5) -------------------------------------------------------
+
+RUN_STATUSES = ("running", "succeeded", "failed")
+
+workflow_run_log = sa.Table(
+    "workflow_run_log",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("workflow_type", sa.Text, nullable=False),
+    sa.Column("as_of", sa.Date),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", Timestamp),
+    sa.Column("completed_at", Timestamp),
+    sa.Column("summary_json", sa.JSON),
+    sa.CheckConstraint(
+        "status IN ({})".format(", ".join(f"'{s}'" for s in RUN_STATUSES)), name="status"
+    ),
+)
+
+reflexion_log = sa.Table(
+    "reflexion_log",
+    metadata,
+    sa.Column("reflexion_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False, unique=True),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("narrative", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+workflow_events = sa.Table(
+    "workflow_events",
+    metadata,
+    sa.Column("event_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("payload_json", sa.JSON),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.CheckConstraint(
+        "event_type IN ('workflow.completed', 'workflow.failed')", name="event_type"
+    ),
+    sa.UniqueConstraint("run_id", "event_type"),
+)
+
+workflow_verify_results = sa.Table(
+    "workflow_verify_results",
+    metadata,
+    sa.Column("verify_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("check_name", sa.Text, nullable=False),
+    sa.Column("expected", sa.JSON),
+    sa.Column("observed", sa.JSON),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "run_id"),
+)

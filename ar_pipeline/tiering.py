@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.aging import open_items, unapplied_credit
+from ar_pipeline.aging import Customers, open_items, unapplied_credit
 from ar_pipeline.schema import customers, prior_actions, proposed_actions
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -54,11 +54,15 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int((amount * (10 ** currency_exponent(currency))).to_integral_value())
 
 
+def format_amount(minor: int, currency: str) -> str:
+    """Minor units in major units: ``format_amount(123456, 'EUR') == '1,234.56'``."""
+    exponent = currency_exponent(currency)
+    return f"{Decimal(minor).scaleb(-exponent):,.{exponent}f}"
+
+
 def format_money(minor: int, currency: str) -> str:
     """Minor units as a readable amount: ``format_money(123456, 'EUR') == '1,234.56 EUR'``."""
-    exponent = currency_exponent(currency)
-    major = Decimal(minor).scaleb(-exponent)
-    return f"{major:,.{exponent}f} {currency}"
+    return f"{format_amount(minor, currency)} {currency}"
 
 
 class TierConfigError(ValueError):
@@ -303,11 +307,13 @@ def latest_applied_actions(as_of: dt.date, timezone: ZoneInfo) -> Select:
     ).where(ranked.c.recency == 1)
 
 
-def dunning_positions(dates: FromClause, from_days: Sequence[int]) -> Select:
+def dunning_positions(
+    dates: FromClause, from_days: Sequence[int], only: Customers = None
+) -> Select:
     """Per (as_of, customer, currency): unapplied credit, undisputed open cents from each day in
     ``from_days`` on (columns ``due_from_<n>``), the oldest undisputed overdue due date and the
     customer's pause. Customers with neither an open item nor credit do not appear."""
-    items = open_items(dates).subquery("open_items")
+    items = open_items(dates, only).subquery("open_items")
     undisputed = ~items.c.disputed
     per_item = sa.select(
         items.c.as_of,
@@ -326,7 +332,7 @@ def dunning_positions(dates: FromClause, from_days: Sequence[int]) -> Select:
             sa.case((sa.and_(undisputed, items.c.days_overdue > 0), items.c.due_date))
         ).label("oldest_overdue_due_date"),
     ).group_by(items.c.as_of, items.c.customer_id, items.c.currency)
-    credit = unapplied_credit(dates).subquery("credit")
+    credit = unapplied_credit(dates, only).subquery("credit")
     per_credit = sa.select(
         credit.c.as_of,
         credit.c.customer_id,
@@ -478,3 +484,11 @@ def write_tier_assignments(
             batch = []
     bulk_insert(connection, tier_assignments, columns, batch)
     return counts
+
+
+@dataclass(frozen=True)
+class TieringPlan:
+    """What ``tier_assignments`` hands to staging: the validated config it used."""
+
+    threshold_days: int
+    tiers: tuple[TierDefinition, ...]

@@ -45,8 +45,10 @@ def test_daily_job_writes_aging_and_tiers(engine, database_url, tmp_path):
     assert metadata["ar_aging"]["dagster/row_count"] == 4
     assert "Alpha GmbH (A)" in metadata["ar_aging"]["largest_overdue"]
     assert metadata["tier_assignments"]["proposed_tier_1_reminder"] == 1
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.check_name == "aging_data_fresh"
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"aging_data_fresh", "actions_staged"}
+    assert checks["actions_staged"].passed
+    evaluation = checks["aging_data_fresh"]
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.description == "no completed scheduled_hot_customer_payments sync"

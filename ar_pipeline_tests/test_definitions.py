@@ -10,36 +10,52 @@ def test_definitions_load():
     assert isinstance(defs, dg.Definitions)
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"ar_aging", "prior_actions", "tier_assignments"}
+    assert keys == {"ar_aging", "prior_actions", "tier_assignments", "proposed_actions"}
 
 
 def test_assets_are_grouped_described_and_owned():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name == "ar_aging"
+        expected_group = "ar_actions" if key.to_user_string() == "proposed_actions" else "ar_aging"
+        assert node.group_name == expected_group
         assert node.description
         assert node.owners == ["team:finance-ops"]
         assert node.kinds == {"sql", "sqlalchemy"}
         assert "dagster/column_schema" in node.metadata
 
 
-def test_daily_job_runs_in_process_with_db_retries():
-    job = defs.resolve_job_def("ar_aging_daily")
-    assert job.executor_def.name == "in_process"
-    for node in job.graph.node_defs:
+def test_jobs_run_in_process_with_db_retries():
+    for name in ("ar_aging_daily", "apply_approved_actions"):
+        job = defs.resolve_job_def(name)
+        assert job.executor_def.name == "in_process"
+    nodes = [
+        *defs.resolve_job_def("ar_aging_daily").graph.node_defs,
+        *defs.resolve_job_def("apply_approved_actions").graph.node_defs,
+    ]
+    for node in nodes:
         assert node.retry_policy == dg.RetryPolicy(
             max_retries=2, delay=5, backoff=dg.Backoff.LINEAR
         )
 
 
-def test_freshness_check_warns_and_does_not_block():
+def test_checks_never_block():
     check_keys = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    assert check_keys == {"aging_data_fresh"}
-    (checks_def,) = [c for c in defs.asset_checks if isinstance(c, dg.AssetChecksDefinition)]
-    (spec,) = checks_def.check_specs
-    assert spec.asset_key == dg.AssetKey("ar_aging")
-    assert not spec.blocking
+    assert check_keys == {"aging_data_fresh", "actions_staged"}
+    specs = {spec.name: spec for checks_def in defs.asset_checks for spec in checks_def.check_specs}
+    assert specs["aging_data_fresh"].asset_key == dg.AssetKey("ar_aging")
+    assert specs["actions_staged"].asset_key == dg.AssetKey("proposed_actions")
+    assert not any(spec.blocking for spec in specs.values())
+
+
+def test_sensors_run_by_default():
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {
+        "approved_actions_sensor", "ar_aging_daily_succeeded", "ar_aging_daily_failed",
+    }  # fmt: skip
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+    assert sensors["approved_actions_sensor"].minimum_interval_seconds <= 30
+    assert sensors["approved_actions_sensor"].job_name == "apply_approved_actions"
 
 
 def test_schedule_at_six_in_the_business_timezone():

@@ -1,0 +1,264 @@
+"""Applying approved actions: the only code that causes side effects (DESIGN.md section 5).
+
+For each action id, on its own:
+
+1. **Claim** it: ``approved`` -> ``applying`` in one conditional UPDATE, committed at once. A
+   second claimant updates nothing and does nothing.
+2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
+3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets (paid
+   or credited since approval), or a hold whose conditions no longer hold, becomes
+   ``superseded`` with the reason, and nothing is sent or set.
+4. **Act**: send the mail (retried twice, 5 s then 10 s apart) or set the service hold (in the
+   same transaction as the status change).
+5. ``applied`` with the time, or ``failed`` with the error. A failed action can be approved again.
+
+A crash between the side effect and step 5 leaves the row ``applying``: it is reported by
+``approvals list`` and the run log and is never resent blindly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ar_pipeline.aging import aging_by_customer, as_of_dates
+from ar_pipeline.mail import InvalidMessage, Mailer, build_message
+from ar_pipeline.proposals import HoldPolicy
+from ar_pipeline.schema import customers, proposed_actions
+from ar_pipeline.tiering import dunning_positions, to_minor_units
+
+SEND_RETRY_DELAYS = (5.0, 10.0)  # 2 retries, linear backoff from 5 s
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    action_id: int
+    outcome: str  # applied, superseded, failed, not_claimed
+    detail: str = ""
+
+
+def claim(engine: Engine, action_id: int) -> bool:
+    """``approved`` -> ``applying``; True for exactly one of any number of concurrent callers."""
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            proposed_actions.update()
+            .where(
+                proposed_actions.c.action_id == action_id, proposed_actions.c.status == "approved"
+            )
+            .values(status="applying", attempts=proposed_actions.c.attempts + 1)
+        ).rowcount
+    return claimed == 1
+
+
+def _finish(connection: sa.Connection, action_id: int, status: str, **values: Any) -> None:
+    connection.execute(
+        proposed_actions.update()
+        .where(proposed_actions.c.action_id == action_id, proposed_actions.c.status == "applying")
+        .values(status=status, **values)
+    )
+
+
+def _tiers_still_met(
+    connection: sa.Connection, actions: Sequence[sa.Row], as_of: dt.date
+) -> dict[int, str | None]:
+    """For each dunning action: None when the customer still meets its tier as of ``as_of``,
+    else why not."""
+    rules = {a.action_id: (a.payload.get("tier_rule") or {}) for a in actions}
+    from_days = sorted({int(r.get("min_days_overdue", 1)) for r in rules.values()})
+    if not actions:
+        return {}
+    ids = sorted({a.customer_id for a in actions})
+    by_customer: dict[str, list[sa.Row]] = {}
+    for row in connection.execute(dunning_positions(as_of_dates([as_of]), from_days, only=ids)):
+        by_customer.setdefault(row.customer_id, []).append(row)
+    verdicts: dict[int, str | None] = {}
+    for action in actions:
+        rule = rules[action.action_id]
+        day = int(rule.get("min_days_overdue", 1))
+        minimum = Decimal(rule.get("min_dunnable", "0"))
+        meets = any(
+            max(0, int(getattr(r, f"due_from_{day}") or 0) - int(r.credit_cents or 0))
+            >= max(1, to_minor_units(minimum, r.currency))
+            for r in by_customer.get(action.customer_id, [])
+        )
+        verdicts[action.action_id] = (
+            None
+            if meets
+            else f"customer no longer overdue at tier {action.tier} as of {as_of} "
+            "(paid or credited since approval)"
+        )
+    return verdicts
+
+
+def _holds_still_due(
+    connection: sa.Connection, actions: Sequence[sa.Row], as_of: dt.date, policy: HoldPolicy
+) -> dict[int, str | None]:
+    if not actions:
+        return {}
+    ids = sorted({a.customer_id for a in actions})
+    due: set[str] = set()
+    for row in connection.execute(aging_by_customer(as_of_dates([as_of]), only=ids)):
+        if (row.max_days_overdue or 0) > policy.min_days_overdue and row.total_open_cents > (
+            to_minor_units(policy.min_open, row.currency)
+        ):
+            due.add(row.customer_id)
+    on_hold = set(
+        connection.execute(
+            sa.select(customers.c.customer_id).where(
+                customers.c.customer_id.in_(ids), customers.c.service_hold.is_(True)
+            )
+        ).scalars()
+    )
+    verdicts: dict[int, str | None] = {}
+    for action in actions:
+        if action.customer_id in on_hold:
+            verdicts[action.action_id] = "customer is already on service hold"
+        elif action.customer_id not in due:
+            verdicts[action.action_id] = (
+                f"hold conditions no longer met as of {as_of} (paid or credited since approval)"
+            )
+        else:
+            verdicts[action.action_id] = None
+    return verdicts
+
+
+def _send_with_retries(
+    mailer: Mailer, message: Any, delays: Sequence[float], sleep: Callable[[float], None]
+) -> str:
+    for delay in delays:
+        try:
+            return mailer.send(message)
+        except Exception:  # noqa: BLE001 - any delivery failure is worth a retry
+            sleep(delay)
+    return mailer.send(message)  # the last attempt's error goes to the caller
+
+
+def apply_actions(
+    engine: Engine,
+    mailer: Mailer,
+    action_ids: Sequence[int],
+    *,
+    approvers: Collection[str],
+    as_of: dt.date,
+    hold_policy: HoldPolicy,
+    retry_delays: Sequence[float] = SEND_RETRY_DELAYS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> list[ApplyOutcome]:
+    """Claim, re-check and apply each action (see the module docstring)."""
+    outcomes: list[ApplyOutcome] = []
+    claimed = [i for i in dict.fromkeys(action_ids) if claim(engine, i)]
+    outcomes += [ApplyOutcome(i, "not_claimed", "not approved, or claimed by another run")
+                 for i in dict.fromkeys(action_ids) if i not in claimed]  # fmt: skip
+    if not claimed:
+        return outcomes
+    pa = proposed_actions.c
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                pa.action_id,
+                pa.action_type,
+                pa.customer_id,
+                pa.tier,
+                pa.program_type,
+                pa.decided_by,
+                sa.func.coalesce(pa.edited_payload_json, pa.payload_json).label("payload"),
+            )  # fmt: skip
+            .where(pa.action_id.in_(claimed))
+            .order_by(pa.action_id)
+        ).all()
+        mail_rows = [r for r in rows if r.action_type in ("collection_action", "email_to_customer")]
+        hold_rows = [r for r in rows if r.action_type == "customer_program"]
+        verdicts = _tiers_still_met(connection, mail_rows, as_of)
+        verdicts |= _holds_still_due(connection, hold_rows, as_of, hold_policy)
+
+    for action in rows:
+        outcomes.append(
+            _apply_one(engine, mailer, action, verdicts, approvers, retry_delays, sleep, clock)
+        )
+    return outcomes
+
+
+def _apply_one(
+    engine: Engine,
+    mailer: Mailer,
+    action: sa.Row,
+    verdicts: dict[int, str | None],
+    approvers: Collection[str],
+    retry_delays: Sequence[float],
+    sleep: Callable[[float], None],
+    clock: Callable[[], dt.datetime],
+) -> ApplyOutcome:
+    action_id = action.action_id
+
+    def fail(error: str) -> ApplyOutcome:
+        with engine.begin() as connection:
+            _finish(connection, action_id, "failed", last_error=error[:2000])
+        return ApplyOutcome(action_id, "failed", error)
+
+    if action.decided_by not in approvers:
+        return fail(f"approved by {action.decided_by!r}, who is not in AR_APPROVERS")
+    if action.action_type not in ("collection_action", "email_to_customer", "customer_program"):
+        return fail(f"action type {action.action_type} has nothing to apply")
+    reason = verdicts.get(action_id)
+    if reason:
+        with engine.begin() as connection:
+            _finish(connection, action_id, "superseded", superseded_reason=reason)
+        return ApplyOutcome(action_id, "superseded", reason)
+
+    payload = action.payload or {}
+    if action.action_type == "customer_program":
+        now = clock()
+        with engine.begin() as connection:
+            held = connection.execute(
+                customers.update()
+                .where(
+                    customers.c.customer_id == action.customer_id,
+                    customers.c.service_hold.is_(False),
+                )
+                .values(
+                    service_hold=True,
+                    service_hold_at=now,
+                    service_hold_reason=f"action {action_id}: {payload.get('reason', '')}"[:2000],
+                )
+            ).rowcount
+            if held:
+                _finish(connection, action_id, "applied", applied_at=now, last_error=None)
+            else:
+                _finish(connection, action_id, "superseded",
+                        superseded_reason="customer is already on service hold")  # fmt: skip
+        return ApplyOutcome(action_id, "applied" if held else "superseded", "service hold")
+
+    try:
+        message = build_message(
+            action_id,
+            mailer.mail_from,
+            payload.get("to") or [],
+            payload.get("cc") or [],
+            payload.get("subject", ""),
+            payload.get("body", ""),
+            payload.get("reply_to"),
+        )
+    except InvalidMessage as error:
+        return fail(f"invalid draft: {error}")
+    try:
+        where = _send_with_retries(mailer, message, retry_delays, sleep)
+    except Exception as error:  # noqa: BLE001 - recorded on the action, the others go on
+        return fail(f"sending failed after {len(retry_delays) + 1} attempts: {error}")
+    with engine.begin() as connection:
+        _finish(connection, action_id, "applied", applied_at=clock(), last_error=None)
+    return ApplyOutcome(action_id, "applied", where)
+
+
+def describe(outcomes: Sequence[ApplyOutcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.outcome] = counts.get(o.outcome, 0) + 1
+    return counts

@@ -1,0 +1,502 @@
+"""Staging proposals (DESIGN.md section 5): the pipeline only proposes, nothing is sent here.
+
+For a run as of D, in one transaction:
+
+* one ``workflow_envelope`` (key ``workflow:ar_aging_action_plan:<D>``) with the run id and counts;
+* fan-out 1: a ``collection_action`` per customer with a proposed tier, drafted from the tier's
+  template, listing the customer's undisputed open items at least ``threshold_days`` overdue;
+* fan-out 2: a ``customer_program`` / ``service_hold`` for a customer with, in some currency,
+  more than ``AR_HOLD_MIN_DAYS_OVERDUE`` days overdue and more than ``AR_HOLD_MIN_OPEN`` open,
+  unless already on hold;
+* fan-out 3: an ``email_to_customer`` on the sales rep's behalf (rep in copy) for tiers that
+  involve the rep, when the customer has a rep.
+
+A customer without a billing email gets no draft; the envelope lists it under ``cannot_contact``.
+Every row starts ``proposed``. Idempotency keys make a rerun of the same day stage nothing twice,
+and a newer proposal for the same customer and action type supersedes an older one that is still
+``proposed``, so nobody approves a stale draft.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from ar_pipeline.aging import as_of_dates, open_items, unapplied_credit
+from ar_pipeline.drafts import (
+    SALES_REP_TEMPLATE,
+    OverdueInvoice,
+    draft_letter,
+    totals_by_currency,
+)
+from ar_pipeline.schema import ar_aging, customers, proposed_actions, tier_assignments
+from ar_pipeline.tiering import TierDefinition, to_minor_units
+
+WORKFLOW_TYPE = "ar_aging_action_plan"
+CHILD_TYPES = ("collection_action", "customer_program", "email_to_customer")
+CANNOT_CONTACT_LISTED = 500  # the envelope lists this many by name, and counts all
+
+
+def envelope_key(as_of: dt.date) -> str:
+    return f"workflow:{WORKFLOW_TYPE}:{as_of.isoformat()}"
+
+
+def action_key(action_type: str, as_of: dt.date, customer_id: str, tier: int | None) -> str:
+    suffix = f":tier{tier}" if tier is not None else ""
+    return f"{action_type}:{as_of.isoformat()}:{customer_id}{suffix}"
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    min_days_overdue: int
+    min_open: Decimal  # major units of each currency
+
+
+@dataclass
+class StagingResult:
+    envelope_id: int
+    staged: dict[str, int] = field(default_factory=dict)  # new rows by action type / tier
+    already_staged: int = 0
+    superseded: int = 0
+    cannot_contact: dict[int, int] = field(default_factory=dict)  # by tier
+
+    def count(self, key: str) -> None:
+        self.staged[key] = self.staged.get(key, 0) + 1
+
+
+@dataclass
+class _Candidate:
+    customer_id: str
+    customer_name: str
+    billing_email: str | None
+    sales_rep_email: str | None
+    tier: int
+    invoices: list[OverdueInvoice]
+
+
+def _candidates(
+    connection: sa.Connection, as_of: dt.date, threshold_days: int, batch_size: int
+) -> Iterator[_Candidate]:
+    """Customers with a proposed tier as of ``as_of`` and their undisputed overdue items."""
+    called_for = sa.select(tier_assignments.c.customer_id).where(
+        tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
+    )
+    items = open_items(as_of_dates([as_of]), only=called_for).subquery("items")
+    query = (
+        sa.select(
+            tier_assignments.c.customer_id,
+            tier_assignments.c.proposed_tier,
+            customers.c.customer_name,
+            customers.c.billing_email,
+            customers.c.sales_rep_email,
+            items.c.invoice_id,
+            items.c.invoice_number,
+            items.c.due_date,
+            items.c.currency,
+            items.c.open_cents,
+            items.c.days_overdue,
+        )
+        .select_from(
+            tier_assignments.join(
+                customers, customers.c.customer_id == tier_assignments.c.customer_id
+            ).outerjoin(
+                items,
+                sa.and_(
+                    items.c.customer_id == tier_assignments.c.customer_id,
+                    ~items.c.disputed,
+                    items.c.days_overdue >= max(threshold_days, 1),
+                ),
+            )
+        )
+        .where(tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None))
+        .order_by(tier_assignments.c.customer_id, items.c.due_date, items.c.invoice_id)
+    )
+    current: _Candidate | None = None
+    for row in connection.execute(query, execution_options={"yield_per": batch_size}):
+        if current is None or current.customer_id != row.customer_id:
+            if current is not None:
+                yield current
+            current = _Candidate(
+                row.customer_id, row.customer_name, row.billing_email, row.sales_rep_email,
+                row.proposed_tier, [],
+            )  # fmt: skip
+        if row.invoice_id is not None:
+            current.invoices.append(
+                OverdueInvoice(
+                    row.invoice_id,
+                    row.invoice_number,
+                    row.due_date,
+                    row.currency,
+                    int(row.open_cents),
+                    int(row.days_overdue),
+                )  # fmt: skip
+            )
+    if current is not None:
+        yield current
+
+
+def _credits(connection: sa.Connection, as_of: dt.date) -> dict[str, dict[str, int]]:
+    called_for = sa.select(tier_assignments.c.customer_id).where(
+        tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
+    )
+    credits: dict[str, dict[str, int]] = {}
+    for row in connection.execute(unapplied_credit(as_of_dates([as_of]), only=called_for)):
+        credits.setdefault(row.customer_id, {})[row.currency] = int(row.unapplied_credit_cents)
+    return credits
+
+
+def hold_candidates(
+    connection: sa.Connection, as_of: dt.date, policy: HoldPolicy
+) -> dict[str, list[dict[str, Any]]]:
+    """Customers not on hold with, in some currency, more than ``policy.min_days_overdue`` days
+    overdue and more than ``policy.min_open`` open, with the qualifying currencies."""
+    rows = connection.execute(
+        sa.select(
+            ar_aging.c.customer_id,
+            ar_aging.c.currency,
+            ar_aging.c.total_open_cents,
+            ar_aging.c.max_days_overdue,
+        )
+        .join(customers, customers.c.customer_id == ar_aging.c.customer_id)
+        .where(
+            ar_aging.c.as_of == as_of,
+            ar_aging.c.max_days_overdue > policy.min_days_overdue,
+            customers.c.service_hold.is_(False),
+        )
+        .order_by(ar_aging.c.customer_id, ar_aging.c.currency)
+    )
+    holds: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.total_open_cents > to_minor_units(policy.min_open, row.currency):
+            holds.setdefault(row.customer_id, []).append(
+                {
+                    "currency": row.currency,
+                    "open_cents": int(row.total_open_cents),
+                    "max_days_overdue": int(row.max_days_overdue),
+                }
+            )
+    return holds
+
+
+def _ensure_envelope(
+    connection: sa.Connection, as_of: dt.date, run_id: str, now: dt.datetime
+) -> int:
+    key = envelope_key(as_of)
+    existing = connection.execute(
+        sa.select(proposed_actions.c.action_id).where(proposed_actions.c.idempotency_key == key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return int(existing)
+    return int(
+        connection.execute(
+            proposed_actions.insert()
+            .values(
+                idempotency_key=key,
+                run_id=run_id,
+                as_of=as_of,
+                action_type="workflow_envelope",
+                status="proposed",
+                proposed_at=now,
+                payload_json={},
+            )  # fmt: skip
+            .returning(proposed_actions.c.action_id)
+        ).scalar_one()
+    )
+
+
+def _insert_new(
+    connection: sa.Connection, rows: list[dict[str, Any]], known: set[str], result: StagingResult
+) -> None:
+    fresh = [r for r in rows if r["idempotency_key"] not in known]
+    result.already_staged += len(rows) - len(fresh)
+    if fresh:
+        connection.execute(proposed_actions.insert(), fresh)
+        known.update(r["idempotency_key"] for r in fresh)
+        for r in fresh:
+            result.count(r["action_type"] if r["tier"] is None else f"tier_{r['tier']}")
+            if r["action_type"] == "email_to_customer":
+                result.count("email_to_customer")
+
+
+def supersede_older(connection: sa.Connection, as_of: dt.date, run_id: str) -> int:
+    """Mark ``proposed`` rows superseded when the same customer has a newer row of the same
+    action type, staged as of ``as_of`` (envelopes: any newer envelope). One UPDATE."""
+    newer = proposed_actions.alias("newer")
+    same_subject = sa.or_(
+        newer.c.customer_id == proposed_actions.c.customer_id,
+        sa.and_(
+            newer.c.action_type == "workflow_envelope",
+            proposed_actions.c.action_type == "workflow_envelope",
+        ),
+    )
+    has_newer = (
+        sa.select(newer.c.action_id)
+        .where(
+            newer.c.as_of == as_of,
+            newer.c.action_type == proposed_actions.c.action_type,
+            same_subject,
+            newer.c.action_id != proposed_actions.c.action_id,
+            sa.or_(
+                proposed_actions.c.as_of < newer.c.as_of,
+                proposed_actions.c.action_id < newer.c.action_id,
+            ),
+        )
+        .exists()
+    )
+    result = connection.execute(
+        proposed_actions.update()
+        .where(
+            proposed_actions.c.status == "proposed",
+            proposed_actions.c.as_of <= as_of,
+            has_newer,
+        )
+        .values(
+            status="superseded",
+            superseded_reason=f"replaced by a newer proposal (run {run_id}, as of {as_of})",
+        )
+    )
+    return result.rowcount
+
+
+def stage_proposals(
+    connection: sa.Connection,
+    *,
+    as_of: dt.date,
+    run_id: str,
+    tiers: Sequence[TierDefinition],
+    threshold_days: int,
+    hold_policy: HoldPolicy,
+    now: dt.datetime,
+    batch_size: int = 1000,
+) -> StagingResult:
+    """Stage the day's proposals inside the caller's transaction (see the module docstring)."""
+    by_tier = {t.tier: t for t in tiers}
+    envelope_id = _ensure_envelope(connection, as_of, run_id, now)
+    result = StagingResult(envelope_id=envelope_id)
+    known = set(
+        connection.execute(
+            sa.select(proposed_actions.c.idempotency_key).where(proposed_actions.c.as_of == as_of)
+        ).scalars()
+    )
+    credits = _credits(connection, as_of)
+    cannot_contact: list[dict[str, Any]] = []
+    no_sales_rep: list[str] = []
+
+    def row(action_type: str, customer_id: str, tier: int | None, **fields: Any) -> dict:
+        return {
+            "idempotency_key": action_key(action_type, as_of, customer_id, tier),
+            "envelope_id": envelope_id, "run_id": run_id, "as_of": as_of,
+            "action_type": action_type, "customer_id": customer_id, "tier": tier,
+            "program_type": fields.pop("program_type", None),
+            "payload_json": fields.pop("payload"), "status": "proposed", "proposed_at": now,
+        }  # fmt: skip
+
+    batch: list[dict[str, Any]] = []
+    for candidate in _candidates(connection, as_of, threshold_days, batch_size):
+        tier = by_tier[candidate.tier]
+        if not candidate.billing_email:
+            result.cannot_contact[tier.tier] = result.cannot_contact.get(tier.tier, 0) + 1
+            if len(cannot_contact) < CANNOT_CONTACT_LISTED:
+                cannot_contact.append(
+                    {"customer_id": candidate.customer_id,
+                     "customer_name": candidate.customer_name, "tier": tier.tier}
+                )  # fmt: skip
+            continue
+        credit = credits.get(candidate.customer_id, {})
+        common = {
+            "customer_name": candidate.customer_name,
+            "tier_name": tier.name,
+            "invoices": [i.as_payload() for i in candidate.invoices],
+            "totals_cents": totals_by_currency(candidate.invoices),
+            "unapplied_credit_cents": {c: v for c, v in credit.items() if v},
+            "tier_rule": {
+                "min_days_overdue": max(tier.min_days_overdue, threshold_days),
+                "min_dunnable": str(tier.min_dunnable),
+            },
+        }
+        subject, body = draft_letter(
+            tier.template, candidate.customer_name, tier.name, candidate.invoices, credit
+        )
+        batch.append(
+            row(
+                "collection_action", candidate.customer_id, tier.tier,
+                payload={"to": [candidate.billing_email], "cc": [], "reply_to": None,
+                         "subject": subject, "body": body, "template": tier.template, **common},
+            )
+        )  # fmt: skip
+        if tier.involves_sales_rep:
+            if not candidate.sales_rep_email:
+                no_sales_rep.append(candidate.customer_id)
+            else:
+                subject, body = draft_letter(
+                    SALES_REP_TEMPLATE, candidate.customer_name, tier.name, candidate.invoices,
+                    credit, candidate.sales_rep_email,
+                )  # fmt: skip
+                batch.append(
+                    row(
+                        "email_to_customer", candidate.customer_id, tier.tier,
+                        payload={"to": [candidate.billing_email],
+                                 "cc": [candidate.sales_rep_email],
+                                 "reply_to": candidate.sales_rep_email,
+                                 "on_behalf_of": candidate.sales_rep_email,
+                                 "subject": subject, "body": body,
+                                 "template": SALES_REP_TEMPLATE, **common},
+                    )
+                )  # fmt: skip
+        if len(batch) >= batch_size:
+            _insert_new(connection, batch, known, result)
+            batch = []
+    _insert_new(connection, batch, known, result)
+
+    holds = hold_candidates(connection, as_of, hold_policy)
+    hold_rows = [
+        row(
+            "customer_program",
+            customer_id,
+            None,
+            program_type="service_hold",
+            payload={"reason": _hold_reason(currencies, hold_policy), "currencies": currencies},
+        )  # fmt: skip
+        for customer_id, currencies in holds.items()
+    ]
+    for start in range(0, len(hold_rows), batch_size):
+        _insert_new(connection, hold_rows[start : start + batch_size], known, result)
+
+    result.superseded = supersede_older(connection, as_of, run_id)
+    _update_envelope(connection, envelope_id, as_of, run_id, result, cannot_contact, no_sales_rep)
+    return result
+
+
+def _hold_reason(currencies: Iterable[dict[str, Any]], policy: HoldPolicy) -> str:
+    from ar_pipeline.tiering import format_money
+
+    parts = [
+        f"{format_money(c['open_cents'], c['currency'])} open, oldest "
+        f"{c['max_days_overdue']} days overdue"
+        for c in currencies
+    ]
+    return (
+        f"Over {policy.min_days_overdue} days overdue with more than {policy.min_open} open: "
+        + "; ".join(parts)
+    )
+
+
+def _update_envelope(
+    connection: sa.Connection,
+    envelope_id: int,
+    as_of: dt.date,
+    run_id: str,
+    result: StagingResult,
+    cannot_contact: list[dict[str, Any]],
+    no_sales_rep: list[str],
+) -> None:
+    """Counts of everything staged as of ``as_of`` (this run and earlier reruns of the day)."""
+    counts = connection.execute(
+        sa.select(
+            proposed_actions.c.action_type,
+            proposed_actions.c.tier,
+            sa.func.count().label("n"),
+        )
+        .where(
+            proposed_actions.c.as_of == as_of,
+            proposed_actions.c.action_type != "workflow_envelope",
+            proposed_actions.c.status != "superseded",
+        )
+        .group_by(proposed_actions.c.action_type, proposed_actions.c.tier)
+        .order_by(proposed_actions.c.action_type, proposed_actions.c.tier)
+    )
+    staged: dict[str, dict[str, int]] = {}
+    for r in counts:
+        key = "all" if r.tier is None else f"tier_{r.tier}"
+        staged.setdefault(r.action_type, {})[key] = int(r.n)
+    payload = {
+        "as_of": as_of.isoformat(),
+        "run_id": run_id,
+        "staged": staged,
+        "cannot_contact": {
+            "heading": "Cannot contact: no billing e-mail address",
+            "count_by_tier": {f"tier_{k}": v for k, v in sorted(result.cannot_contact.items())},
+            "customers": cannot_contact,
+        },
+        "no_sales_rep": no_sales_rep[:CANNOT_CONTACT_LISTED],
+    }
+    connection.execute(
+        proposed_actions.update()
+        .where(proposed_actions.c.action_id == envelope_id)
+        .values(payload_json=payload, run_id=run_id)
+    )
+
+
+@dataclass(frozen=True)
+class StagingVerification:
+    expected: dict[str, int]
+    observed: dict[str, int]
+    unexpected: int
+
+    @property
+    def passed(self) -> bool:
+        return self.expected == self.observed and self.unexpected == 0
+
+
+def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerification:
+    """Compare what ``tier_assignments`` called for as of ``as_of`` (customers per proposed
+    tier) with what is staged: a live ``collection_action`` of that customer and tier, or the
+    customer counted under "cannot contact" in the envelope. Staged letters that nothing called
+    for are ``unexpected``."""
+    ta, pa = tier_assignments.c, proposed_actions.c
+    letter = proposed_actions.alias("letter")
+    matched = (
+        sa.select(letter.c.action_id)
+        .where(
+            letter.c.as_of == as_of,
+            letter.c.action_type == "collection_action",
+            letter.c.status != "superseded",
+            letter.c.customer_id == ta.customer_id,
+            letter.c.tier == ta.proposed_tier,
+        )
+        .exists()
+    )
+    expected: dict[str, int] = {}
+    observed: dict[str, int] = {}
+    for r in connection.execute(
+        sa.select(
+            ta.proposed_tier,
+            sa.func.count().label("called_for"),
+            sa.func.sum(sa.case((matched, 1), else_=0)).label("staged"),
+        )
+        .where(ta.as_of == as_of, ta.proposed_tier.is_not(None))
+        .group_by(ta.proposed_tier)
+    ):
+        expected[f"tier_{r.proposed_tier}"] = int(r.called_for)
+        observed[f"tier_{r.proposed_tier}"] = int(r.staged or 0)
+    envelope = (
+        connection.execute(
+            sa.select(pa.payload_json).where(pa.idempotency_key == envelope_key(as_of))
+        ).scalar_one_or_none()
+        or {}
+    )
+    for key, count in envelope.get("cannot_contact", {}).get("count_by_tier", {}).items():
+        observed[key] = observed.get(key, 0) + int(count)
+    assigned = (
+        sa.select(tier_assignments.c.customer_id)
+        .where(
+            tier_assignments.c.as_of == as_of,
+            tier_assignments.c.customer_id == pa.customer_id,
+            tier_assignments.c.proposed_tier == pa.tier,
+        )
+        .exists()
+    )
+    unexpected = connection.execute(
+        sa.select(sa.func.count()).where(
+            pa.as_of == as_of,
+            pa.action_type == "collection_action",
+            pa.status != "superseded",
+            ~assigned,
+        )
+    ).scalar_one()
+    return StagingVerification(expected, observed, int(unexpected))

@@ -1,0 +1,108 @@
+"""Sensors: ``approved_actions_sensor`` starts apply runs; run-status sensors keep the daily
+job's bookkeeping.
+
+The approval sensor keeps a cursor (decision time, action id) so a tick reads only what was
+decided since the last one, and batches actions into runs so that a thousand approvals make a
+handful of runs, not a thousand (DESIGN.md section 8). A failed action approved again gets a new
+decision time and so a new run.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+import sqlalchemy as sa
+
+from ar_pipeline.jobs import DAILY_JOB, apply_approved_actions
+from ar_pipeline.resources import ArDatabase
+from ar_pipeline.runs import record_dagster_run
+from ar_pipeline.schema import proposed_actions
+
+BATCH_SIZE = 250
+MAX_PER_TICK = 5000
+ACTION_IDS_TAG = "ar_pipeline/action_ids"
+
+
+def approved_since(connection: sa.Connection, cursor: dict | None, limit: int) -> list[sa.Row]:
+    """Approved, not yet applied actions decided after ``cursor``, oldest decision first."""
+    pa = proposed_actions.c
+    query = sa.select(pa.action_id, pa.decided_at).where(
+        pa.status == "approved", pa.action_type != "workflow_envelope"
+    )
+    if cursor:
+        decided_at = sa.bindparam("cursor_at", cursor["decided_at"], type_=pa.decided_at.type)
+        query = query.where(
+            sa.or_(
+                pa.decided_at > decided_at,
+                sa.and_(pa.decided_at == decided_at, pa.action_id > cursor["action_id"]),
+            )
+        )
+    return list(connection.execute(query.order_by(pa.decided_at, pa.action_id).limit(limit)))
+
+
+def _parse_cursor(raw: str | None) -> dict | None:
+    if not raw:
+        return None
+    import datetime as dt
+
+    data = json.loads(raw)
+    return {"decided_at": dt.datetime.fromisoformat(data["decided_at"]),
+            "action_id": int(data["action_id"])}  # fmt: skip
+
+
+@dg.sensor(
+    job=apply_approved_actions,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def approved_actions_sensor(
+    context: dg.SensorEvaluationContext, ar_db: ArDatabase
+) -> dg.SensorResult | dg.SkipReason:
+    """Launch apply runs for newly approved actions, in batches."""
+    with ar_db.engine.connect() as connection:
+        rows = approved_since(connection, _parse_cursor(context.cursor), MAX_PER_TICK)
+    if not rows:
+        return dg.SkipReason("No newly approved actions waiting to be applied.")
+    requests = []
+    for start in range(0, len(rows), BATCH_SIZE):
+        batch = rows[start : start + BATCH_SIZE]
+        ids = [r.action_id for r in batch]
+        identity = json.dumps([[r.action_id, r.decided_at.isoformat()] for r in batch])
+        requests.append(
+            dg.RunRequest(
+                run_key="apply:" + hashlib.sha256(identity.encode()).hexdigest()[:32],
+                run_config={"ops": {"apply_approved": {"config": {"action_ids": ids}}}},
+                tags={ACTION_IDS_TAG: ",".join(map(str, ids))[:200]},
+            )
+        )
+    last = rows[-1]
+    cursor = json.dumps({"decided_at": last.decided_at.isoformat(), "action_id": last.action_id})
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitor_all_code_locations=True,  # also sees runs started in-process by the CLI
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    name="ar_aging_daily_succeeded",
+)
+def daily_run_succeeded(context: dg.RunStatusSensorContext, ar_db: ArDatabase):
+    """Write workflow_run_log, reflexion_log and workflow.completed for the daily job."""
+    if context.dagster_run.job_name != DAILY_JOB:
+        return dg.SkipReason(f"not {DAILY_JOB}")
+    record_dagster_run(context.instance, context.dagster_run, ar_db, succeeded=True)
+    return None
+
+
+@dg.run_failure_sensor(
+    monitor_all_code_locations=True,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    name="ar_aging_daily_failed",
+)
+def daily_run_failed(context: dg.RunFailureSensorContext, ar_db: ArDatabase):
+    """Write workflow_run_log, reflexion_log and workflow.failed for the daily job."""
+    if context.dagster_run.job_name != DAILY_JOB:
+        return dg.SkipReason(f"not {DAILY_JOB}")
+    error = context.failure_event.message if context.failure_event else None
+    record_dagster_run(context.instance, context.dagster_run, ar_db, succeeded=False, error=error)
+    return None
