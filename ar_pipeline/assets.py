@@ -228,7 +228,7 @@ def proposed_actions(
         result = proposals.stage_proposals(
             connection,
             as_of=as_of,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             tiers=plan.tiers,
             threshold_days=plan.threshold_days,
             hold_policy=ar_db.hold_policy,

@@ -100,3 +100,45 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(url)
+
+
+class CollectingHandler:
+    """aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        import email
+        from email.policy import default
+
+        parsed = email.message_from_bytes(
+            envelope.original_content or envelope.content, policy=default
+        )
+        self.messages.append(
+            {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
+             "message": parsed, "body": parsed.get_content().replace("\r\n", "\n")}
+        )  # fmt: skip
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback; ``.port`` and ``.handler.messages``."""
+    from aiosmtpd.controller import Controller
+
+    handler = CollectingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()

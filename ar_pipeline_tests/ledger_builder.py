@@ -148,3 +148,24 @@ def build_reference_ledger(connection: sa.Connection) -> None:
     # Gamma: cash on account, and an invoice issued after the as-of date
     add_payment(connection, "PC1", "C", 6_000, "2026-03-05")
     add_invoice(connection, "C1", "C", 9_000, "2026-04-10", "2026-05-10")
+
+
+def build_dunning_ledger(connection: sa.Connection) -> None:
+    """Customers whose proposals as of 2026-03-31 are worked out in test_proposals.py."""
+    add_customer(connection, "A", "Alpha GmbH", email="ap@alpha.example.com")
+    connection.execute(
+        customers.update()
+        .where(customers.c.customer_id == "A")
+        .values(sales_rep_email="rep@sales.example.com")
+    )
+    add_invoice(connection, "A1", "A", 80_000, "2025-12-21", "2026-01-20")  # 70 days
+    add_applied_action(connection, "A", 2, dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC), "a-t2")
+    add_customer(connection, "B", "Beta Ltd", email=None)
+    add_invoice(connection, "B1", "B", 5_000, "2026-02-01", "2026-03-01")  # 30 days
+    add_customer(connection, "H", "Heavy Industries", email="ap@heavy.example.com")
+    add_invoice(connection, "H1", "H", 3_000_000, "2025-11-01", "2025-12-01")  # 120 days
+    add_customer(connection, "D", "Delta on hold", email="ap@delta.example.com")
+    add_invoice(connection, "D1", "D", 3_000_000, "2025-11-01", "2025-12-01")
+    connection.execute(
+        customers.update().where(customers.c.customer_id == "D").values(service_hold=True)
+    )

@@ -1,0 +1,279 @@
+"""Applying approved actions against a real SMTP server on loopback (aiosmtpd), on both
+databases: exactly once, only when approved by an approver, never for a stale proposal."""
+
+import datetime as dt
+import threading
+from decimal import Decimal
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from ar_pipeline.apply import apply_actions
+from ar_pipeline.approvals import approve, reject
+from ar_pipeline.cli import main
+from ar_pipeline.database import get_engine, upgrade_database
+from ar_pipeline.definitions import build_definitions
+from ar_pipeline.mail import Mailer
+from ar_pipeline.proposals import HoldPolicy
+from ar_pipeline.resources import ArDatabase
+from ar_pipeline.schema import customers, proposed_actions
+from ar_pipeline.settings import load_settings
+from ar_pipeline_tests.conftest import free_port
+from ar_pipeline_tests.ledger_builder import (
+    add_customer,
+    add_invoice,
+    add_payment,
+    build_dunning_ledger,
+)
+from ar_pipeline_tests.test_proposals import actions, run_job
+
+AS_OF = dt.date(2026, 3, 31)
+NOW = dt.datetime(2026, 3, 31, 9, 0, tzinfo=dt.UTC)
+HOLDS = HoldPolicy(90, Decimal("25000.00"))
+
+
+def mailer_for(port: int) -> Mailer:
+    return Mailer(mail_from="ar@example.com", smtp_host="127.0.0.1", smtp_port=port)
+
+
+def staged_ids(engine) -> dict:
+    return {
+        (r["action_type"], r["customer_id"]): r["action_id"] for r in actions(engine, as_of=AS_OF)
+    }
+
+
+def status_of(engine, action_id):
+    with engine.connect() as connection:
+        return (
+            connection.execute(
+                sa.select(proposed_actions).where(proposed_actions.c.action_id == action_id)
+            )
+            .mappings()
+            .one()
+        )
+
+
+@pytest.fixture
+def staged(engine, database_url, tmp_path):
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path)
+    return staged_ids(engine)
+
+
+def test_cli_approval_sensor_and_apply_send_exactly_one(
+    staged, engine, database_url, tmp_path, smtp_server, monkeypatch
+):
+    env = {
+        "AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"), "AR_APPROVERS": "alice",
+        "AR_MAIL_FROM": "ar@example.com", "AR_SMTP_HOST": "127.0.0.1",
+        "AR_SMTP_PORT": str(smtp_server.port),
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    letter, other = staged[("collection_action", "H")], staged[("collection_action", "D")]
+    assert main(["approvals", "approve", str(letter), "--by", "alice"]) == 0
+    assert main(["approvals", "reject", str(other), "--by", "alice", "--reason", "paid"]) == 0
+
+    settings = load_settings(env)
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("approved_actions_sensor")
+    resources = {"ar_db": ArDatabase.from_settings(settings)}
+    with dg.build_sensor_context(cursor=None, resources=resources) as context:
+        tick = sensor.evaluate_tick(context)
+    (request,) = tick.run_requests
+    assert request.run_config["ops"]["apply_approved"]["config"]["action_ids"] == [letter]
+
+    job = defs.resolve_job_def("apply_approved_actions")
+    run_config = request.run_config
+    run_config["ops"]["apply_approved"]["config"]["as_of"] = "2026-03-31"
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance, tags=request.tags)
+        assert result.output_for_node("apply_approved") == {"applied": 1}
+        # the same request again (a duplicate run) claims nothing and sends nothing
+        again = job.execute_in_process(run_config=run_config, instance=instance)
+        assert again.output_for_node("apply_approved") == {"not_claimed": 1}
+
+    (received,) = smtp_server.handler.messages
+    assert received["rcpt_tos"] == ["ap@heavy.example.com"]
+    message = received["message"]
+    assert message["Message-ID"] == f"<ar-action-{letter}@example.com>"
+    assert message["Subject"] == "Friendly reminder: 1 overdue invoice"
+    assert "  N-H1  due 2025-12-01  30,000.00 EUR\n" in received["body"]
+    assert status_of(engine, letter)["status"] == "applied"
+    assert status_of(engine, letter)["applied_at"] is not None
+    assert status_of(engine, other)["status"] == "rejected"
+
+    with dg.build_sensor_context(cursor=tick.cursor, resources=resources) as context:
+        later = sensor.evaluate_tick(context)
+    assert later.run_requests == [] and "No newly approved" in later.skip_message
+
+
+def test_no_side_effect_without_an_approvers_approval(staged, engine, smtp_server):
+    ids = staged
+    with engine.begin() as connection:
+        reject(connection, [ids[("collection_action", "D")]], "alice", "no", {"alice"}, NOW)
+        pa = proposed_actions
+        connection.execute(
+            pa.update()
+            .where(pa.c.action_id == ids[("email_to_customer", "A")])
+            .values(status="superseded")
+        )
+        # rows approved by a name that is not (or no longer) in AR_APPROVERS
+        connection.execute(
+            pa.update()
+            .where(pa.c.action_id.in_([ids[("customer_program", "H")],
+                                       ids[("collection_action", "H")]]))
+            .values(status="approved", decided_by="mallory")
+        )  # fmt: skip
+    outcomes = apply_actions(
+        engine, mailer_for(smtp_server.port), list(ids.values()), approvers={"alice"},
+        as_of=AS_OF, hold_policy=HOLDS,
+    )  # fmt: skip
+    assert smtp_server.handler.messages == []
+    with engine.connect() as connection:
+        assert not connection.execute(
+            sa.select(customers.c.service_hold).where(customers.c.customer_id == "H")
+        ).scalar_one()
+    by_id = {o.action_id: o for o in outcomes}
+    assert by_id[ids[("customer_program", "H")]].outcome == "failed"
+    assert (
+        "approved by 'mallory', who is not in AR_APPROVERS"
+        in (status_of(engine, ids[("collection_action", "H")])["last_error"])
+    )
+    for key, status in [
+        (("collection_action", "A"), "proposed"),
+        (("collection_action", "D"), "rejected"),
+        (("email_to_customer", "A"), "superseded"),
+    ]:
+        assert by_id[ids[key]].outcome == "not_claimed"
+        assert status_of(engine, ids[key])["status"] == status
+
+
+def test_approved_hold_sets_the_customer_flag_once(staged, engine, smtp_server):
+    hold = staged[("customer_program", "H")]
+    with engine.begin() as connection:
+        approve(connection, [hold], "alice", {"alice"}, NOW)
+    (outcome,) = apply_actions(
+        engine, mailer_for(smtp_server.port), [hold], approvers={"alice"}, as_of=AS_OF,
+        hold_policy=HOLDS, clock=lambda: NOW,
+    )  # fmt: skip
+    assert outcome.outcome == "applied"
+    with engine.connect() as connection:
+        row = (
+            connection.execute(sa.select(customers).where(customers.c.customer_id == "H"))
+            .mappings()
+            .one()
+        )
+    assert row["service_hold"]
+    assert row["service_hold_reason"].startswith(f"action {hold}: Over 90 days overdue")
+    assert smtp_server.handler.messages == []
+
+
+def test_invalid_recipient_fails_that_action_and_the_others_go_out(
+    engine, database_url, tmp_path, smtp_server
+):
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+        add_customer(connection, "X", "Trick Corp",
+                     email="ap@trick.example.com\r\nBcc: evil@attacker.example.com")  # fmt: skip
+        add_invoice(connection, "X1", "X", 50_000, "2026-01-01", "2026-02-01")
+    run_job(database_url, tmp_path)
+    ids = staged_ids(engine)
+    letters = [ids[("collection_action", "X")], ids[("collection_action", "H")]]
+    with engine.begin() as connection:
+        approve(connection, letters, "alice", {"alice"}, NOW)
+    outcomes = apply_actions(
+        engine, mailer_for(smtp_server.port), letters, approvers={"alice"}, as_of=AS_OF,
+        hold_policy=HOLDS,
+    )  # fmt: skip
+    assert {o.action_id: o.outcome for o in outcomes} == {
+        letters[0]: "failed",
+        letters[1]: "applied",
+    }
+    assert (
+        "invalid draft: to[0]: invalid e-mail address"
+        in status_of(engine, letters[0])["last_error"]
+    )
+    (received,) = smtp_server.handler.messages
+    assert received["rcpt_tos"] == ["ap@heavy.example.com"]
+
+
+def test_smtp_down_fails_after_retries_and_reapproval_sends(staged, engine, smtp_server):
+    letter = staged[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+    waits: list[float] = []
+    (outcome,) = apply_actions(
+        engine, mailer_for(free_port()), [letter], approvers={"alice"}, as_of=AS_OF,
+        hold_policy=HOLDS, sleep=waits.append,
+    )  # fmt: skip
+    assert outcome.outcome == "failed"
+    assert waits == [5.0, 10.0]  # 2 retries, linear backoff from 5 s
+    row = status_of(engine, letter)
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert row["last_error"].startswith("sending failed after 3 attempts")
+    assert row["payload_json"]["subject"] == "Friendly reminder: 1 overdue invoice"  # kept
+
+    with engine.begin() as connection:
+        (decision,) = approve(connection, [letter], "alice", {"alice"}, NOW)
+    assert decision.outcome == "approved"
+    (outcome,) = apply_actions(
+        engine, mailer_for(smtp_server.port), [letter], approvers={"alice"}, as_of=AS_OF,
+        hold_policy=HOLDS,
+    )  # fmt: skip
+    assert outcome.outcome == "applied"
+    assert len(smtp_server.handler.messages) == 1
+    assert status_of(engine, letter)["attempts"] == 2
+
+
+def test_payment_after_approval_supersedes(staged, engine, smtp_server):
+    letter, hold = staged[("collection_action", "H")], staged[("customer_program", "H")]
+    with engine.begin() as connection:
+        approve(connection, [letter, hold], "alice", {"alice"}, NOW)
+        add_payment(connection, "PH1", "H", 3_000_000, "2026-03-31", "H1")
+    outcomes = apply_actions(
+        engine, mailer_for(smtp_server.port), [letter, hold], approvers={"alice"}, as_of=AS_OF,
+        hold_policy=HOLDS,
+    )  # fmt: skip
+    assert [o.outcome for o in outcomes] == ["superseded", "superseded"]
+    assert "no longer overdue at tier 1" in status_of(engine, letter)["superseded_reason"]
+    assert "hold conditions no longer met" in status_of(engine, hold)["superseded_reason"]
+    assert smtp_server.handler.messages == []
+
+
+def test_two_appliers_racing_send_one_message(postgres_url, tmp_path, smtp_server):
+    """Real concurrency on PostgreSQL: two threads claim the same approved action."""
+    engine = get_engine(postgres_url)
+    upgrade_database(engine)
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(postgres_url, tmp_path)
+    letter = staged_ids(engine)[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+    start = threading.Barrier(2)
+    results: list = []
+
+    def applier():
+        start.wait()
+        results.extend(
+            apply_actions(
+                engine,
+                mailer_for(smtp_server.port),
+                [letter],
+                approvers={"alice"},
+                as_of=AS_OF,
+                hold_policy=HOLDS,
+            )  # fmt: skip
+        )
+
+    threads = [threading.Thread(target=applier) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o.outcome for o in results) == ["applied", "not_claimed"]
+    assert len(smtp_server.handler.messages) == 1

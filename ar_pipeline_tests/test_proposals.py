@@ -1,0 +1,136 @@
+"""Staging through the daily job, on both databases; expectations worked out by hand.
+
+As of 2026-03-31 (build_dunning_ledger):
+  A  800.00 due 2026-01-20: 11 + 28 + 31 = 70 days -> target tier 4; tier 2 applied 2026-03-01
+     (after the due date: same episode; 30 days ago > 7-day cooldown) -> propose tier 3, the
+     final notice, which involves the sales rep -> a letter and an e-mail on the rep's behalf
+  B  50.00 at 30 days -> target 2 (tier 3 needs 100.00) -> tier 1, but no billing e-mail
+  H  30,000.00 at 120 days -> tier 1 letter, and a service hold (> 90 days, > 25,000.00 open)
+  D  the same as H but already on hold -> tier 1 letter only
+"""
+
+import datetime as dt
+
+import dagster as dg
+import sqlalchemy as sa
+
+from ar_pipeline.definitions import build_definitions
+from ar_pipeline.proposals import verify_staging
+from ar_pipeline.runs import run_daily_job
+from ar_pipeline.schema import proposed_actions
+from ar_pipeline.settings import load_settings
+from ar_pipeline_tests.ledger_builder import build_dunning_ledger
+
+AS_OF = dt.date(2026, 3, 31)
+
+
+def run_job(database_url, tmp_path, as_of=AS_OF, env=None):
+    settings = load_settings(
+        {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path), **(env or {})}
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_daily_job(build_definitions(settings), as_of, instance)
+    assert result.success
+    return result
+
+
+def actions(engine, **where):
+    pa = proposed_actions.c
+    query = sa.select(proposed_actions).order_by(pa.action_type, pa.customer_id, pa.action_id)
+    for column, value in where.items():
+        query = query.where(pa[column] == value)
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def summary(rows):
+    return [(r["action_type"], r["customer_id"], r["tier"], r["status"]) for r in rows]
+
+
+def test_stages_each_fan_out_and_sends_nothing(engine, database_url, tmp_path):
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    result = run_job(database_url, tmp_path)
+    rows = actions(engine, as_of=AS_OF)
+    assert summary(rows) == [
+        ("collection_action", "A", 3, "proposed"),
+        ("collection_action", "D", 1, "proposed"),
+        ("collection_action", "H", 1, "proposed"),
+        ("customer_program", "H", None, "proposed"),
+        ("email_to_customer", "A", 3, "proposed"),
+        ("workflow_envelope", None, None, "proposed"),
+    ]
+    by_key = {r["idempotency_key"]: r for r in rows}
+    envelope = by_key["workflow:ar_aging_action_plan:2026-03-31"]
+    assert envelope["run_id"] == result.run_id
+    assert all(r["envelope_id"] == envelope["action_id"] for r in rows if r is not envelope)
+    assert envelope["payload_json"]["cannot_contact"]["count_by_tier"] == {"tier_1": 1}
+    assert envelope["payload_json"]["cannot_contact"]["customers"] == [
+        {"customer_id": "B", "customer_name": "Beta Ltd", "tier": 1}
+    ]
+    assert envelope["payload_json"]["staged"] == {
+        "collection_action": {"tier_1": 2, "tier_3": 1},
+        "customer_program": {"all": 1},
+        "email_to_customer": {"tier_3": 1},
+    }
+
+    letter = by_key["collection_action:2026-03-31:A:tier3"]["payload_json"]
+    assert letter["to"] == ["ap@alpha.example.com"] and letter["cc"] == []
+    assert letter["subject"] == "Final notice before further action"
+    assert "  N-A1  due 2026-01-20  800.00 EUR\n" in letter["body"]
+    assert "Total overdue: 800.00 EUR\n" in letter["body"]
+    assert letter["invoices"] == [
+        {"invoice_id": "A1", "invoice_number": "N-A1", "due_date": "2026-01-20",
+         "currency": "EUR", "open_cents": 80_000, "days_overdue": 70}
+    ]  # fmt: skip
+    rep_mail = by_key["email_to_customer:2026-03-31:A:tier3"]["payload_json"]
+    assert rep_mail["cc"] == ["rep@sales.example.com"]
+    assert rep_mail["reply_to"] == "rep@sales.example.com"
+    assert rep_mail["subject"] == "Alpha GmbH: your overdue invoices with us"
+    hold = by_key["customer_program:2026-03-31:H"]
+    assert hold["program_type"] == "service_hold"
+    assert "30,000.00 EUR open, oldest 120 days overdue" in hold["payload_json"]["reason"]
+
+    with engine.connect() as connection:
+        check = verify_staging(connection, AS_OF)
+    assert check.passed and check.expected == {"tier_1": 3, "tier_3": 1}
+    # nothing was sent: the outbox does not even exist
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_rerun_of_the_same_day_stages_nothing_twice(engine, database_url, tmp_path):
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path)
+    before = summary(actions(engine, as_of=AS_OF))
+    run_job(database_url, tmp_path)
+    assert summary(actions(engine, as_of=AS_OF)) == before
+    assert len(before) == 6
+
+
+def test_newer_day_supersedes_stale_proposals(engine, database_url, tmp_path):
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path)
+    run_job(database_url, tmp_path, as_of=dt.date(2026, 4, 1))
+    old = actions(engine, as_of=AS_OF)
+    assert {r["status"] for r in old} == {"superseded"}
+    assert all("replaced by a newer proposal" in r["superseded_reason"] for r in old)
+    new = actions(engine, as_of=dt.date(2026, 4, 1))
+    assert {r["status"] for r in new} == {"proposed"} and len(new) == 6
+
+
+def test_decided_proposals_are_not_superseded(engine, database_url, tmp_path):
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path)
+    (h_letter,) = actions(engine, customer_id="H", action_type="collection_action")
+    with engine.begin() as connection:
+        connection.execute(
+            proposed_actions.update()
+            .where(proposed_actions.c.action_id == h_letter["action_id"])
+            .values(status="approved", decided_by="alice")
+        )
+    run_job(database_url, tmp_path, as_of=dt.date(2026, 4, 1))
+    old = {r["action_id"]: r["status"] for r in actions(engine, as_of=AS_OF)}
+    assert old[h_letter["action_id"]] == "approved"
