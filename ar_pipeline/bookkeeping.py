@@ -142,8 +142,7 @@ def narrative(connection: sa.Connection, facts: RunFacts, now: dt.datetime) -> s
         )
     ).one()
     if waiting[0]:
-        oldest = waiting[1] if waiting[1].tzinfo else waiting[1].replace(tzinfo=dt.UTC)
-        age = now - oldest
+        age = now - waiting[1]
         lines.append(
             f"{waiting[0]} proposals wait for approval; the oldest for "
             f"{age.days} days {age.seconds // 3600} hours."

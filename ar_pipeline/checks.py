@@ -40,8 +40,6 @@ def assess_freshness(
     ).scalar_one()
     if last is None:
         return Freshness(False, None, None, f"no completed {sync_type} sync")
-    if last.tzinfo is None:  # SQLite returns timestamps without zone; they are stored as UTC
-        last = last.replace(tzinfo=dt.UTC)
     age_hours = (now - last).total_seconds() / 3600
     fresh = age_hours <= max_age_hours
     description = (

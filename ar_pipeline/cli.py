@@ -373,7 +373,7 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
         if r.status == "failed" and r.last_error:
             detail = f"FAILED: {r.last_error} | {detail}"
         if r.status == "applying":
-            decided = r.decided_at if r.decided_at.tzinfo else r.decided_at.replace(tzinfo=dt.UTC)
+            decided = r.decided_at
             if now - decided > STUCK_AFTER:
                 detail = (
                     f"STUCK in applying since {decided:%Y-%m-%d %H:%M} UTC; check whether it "

@@ -7,6 +7,8 @@ ISO 4217 currency; calendar dates are ``Date`` in ``AR_TIMEZONE``; timestamps ar
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -19,10 +21,34 @@ metadata = sa.MetaData(
     }
 )
 
+
+class UtcDateTime(sa.TypeDecorator):
+    """A timestamp stored and returned in UTC, always timezone-aware.
+
+    SQLite keeps no zone, so naive values read back are UTC by construction; PostgreSQL's
+    ``timestamptz`` comes back in the session zone and is converted.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants a BIGINT identity.
 AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Money = sa.BigInteger
-Timestamp = sa.DateTime(timezone=True)
+Timestamp = UtcDateTime()
 
 # --- the source ledger (DESIGN.md section 3) -----------------------------------------------------
 

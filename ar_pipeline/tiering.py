@@ -388,11 +388,6 @@ def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: Zon
     return connection.execute(count).scalar_one()
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands timestamps back without a zone; everything the pipeline stores is UTC.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 def decide_tiers(
     connection: sa.Connection,
     as_of: dt.date,
@@ -429,7 +424,7 @@ def decide_tiers(
         overdue_dates = [r.oldest_overdue_due_date for r in rows if r.oldest_overdue_due_date]
         first = rows[0]
         last = (
-            LastApplied(first.last_tier, _as_utc(first.last_applied_at).astimezone(timezone).date())
+            LastApplied(first.last_tier, first.last_applied_at.astimezone(timezone).date())
             if first.last_tier is not None
             else None
         )
