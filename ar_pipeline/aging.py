@@ -7,9 +7,9 @@ As of a date D:
 * a settlement counts when it is a payment with ``received_date <= D`` (a reversal is a negative
   payment) or an issued credit note with ``issue_date <= D``;
 * a settlement is *applied* to an invoice when it names that invoice, the invoice counts as of D
-  and both are in the same currency; every other settlement (cash on account, an unapplied credit
-  note, a payment naming an invoice that does not count yet or is in another currency) is
-  unapplied credit of the settlement's customer in the settlement's currency;
+  and both belong to the same customer and currency; every other settlement (cash on account, an
+  unapplied credit note, a payment naming an invoice that does not count yet, is void, or is in
+  another currency) is unapplied credit of the settlement's customer in its currency;
 * open balance = ``amount_cents`` - applied settlements. Balance > 0 is an **open item**;
   balance < 0 (an overpayment) is unapplied credit too;
 * ``days_overdue = D - due_date``; buckets ``current`` (<= 0), ``1_30``, ``31_60``, ``61_90``,
@@ -27,6 +27,7 @@ re-check). Nothing here loads invoices into Python.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -79,137 +80,235 @@ def latest_aging_date() -> FromClause:
     return sa.select(sa.func.max(ar_aging.c.as_of).label("as_of")).subquery("as_of_dates")
 
 
-def counted_invoices(dates: FromClause, only: Customers = None) -> FromClause:
-    """Invoices that count as of each date: issued, of kind invoice, issued on or before it."""
-    query = (
-        sa.select(
-            dates.c.as_of,
-            invoices.c.invoice_id,
+def _later(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.case((a > b, a), else_=b)
+
+
+class AgingSource:
+    """The aging rules as effective-dated ledger events, evaluated for ``dates``.
+
+    Each event changes one balance from its effective date on: an invoice's balance, or a
+    customer's unapplied-credit balance in one currency. Consecutive events of a balance form
+    *segments* (start, stop, balance) in which the balance is constant; a date sees the segment
+    that contains it. So one day and a year of days cost about the same: the work grows with
+    the number of events, not with days x invoices.
+
+    Events (amounts in minor units, settlements are payments and issued credit notes):
+
+    * an eligible invoice (issued, kind invoice): +amount on the invoice at ``issue_date``;
+    * a settlement naming an eligible invoice of the same customer and currency: -amount on the
+      invoice at the later of its own date and the invoice's issue date; if it came before the
+      invoice was issued, it is the customer's unapplied credit until then;
+    * any other settlement: unapplied credit from its own date on, for good.
+
+    Only events up to the latest requested date are read. The CTEs are shared by everything one
+    statement builds from the same source, so build open items and credit from one instance.
+    """
+
+    def __init__(self, dates: FromClause, only: Customers = None) -> None:
+        self.dates = dates
+        self.only = only
+        self.upto = sa.select(sa.func.max(dates.c.as_of)).scalar_subquery()
+
+    @functools.cached_property
+    def _settlements(self) -> FromClause:
+        """Every settlement with the eligible invoice it applies to (if any)."""
+        paid = _only(
+            sa.select(
+                payments.c.customer_id,
+                payments.c.currency,
+                payments.c.invoice_id.label("names"),
+                payments.c.received_date.label("on_date"),
+                payments.c.amount_cents,
+            ),
+            payments.c.customer_id,
+            self.only,
+        )
+        credited = _only(
+            sa.select(
+                invoices.c.customer_id,
+                invoices.c.currency,
+                invoices.c.applies_to_invoice_id,
+                invoices.c.issue_date,
+                invoices.c.amount_cents,
+            ).where(invoices.c.kind == "credit_note", invoices.c.status == "issued"),
             invoices.c.customer_id,
-            invoices.c.invoice_number,
-            invoices.c.currency,
-            invoices.c.due_date,
-            invoices.c.amount_cents,
-            invoices.c.disputed,
+            self.only,
         )
-        .select_from(invoices.join(dates, invoices.c.issue_date <= dates.c.as_of))
-        .where(invoices.c.kind == "invoice", invoices.c.status == "issued")
-    )
-    return _only(query, invoices.c.customer_id, only).subquery("counted_invoices")
+        settled = sa.union_all(paid, credited).subquery("settled")
+        target = invoices.alias("target")
+        applies = sa.and_(
+            target.c.invoice_id == settled.c.names,
+            target.c.customer_id == settled.c.customer_id,
+            target.c.currency == settled.c.currency,
+            target.c.kind == "invoice",
+            target.c.status == "issued",
+        )
+        return (
+            sa.select(
+                settled.c.customer_id,
+                settled.c.currency,
+                settled.c.on_date,
+                settled.c.amount_cents,
+                target.c.invoice_id.label("applies_to"),
+                target.c.issue_date.label("applies_from"),
+            )
+            .select_from(settled.outerjoin(target, applies))
+            .where(settled.c.on_date <= self.upto)
+            .cte("settlements")
+        )
 
-
-def settlements(dates: FromClause, only: Customers = None) -> FromClause:
-    """Payments received and issued credit notes, as of each date; amounts reduce a balance."""
-    paid = sa.select(
-        dates.c.as_of,
-        payments.c.invoice_id,
-        payments.c.customer_id,
-        payments.c.currency,
-        payments.c.amount_cents,
-    ).select_from(payments.join(dates, payments.c.received_date <= dates.c.as_of))
-    credited = (
-        sa.select(
-            dates.c.as_of,
-            invoices.c.applies_to_invoice_id.label("invoice_id"),
+    @functools.cached_property
+    def invoice_segments(self) -> FromClause:
+        """(invoice_id, start, stop, balance) of every eligible invoice, stop NULL = open end."""
+        st = self._settlements
+        issued = _only(
+            sa.select(
+                invoices.c.invoice_id,
+                invoices.c.issue_date.label("effective"),
+                invoices.c.amount_cents.label("delta"),
+            ).where(
+                invoices.c.kind == "invoice",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= self.upto,
+            ),
             invoices.c.customer_id,
-            invoices.c.currency,
-            invoices.c.amount_cents,
+            self.only,
         )
-        .select_from(invoices.join(dates, invoices.c.issue_date <= dates.c.as_of))
-        .where(invoices.c.kind == "credit_note", invoices.c.status == "issued")
-    )
-    return sa.union_all(
-        _only(paid, payments.c.customer_id, only), _only(credited, invoices.c.customer_id, only)
-    ).subquery("settlements")
+        settled = sa.select(
+            st.c.applies_to,
+            _later(st.c.on_date, st.c.applies_from),
+            -st.c.amount_cents,
+        ).where(st.c.applies_to.is_not(None), st.c.applies_from <= self.upto)
+        return _segments(sa.union_all(issued, settled), ["invoice_id"], "invoice_segments")
 
-
-def _settles(settled: FromClause, invoice: FromClause) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        settled.c.as_of == invoice.c.as_of,
-        settled.c.invoice_id == invoice.c.invoice_id,
-        settled.c.currency == invoice.c.currency,
-    )
-
-
-def invoice_balances(dates: FromClause, only: Customers = None) -> FromClause:
-    """Every counted invoice with its balance (amount minus applied settlements)."""
-    counted = counted_invoices(dates, only)
-    settled = settlements(dates, only)
-    applied = (
-        sa.select(
-            settled.c.as_of,
-            settled.c.invoice_id,
-            settled.c.currency,
-            sa.func.sum(settled.c.amount_cents).label("applied_cents"),
+    @functools.cached_property
+    def credit_segments(self) -> FromClause:
+        """(customer_id, currency, start, stop, balance) of unapplied settlements."""
+        st = self._settlements
+        early = sa.and_(st.c.applies_to.is_not(None), st.c.on_date < st.c.applies_from)
+        unapplied = sa.select(
+            st.c.customer_id, st.c.currency, st.c.on_date.label("effective"),
+            st.c.amount_cents.label("delta"),
+        ).where(sa.or_(st.c.applies_to.is_(None), early))  # fmt: skip
+        applied_later = sa.select(
+            st.c.customer_id, st.c.currency, st.c.applies_from, -st.c.amount_cents
+        ).where(early, st.c.applies_from <= self.upto)
+        return _segments(
+            sa.union_all(unapplied, applied_later), ["customer_id", "currency"], "credit_segments"
         )
-        .where(settled.c.invoice_id.is_not(None))
-        .group_by(settled.c.as_of, settled.c.invoice_id, settled.c.currency)
-        .subquery("applied")
+
+    def _covering(self, segments: FromClause) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            segments.c.start <= self.dates.c.as_of,
+            sa.or_(segments.c.stop.is_(None), segments.c.stop > self.dates.c.as_of),
+            segments.c.balance != 0,
+        )
+
+    def _balances(self) -> FromClause:
+        """Every eligible invoice with a non-zero balance on each date, with its attributes."""
+        seg = self.invoice_segments
+        return (
+            sa.select(
+                self.dates.c.as_of,
+                invoices.c.customer_id,
+                invoices.c.invoice_id,
+                invoices.c.invoice_number,
+                invoices.c.currency,
+                invoices.c.due_date,
+                invoices.c.disputed,
+                seg.c.balance.label("balance_cents"),
+            )
+            .select_from(
+                seg.join(self.dates, self._covering(seg)).join(
+                    invoices, invoices.c.invoice_id == seg.c.invoice_id
+                )
+            )
+            .subquery("balances")
+        )
+
+    def open_items(self) -> Select:
+        """One row per open item (balance > 0) on each date, with days overdue and bucket."""
+        balances = self._balances()
+        days_overdue = days_between(balances.c.as_of, balances.c.due_date)
+        # Buckets are tried in ascending order, so each needs only its upper bound.
+        bucket = sa.case(
+            *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
+            else_=sa.literal(BUCKETS[-1][0]),
+        )
+        return (
+            sa.select(
+                balances.c.as_of,
+                balances.c.customer_id,
+                customers.c.customer_name,
+                balances.c.invoice_id,
+                balances.c.invoice_number,
+                balances.c.currency,
+                balances.c.due_date,
+                balances.c.balance_cents.label("open_cents"),
+                days_overdue.label("days_overdue"),
+                bucket.label("bucket"),
+                balances.c.disputed,
+            )
+            .select_from(
+                balances.join(customers, customers.c.customer_id == balances.c.customer_id)
+            )
+            .where(balances.c.balance_cents > 0)
+        )
+
+    def unapplied_credit(self) -> Select:
+        """Unapplied credit per (as_of, customer_id, currency): unapplied settlements and
+        overpaid invoices."""
+        seg = self.credit_segments
+        on_account = sa.select(
+            self.dates.c.as_of,
+            seg.c.customer_id,
+            seg.c.currency,
+            seg.c.balance.label("credit_cents"),
+        ).select_from(seg.join(self.dates, self._covering(seg)))
+        balances = self._balances()
+        overpaid = sa.select(
+            balances.c.as_of,
+            balances.c.customer_id,
+            balances.c.currency,
+            (-balances.c.balance_cents).label("credit_cents"),
+        ).where(balances.c.balance_cents < 0)
+        credits = sa.union_all(on_account, overpaid).subquery("credits")
+        return sa.select(
+            credits.c.as_of,
+            credits.c.customer_id,
+            credits.c.currency,
+            sa.func.sum(credits.c.credit_cents).label("unapplied_credit_cents"),
+        ).group_by(credits.c.as_of, credits.c.customer_id, credits.c.currency)
+
+
+def _segments(events: Select, keys: list[str], name: str) -> FromClause:
+    """Collapse events per key and day, then number the constant-balance stretches."""
+    raw = events.subquery(f"{name}_events")
+    key_columns = [raw.c[k] for k in keys]
+    per_day = (
+        sa.select(*key_columns, raw.c.effective, sa.func.sum(raw.c.delta).label("delta"))
+        .group_by(*key_columns, raw.c.effective)
+        .subquery(f"{name}_days")
     )
-    balance = counted.c.amount_cents - sa.func.coalesce(applied.c.applied_cents, 0)
-    return (
-        sa.select(*counted.c, balance.label("balance_cents"))
-        .select_from(counted.outerjoin(applied, _settles(applied, counted)))
-        .subquery("invoice_balances")
-    )
+    day_keys = [per_day.c[k] for k in keys]
+    window = {"partition_by": day_keys, "order_by": per_day.c.effective}
+    return sa.select(
+        *day_keys,
+        per_day.c.effective.label("start"),
+        sa.func.lead(per_day.c.effective).over(**window).label("stop"),
+        sa.func.sum(per_day.c.delta).over(**window).label("balance"),
+    ).cte(name)
 
 
 def open_items(dates: FromClause, only: Customers = None) -> Select:
-    """One row per open item (balance > 0) as of each date, with days overdue and bucket."""
-    balances = invoice_balances(dates, only)
-    days_overdue = days_between(balances.c.as_of, balances.c.due_date)
-    # Buckets are tried in ascending order, so each needs only its upper bound.
-    bucket = sa.case(
-        *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
-        else_=sa.literal(BUCKETS[-1][0]),
-    )
-    return (
-        sa.select(
-            balances.c.as_of,
-            balances.c.customer_id,
-            customers.c.customer_name,
-            balances.c.invoice_id,
-            balances.c.invoice_number,
-            balances.c.currency,
-            balances.c.due_date,
-            balances.c.balance_cents.label("open_cents"),
-            days_overdue.label("days_overdue"),
-            bucket.label("bucket"),
-            balances.c.disputed,
-        )
-        .select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
-        .where(balances.c.balance_cents > 0)
-    )
+    """One row per open item as of each date (see :class:`AgingSource`)."""
+    return AgingSource(dates, only).open_items()
 
 
 def unapplied_credit(dates: FromClause, only: Customers = None) -> Select:
-    """Unapplied credit per (as_of, customer_id, currency): unapplied settlements and excesses."""
-    counted = counted_invoices(dates, only)
-    settled = settlements(dates, only)
-    unmatched = (
-        sa.select(
-            settled.c.as_of,
-            settled.c.customer_id,
-            settled.c.currency,
-            settled.c.amount_cents.label("credit_cents"),
-        )
-        .select_from(settled.outerjoin(counted, _settles(settled, counted)))
-        .where(counted.c.invoice_id.is_(None))
-    )
-    balances = invoice_balances(dates, only)
-    excess = sa.select(
-        balances.c.as_of,
-        balances.c.customer_id,
-        balances.c.currency,
-        (-balances.c.balance_cents).label("credit_cents"),
-    ).where(balances.c.balance_cents < 0)
-    credits = sa.union_all(unmatched, excess).subquery("credits")
-    return sa.select(
-        credits.c.as_of,
-        credits.c.customer_id,
-        credits.c.currency,
-        sa.func.sum(credits.c.credit_cents).label("unapplied_credit_cents"),
-    ).group_by(credits.c.as_of, credits.c.customer_id, credits.c.currency)
+    """Unapplied credit per (as_of, customer_id, currency) (see :class:`AgingSource`)."""
+    return AgingSource(dates, only).unapplied_credit()
 
 
 def aging_by_customer(
@@ -221,7 +320,8 @@ def aging_by_customer(
     overdue; ``oldest_overdue_invoice_id`` is the overdue open item with the earliest due date
     (ties: lowest invoice id), disputed or not.
     """
-    items = open_items(dates, only).subquery("open_items")
+    source = AgingSource(dates, only)
+    items = source.open_items().subquery("open_items")
     oldest_rank = sa.func.row_number().over(
         partition_by=(items.c.as_of, items.c.customer_id, items.c.currency),
         order_by=(items.c.due_date, items.c.invoice_id),
@@ -252,7 +352,7 @@ def aging_by_customer(
         sa.func.count().label("open_item_count"),
     ).group_by(ranked.c.as_of, ranked.c.customer_id, ranked.c.currency)
 
-    credit = unapplied_credit(dates, only).subquery("credit")
+    credit = source.unapplied_credit().subquery("credit")
     zero = sa.literal(0)
     per_credit = sa.select(
         credit.c.as_of,

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.aging import Customers, open_items, unapplied_credit
+from ar_pipeline.aging import AgingSource, Customers
 from ar_pipeline.schema import customers, prior_actions, proposed_actions
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -313,7 +313,8 @@ def dunning_positions(
     """Per (as_of, customer, currency): unapplied credit, undisputed open cents from each day in
     ``from_days`` on (columns ``due_from_<n>``), the oldest undisputed overdue due date and the
     customer's pause. Customers with neither an open item nor credit do not appear."""
-    items = open_items(dates, only).subquery("open_items")
+    source = AgingSource(dates, only)
+    items = source.open_items().subquery("open_items")
     undisputed = ~items.c.disputed
     per_item = sa.select(
         items.c.as_of,
@@ -332,7 +333,7 @@ def dunning_positions(
             sa.case((sa.and_(undisputed, items.c.days_overdue > 0), items.c.due_date))
         ).label("oldest_overdue_due_date"),
     ).group_by(items.c.as_of, items.c.customer_id, items.c.currency)
-    credit = unapplied_credit(dates, only).subquery("credit")
+    credit = source.unapplied_credit().subquery("credit")
     per_credit = sa.select(
         credit.c.as_of,
         credit.c.customer_id,
