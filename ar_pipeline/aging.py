@@ -312,13 +312,18 @@ def unapplied_credit(dates: FromClause, only: Customers = None) -> Select:
 
 
 def aging_by_customer(
-    dates: FromClause, threshold_days: int = DEFAULT_THRESHOLD_DAYS, only: Customers = None
+    dates: FromClause,
+    threshold_days: int = DEFAULT_THRESHOLD_DAYS,
+    only: Customers = None,
+    from_days: Sequence[int] = (),
 ) -> Select:
     """One row per (as_of, customer, currency) with an open item or unapplied credit.
 
     Columns are those of the ``ar_aging`` table. ``max_days_overdue`` is 0 when nothing is
     overdue; ``oldest_overdue_invoice_id`` is the overdue open item with the earliest due date
-    (ties: lowest invoice id), disputed or not.
+    (ties: lowest invoice id), disputed or not. For tiering there are also
+    ``oldest_undisputed_due_date`` (of the undisputed overdue items) and, for each n in
+    ``from_days``, ``due_from_<n>``: undisputed open cents at least n days overdue.
     """
     source = AgingSource(dates, only)
     items = source.open_items().subquery("open_items")
@@ -344,6 +349,13 @@ def aging_by_customer(
         cents_where(sa.and_(~ranked.c.disputed, days >= threshold_days)).label(
             "undisputed_due_cents"
         ),
+        *[
+            cents_where(sa.and_(~ranked.c.disputed, days >= n)).label(f"due_from_{n}")
+            for n in from_days
+        ],
+        sa.func.min(sa.case((sa.and_(~ranked.c.disputed, days > 0), ranked.c.due_date))).label(
+            "oldest_undisputed_due_date"
+        ),
         sa.literal(0).label("unapplied_credit_cents"),
         sa.func.max(sa.case((days > 0, days), else_=0)).label("max_days_overdue"),
         sa.func.max(
@@ -361,6 +373,8 @@ def aging_by_customer(
         *[zero.label(name) for name in ("total_open_cents", "overdue_cents", *buckets)],
         zero.label("disputed_cents"),
         zero.label("undisputed_due_cents"),
+        *[zero.label(f"due_from_{n}") for n in from_days],
+        sa.null().label("oldest_undisputed_due_date"),
         credit.c.unapplied_credit_cents,
         sa.null().label("max_days_overdue"),
         sa.null().label("oldest_overdue_invoice_id"),
@@ -386,6 +400,8 @@ def aging_by_customer(
             sa.func.max(p.max_days_overdue).label("max_days_overdue"),
             sa.func.max(p.oldest_overdue_invoice_id).label("oldest_overdue_invoice_id"),
             sa.func.sum(p.open_item_count).label("open_item_count"),
+            *[sa.func.sum(p[f"due_from_{n}"]).label(f"due_from_{n}") for n in from_days],
+            sa.func.min(p.oldest_undisputed_due_date).label("oldest_undisputed_due_date"),
         )
         .select_from(parts.join(customers, customers.c.customer_id == p.customer_id))
         .group_by(p.as_of, p.customer_id, customers.c.customer_name, p.currency)

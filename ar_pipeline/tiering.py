@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.aging import AgingSource, Customers
+from ar_pipeline.aging import Customers, aging_by_customer
 from ar_pipeline.schema import customers, prior_actions, proposed_actions
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -310,70 +310,33 @@ def latest_applied_actions(as_of: dt.date, timezone: ZoneInfo) -> Select:
 def dunning_positions(
     dates: FromClause, from_days: Sequence[int], only: Customers = None
 ) -> Select:
-    """Per (as_of, customer, currency): unapplied credit, undisputed open cents from each day in
-    ``from_days`` on (columns ``due_from_<n>``), the oldest undisputed overdue due date and the
-    customer's pause. Customers with neither an open item nor credit do not appear."""
-    source = AgingSource(dates, only)
-    items = source.open_items().subquery("open_items")
-    undisputed = ~items.c.disputed
-    per_item = sa.select(
-        items.c.as_of,
-        items.c.customer_id,
-        items.c.currency,
-        *[
-            sa.func.sum(
-                sa.case(
-                    (sa.and_(undisputed, items.c.days_overdue >= n), items.c.open_cents), else_=0
-                )
-            ).label(f"due_from_{n}")
-            for n in from_days
-        ],
-        sa.literal(0).label("credit_cents"),
-        sa.func.min(
-            sa.case((sa.and_(undisputed, items.c.days_overdue > 0), items.c.due_date))
-        ).label("oldest_overdue_due_date"),
-    ).group_by(items.c.as_of, items.c.customer_id, items.c.currency)
-    credit = source.unapplied_credit().subquery("credit")
-    per_credit = sa.select(
-        credit.c.as_of,
-        credit.c.customer_id,
-        credit.c.currency,
-        *[sa.literal(0).label(f"due_from_{n}") for n in from_days],
-        credit.c.unapplied_credit_cents.label("credit_cents"),
-        sa.null().label("oldest_overdue_due_date"),
-    )
-    parts = sa.union_all(per_item, per_credit).subquery("parts")
-    p = parts.c
+    """Per (as_of, customer, currency) with an open item or credit: unapplied credit
+    (``credit_cents``), undisputed open cents from each day in ``from_days`` on
+    (``due_from_<n>``), the oldest undisputed overdue due date, the customer's pause and the
+    ``prior_actions`` snapshot of the date. Ordered by customer."""
+    aged = aging_by_customer(dates, only=only, from_days=from_days).subquery("aged")
     return (
         sa.select(
-            p.as_of,
-            p.customer_id,
-            p.currency,
-            *[sa.func.sum(p[f"due_from_{n}"]).label(f"due_from_{n}") for n in from_days],
-            sa.func.sum(p.credit_cents).label("credit_cents"),
-            sa.func.min(p.oldest_overdue_due_date).label("oldest_overdue_due_date"),
+            aged.c.as_of,
+            aged.c.customer_id,
+            aged.c.currency,
+            *[aged.c[f"due_from_{n}"] for n in from_days],
+            aged.c.unapplied_credit_cents.label("credit_cents"),
+            aged.c.oldest_undisputed_due_date.label("oldest_overdue_due_date"),
             customers.c.dunning_paused_until,
             prior_actions.c.tier.label("last_tier"),
             prior_actions.c.applied_at.label("last_applied_at"),
         )
         .select_from(
-            parts.join(customers, customers.c.customer_id == p.customer_id).outerjoin(
+            aged.join(customers, customers.c.customer_id == aged.c.customer_id).outerjoin(
                 prior_actions,
                 sa.and_(
-                    prior_actions.c.customer_id == p.customer_id,
-                    prior_actions.c.as_of == p.as_of,
+                    prior_actions.c.customer_id == aged.c.customer_id,
+                    prior_actions.c.as_of == aged.c.as_of,
                 ),
             )
         )
-        .group_by(
-            p.as_of,
-            p.customer_id,
-            p.currency,
-            customers.c.dunning_paused_until,
-            prior_actions.c.tier,
-            prior_actions.c.applied_at,
-        )
-        .order_by(p.customer_id, p.currency)
+        .order_by(aged.c.customer_id, aged.c.currency)
     )
 
 
