@@ -246,3 +246,138 @@ def proposed_actions(
     for tier in plan.tiers:
         metadata[f"staged_tier_{tier.tier}_{tier.name}"] = result.staged.get(f"tier_{tier.tier}", 0)
     return dg.MaterializeResult(metadata=metadata)
+
+
+TREND_GROUP = "ar_trend"
+SUMMARY_DESCRIPTIONS = {
+    "customers_with_open": "Customers with an open balance in this currency",
+    "customers_overdue": "Customers with an overdue balance in this currency",
+    "actions_staged": "Proposals staged as of this day (all currencies; do not add across)",
+    "actions_applied": "Actions applied on this day (all currencies; do not add across)",
+    "credit_sales_3m_cents": "Invoices issued in the 3 months up to this day",
+    "dso_days": "Days sales outstanding, countback over 3 months of credit sales",
+    "best_possible_dso_days": "Countback DSO of current (not yet due) AR",
+    "average_days_delinquent": "DSO minus best possible DSO",
+    "cei_pct": "Collection effectiveness index of the month ending this day, %",
+    "over_90_pct": "Share of open AR more than 90 days overdue, %",
+    **{
+        f"tier_{t}_{kind}": f"{'Customers' if kind == 'customers' else 'Dunnable amount'} "
+        f"whose position in this currency meets tier {t}"
+        for t in (1, 2, 3, 4)
+        for kind in ("customers", "cents")
+    },
+}
+KPI_METADATA = ("dso_days", "best_possible_dso_days", "average_days_delinquent", "cei_pct",
+                "over_90_pct")  # fmt: skip
+
+
+def _day_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Numeric metadata of one day: money in minor units and KPIs, per currency."""
+    metadata: dict[str, Any] = {}
+    for row in rows:
+        currency = row["currency"]
+        for name in ("total_open_cents", "overdue_cents", *aging.BUCKET_COLUMNS.values(),
+                     "unapplied_credit_cents", "customers_overdue"):  # fmt: skip
+            metadata[f"{name}_{currency}"] = int(row[name])
+        for name in KPI_METADATA:
+            if row[name] is not None:
+                metadata[f"{name}_{currency}"] = float(row[name])
+    return metadata
+
+
+def _last_days_markdown(rows: list[dict[str, Any]]) -> str:
+    from ar_pipeline.tiering import format_money
+
+    lines = [
+        "| day | currency | open | overdue | over 90 | DSO | CEI % |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in reversed(rows):
+        money = r["currency"]
+        lines.append(
+            f"| {r['as_of']} | {money} | {format_money(r['total_open_cents'], money)}"
+            f" | {format_money(r['overdue_cents'], money)}"
+            f" | {format_money(r['days_over_90_cents'], r['currency'])}"
+            f" | {r['dso_days'] if r['dso_days'] is not None else '-'}"
+            f" | {r['cei_pct'] if r['cei_pct'] is not None else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """``ar_aging_summary``, daily partitions from ``AR_TREND_START_DATE`` (today included)."""
+    from ar_pipeline.schema import ar_aging_summary as summary_table
+
+    descriptions = {**COLUMN_DESCRIPTIONS, **SUMMARY_DESCRIPTIONS}
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(c.name, str(c.type).lower(), descriptions.get(c.name))
+            for c in summary_table.columns
+        ]
+    )
+
+    @dg.asset(
+        name="ar_aging_summary",
+        group_name=TREND_GROUP,
+        kinds=KINDS,
+        owners=OWNERS,
+        retry_policy=DB_RETRY,
+        partitions_def=partitions,
+        # a year of days rebuilds in one run, aggregated in one SQL statement
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        metadata={"dagster/column_schema": schema, "dagster/table_name": "ar_aging_summary"},
+    )
+    def ar_aging_summary(
+        context: dg.AssetExecutionContext, ar_db: ArDatabase
+    ) -> dg.MaterializeResult:
+        """The aging trend: per day and currency, AR by bucket, customers per tier, actions,
+        and DSO / best possible DSO / average days delinquent / CEI / share over 90 days, as of
+        that day (``ar_pipeline.trend`` and ``ar_pipeline.kpis``). Rebuilding a range replaces
+        its rows in one transaction."""
+        import base64
+        from pathlib import Path
+
+        from ar_pipeline import charts, trend
+
+        window = context.partition_time_window
+        first = window.start.date()
+        last = window.end.date() - dt.timedelta(days=1)
+        with ar_db.engine.begin() as connection:
+            rows = trend.write_summary(connection, first, last, ar_db.zone)
+            recent = trend.recent_rows(connection, last, 365)
+        by_day: dict[dt.date, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_day.setdefault(row["as_of"], []).append(row)
+        if len(by_day) > 1:  # a range: each day's figures go on that day's partition
+            for day, day_rows in by_day.items():
+                context.log_event(
+                    dg.AssetObservation(
+                        asset_key=context.asset_key,
+                        partition=day.isoformat(),
+                        metadata=_day_metadata(day_rows),
+                    )
+                )
+        png = charts.trend_png(recent)
+        chart_path = Path(ar_db.charts_dir) / "ar_aging_trend.png"
+        chart_path.parent.mkdir(parents=True, exist_ok=True)
+        chart_path.write_bytes(png)
+        metadata: dict[str, Any] = {
+            "first_day": first.isoformat(),
+            "last_day": last.isoformat(),
+            "days_rebuilt": (last - first).days + 1,
+            "dagster/row_count": len(rows),
+            "trend_chart": dg.MetadataValue.md(
+                "![aging trend](data:image/png;base64," + base64.b64encode(png).decode() + ")"
+            ),
+            "trend_chart_file": dg.MetadataValue.path(str(chart_path)),
+            "last_30_days": dg.MetadataValue.md(
+                _last_days_markdown(
+                    [r for r in recent if r["as_of"] > last - dt.timedelta(days=30)]
+                )
+            ),
+        }
+        if len(by_day) == 1:
+            metadata.update(_day_metadata(rows))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return ar_aging_summary

@@ -177,13 +177,16 @@ def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any
     from ar_pipeline.resources import ArDatabase
     from ar_pipeline.runs import record_dagster_run
 
+    defs = build_definitions(settings)
     with dg.DagsterInstance.get() as instance:
-        result = run_daily_job(build_definitions(settings), as_of, instance, run_config)
+        result = run_daily_job(defs, as_of, instance, run_config)
         # the run-status sensors do this too when a daemon runs; whichever is first writes
         error = None if result.success else "; ".join(_step_errors(result))
         record_dagster_run(
             instance, result.dagster_run, ArDatabase.from_settings(settings), result.success, error
         )
+        if result.success:
+            fill_trend_day(defs, as_of, instance)
     if not result.success:
         print(f"Run {result.run_id} FAILED as of {as_of}:", file=sys.stderr)
         for message in _step_errors(result):
@@ -191,6 +194,23 @@ def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any
         return False
     print_summary(settings, as_of, result)
     return True
+
+
+def fill_trend_day(defs: Any, as_of: dt.date, instance: Any) -> None:
+    """Materialize the ``ar_aging_summary`` partition of ``as_of`` (if the trend covers it)."""
+    from ar_pipeline.runs import QUIET_LOGGING
+
+    job = defs.resolve_job_def("ar_aging_summary_job")
+    if as_of.isoformat() not in job.partitions_def.get_partition_keys():
+        print(f"(no trend partition for {as_of}: AR_TREND_START_DATE is later)")
+        return
+    outcome = job.execute_in_process(
+        partition_key=as_of.isoformat(), instance=instance, run_config=QUIET_LOGGING,
+        raise_on_error=False,
+    )  # fmt: skip
+    if not outcome.success:
+        print(f"Trend partition {as_of} FAILED: {'; '.join(_step_errors(outcome))}",
+              file=sys.stderr)  # fmt: skip
 
 
 def _step_errors(result: Any) -> list[str]:
@@ -257,6 +277,18 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     }
     for reason, label in skip_labels.items():
         print(f"  Skipped: {label:<28} {outcomes.get(reason, 0):>6} customers")
+
+    with engine.connect() as connection:
+        from ar_pipeline.trend import recent_rows
+
+        trend_today = recent_rows(connection, as_of, 1)
+    for row in trend_today:
+        print(
+            f"\nKPIs ({row['currency']}): DSO {row['dso_days'] or '-'} days, best possible "
+            f"{row['best_possible_dso_days'] or '-'}, average days delinquent "
+            f"{row['average_days_delinquent'] or '-'}, CEI {row['cei_pct'] or '-'} %, "
+            f"over 90 days {row['over_90_pct'] or '-'} % of open AR"
+        )
 
     if top:
         print("\nLargest overdue balances")

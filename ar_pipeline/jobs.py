@@ -2,6 +2,7 @@
 ``ar-pipeline apply``)."""
 
 import datetime as dt
+from typing import Any
 
 import dagster as dg
 
@@ -12,6 +13,7 @@ from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 
 DAILY_JOB = "ar_aging_daily"
 APPLY_JOB = "apply_approved_actions"
+SUMMARY_JOB = "ar_aging_summary_job"
 DAILY_CRON = "0 6 * * *"
 
 # In-process: the multiprocess executor starts a process per step, seconds on two cores for
@@ -82,3 +84,20 @@ def apply_approved(
 )
 def apply_approved_actions() -> None:
     apply_approved()
+
+
+def trend_partitions(start: dt.date, timezone: str) -> dg.DailyPartitionsDefinition:
+    """One partition per day from ``start``; today's exists already (end offset 1), so the
+    daily run can fill it."""
+    return dg.DailyPartitionsDefinition(
+        start_date=start.isoformat(), timezone=timezone, end_offset=1
+    )
+
+
+def build_summary_job(summary_asset: dg.AssetsDefinition) -> Any:
+    return dg.define_asset_job(
+        SUMMARY_JOB,
+        selection=[summary_asset.key],
+        executor_def=dg.in_process_executor,
+        description="Rebuild ar_aging_summary for a day (or, as a backfill, a range of days).",
+    )

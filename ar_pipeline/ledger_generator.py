@@ -25,7 +25,7 @@ from ar_pipeline.schema import customers, invoices, payments, sync_log
 
 HOT_SYNC_TYPE = "scheduled_hot_customer_payments"
 PROFILES = np.array(["prompt", "late", "chronic", "partial", "large_overdue"])
-PROFILE_WEIGHTS = [0.46, 0.30, 0.13, 0.09, 0.02]
+PROFILE_WEIGHTS = [0.50, 0.30, 0.11, 0.08, 0.01]
 _PREFIXES = [
     "Northwind", "Contoso", "Fabrikam", "Tailspin", "Adatum", "Litware", "Proseware", "Woodgrove",
     "Alpine", "Blue Yonder", "Coho", "Fourth Coffee", "Humongous", "Lucerne", "Margie's",
@@ -135,7 +135,7 @@ def generate_ledger(
         amount = np.maximum(5_000, np.round(rng.lognormal(np.log(120_000), 0.9, n_inv))).astype(
             np.int64
         )
-        amount = np.where(inv_profile == 4, amount * 30, amount)
+        amount = np.where(inv_profile == 4, amount * 10, amount)
         second = has_second_currency[owner] & (rng.random(n_inv) < 0.2)
         usd = primary_usd[owner] ^ second
         currency = np.where(usd, "USD", "EUR")
@@ -209,10 +209,10 @@ def generate_ledger(
             default=45 + rng.exponential(120, n_inv),
         ).astype(np.int64)
         # chronic payers leave some invoices unpaid; the large accounts stopped paying in the
-        # last nine months
+        # last half year or so
         never = (
             ((inv_profile == 2) & (rng.random(n_inv) < 0.12))
-            | ((inv_profile == 4) & (issue_offset > span_days - 270) & (rng.random(n_inv) < 0.7))
+            | ((inv_profile == 4) & (issue_offset > span_days - 200) & (rng.random(n_inv) < 0.7))
             | disputed
         )
         payable = amount - credit_amount

@@ -26,6 +26,7 @@ class ArDatabase(dg.ConfigurableResource):
     approvers: list[str] = []
     hold_min_days_overdue: int = 90
     hold_min_open: str = "25000.00"
+    charts_dir: str = ".ar_data/charts"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArDatabase:
@@ -36,6 +37,7 @@ class ArDatabase(dg.ConfigurableResource):
             approvers=sorted(settings.approvers),
             hold_min_days_overdue=settings.hold_min_days_overdue,
             hold_min_open=str(settings.hold_min_open),
+            charts_dir=str(settings.data_dir / "charts"),
         )
 
     @property

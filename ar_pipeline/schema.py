@@ -274,3 +274,43 @@ workflow_verify_results = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index(None, "run_id"),
 )
+
+# --- the trend (issue: backfillable daily summary) ----------------------------------------------
+
+SUMMARY_TIERS = (1, 2, 3, 4)
+Ratio = sa.Numeric(9, 1)  # KPI days and percentages, one decimal
+
+ar_aging_summary = sa.Table(
+    "ar_aging_summary",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("currency", sa.CHAR(3), primary_key=True),
+    sa.Column("customers_with_open", sa.Integer, nullable=False),
+    sa.Column("customers_overdue", sa.Integer, nullable=False),
+    sa.Column("total_open_cents", Money, nullable=False),
+    sa.Column("overdue_cents", Money, nullable=False),
+    sa.Column("current_cents", Money, nullable=False),
+    sa.Column("days_1_30_cents", Money, nullable=False),
+    sa.Column("days_31_60_cents", Money, nullable=False),
+    sa.Column("days_61_90_cents", Money, nullable=False),
+    sa.Column("days_over_90_cents", Money, nullable=False),
+    sa.Column("disputed_cents", Money, nullable=False),
+    sa.Column("unapplied_credit_cents", Money, nullable=False),
+    sa.Column("dunnable_cents", Money, nullable=False),
+    *[
+        column
+        for tier in SUMMARY_TIERS
+        for column in (
+            sa.Column(f"tier_{tier}_customers", sa.Integer, nullable=False),
+            sa.Column(f"tier_{tier}_cents", Money, nullable=False),
+        )
+    ],
+    sa.Column("actions_staged", sa.Integer, nullable=False),
+    sa.Column("actions_applied", sa.Integer, nullable=False),
+    sa.Column("credit_sales_3m_cents", Money, nullable=False),
+    sa.Column("dso_days", Ratio),
+    sa.Column("best_possible_dso_days", Ratio),
+    sa.Column("average_days_delinquent", Ratio),
+    sa.Column("cei_pct", Ratio),
+    sa.Column("over_90_pct", Ratio),
+)

@@ -9,12 +9,13 @@ decision time and so a new run.
 
 import hashlib
 import json
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
 
 from ar_pipeline.jobs import DAILY_JOB, apply_approved_actions
-from ar_pipeline.resources import ArDatabase
+from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 from ar_pipeline.runs import record_dagster_run
 from ar_pipeline.schema import proposed_actions
 
@@ -80,29 +81,46 @@ def approved_actions_sensor(
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitor_all_code_locations=True,  # also sees runs started in-process by the CLI
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    name="ar_aging_daily_succeeded",
-)
-def daily_run_succeeded(context: dg.RunStatusSensorContext, ar_db: ArDatabase):
-    """Write workflow_run_log, reflexion_log and workflow.completed for the daily job."""
-    if context.dagster_run.job_name != DAILY_JOB:
-        return dg.SkipReason(f"not {DAILY_JOB}")
-    record_dagster_run(context.instance, context.dagster_run, ar_db, succeeded=True)
-    return None
+def build_run_status_sensors(
+    summary_job: Any, partitions: dg.DailyPartitionsDefinition
+) -> list[dg.SensorDefinition]:
+    """Bookkeeping of the daily job; a successful run also requests the trend partition of its
+    as-of date (so the daily run fills today's ``ar_aging_summary``)."""
 
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitor_all_code_locations=True,  # also sees runs started in-process by the CLI
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        name="ar_aging_daily_succeeded",
+        request_job=summary_job,
+    )
+    def daily_run_succeeded(context: dg.RunStatusSensorContext, ar_db: ArDatabase):
+        """Write workflow_run_log, reflexion_log and workflow.completed for the daily job, and
+        request that day's ar_aging_summary partition."""
+        run = context.dagster_run
+        if run.job_name != DAILY_JOB:
+            return dg.SkipReason(f"not {DAILY_JOB}")
+        record_dagster_run(context.instance, run, ar_db, succeeded=True)
+        as_of = run.tags.get(AS_OF_TAG)
+        if as_of and as_of in partitions.get_partition_keys(
+            dynamic_partitions_store=context.instance
+        ):
+            return dg.RunRequest(run_key=f"summary:{run.run_id}", partition_key=as_of)
+        return dg.SkipReason(f"as-of date {as_of} has no ar_aging_summary partition")
 
-@dg.run_failure_sensor(
-    monitor_all_code_locations=True,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    name="ar_aging_daily_failed",
-)
-def daily_run_failed(context: dg.RunFailureSensorContext, ar_db: ArDatabase):
-    """Write workflow_run_log, reflexion_log and workflow.failed for the daily job."""
-    if context.dagster_run.job_name != DAILY_JOB:
-        return dg.SkipReason(f"not {DAILY_JOB}")
-    error = context.failure_event.message if context.failure_event else None
-    record_dagster_run(context.instance, context.dagster_run, ar_db, succeeded=False, error=error)
-    return None
+    @dg.run_failure_sensor(
+        monitor_all_code_locations=True,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        name="ar_aging_daily_failed",
+    )
+    def daily_run_failed(context: dg.RunFailureSensorContext, ar_db: ArDatabase):
+        """Write workflow_run_log, reflexion_log and workflow.failed for the daily job."""
+        if context.dagster_run.job_name != DAILY_JOB:
+            return dg.SkipReason(f"not {DAILY_JOB}")
+        error = context.failure_event.message if context.failure_event else None
+        record_dagster_run(
+            context.instance, context.dagster_run, ar_db, succeeded=False, error=error
+        )
+        return None
+
+    return [daily_run_succeeded, daily_run_failed]

@@ -7,6 +7,7 @@ through a run.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Settings:
     outbox_dir: Path
     hold_min_days_overdue: int
     hold_min_open: Decimal
+    trend_start_date: dt.date
 
     @property
     def timezone_name(self) -> str:
@@ -111,6 +113,19 @@ def _parse_database_url(name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _parse_date(name: str, raw: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a date like 2025-06-01, got {raw!r}") from None
+
+
+def default_trend_start(today: dt.date, months: int = 18) -> dt.date:
+    """First day of the month ``months`` before ``today``: where the demo ledger begins."""
+    month_index = today.year * 12 + today.month - 1 - months
+    return dt.date(month_index // 12, month_index % 12 + 1, 1)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate all settings from ``environ`` (default: the process environment)."""
     env = os.environ if environ is None else environ
@@ -130,11 +145,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     approvers = frozenset(n.strip() for n in approvers_raw.split(",") if n.strip())
     mail_from = get("AR_MAIL_FROM")
 
+    timezone = _parse_timezone("AR_TIMEZONE", get("AR_TIMEZONE") or "UTC")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         dagster_home=Path(get("DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
-        timezone=_parse_timezone("AR_TIMEZONE", get("AR_TIMEZONE") or "UTC"),
+        timezone=timezone,
         freshness_max_age_hours=_parse_positive_number(
             "AR_FRESHNESS_MAX_AGE_HOURS", get("AR_FRESHNESS_MAX_AGE_HOURS") or "2"
         ),
@@ -150,4 +166,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "AR_HOLD_MIN_DAYS_OVERDUE", get("AR_HOLD_MIN_DAYS_OVERDUE") or "90"
         ),
         hold_min_open=_parse_amount("AR_HOLD_MIN_OPEN", get("AR_HOLD_MIN_OPEN") or "25000.00"),
+        trend_start_date=(
+            _parse_date("AR_TREND_START_DATE", trend_start)
+            if (trend_start := get("AR_TREND_START_DATE"))
+            else default_trend_start(dt.datetime.now(timezone).date())
+        ),
     )

@@ -37,7 +37,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
 
 # ISO 4217 currencies whose minor unit is not 1/100 of the major unit.
-_CURRENCY_EXPONENTS = {
+CURRENCY_EXPONENTS = {
     "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
     "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
     "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
@@ -46,7 +46,7 @@ _CURRENCY_EXPONENTS = {
 
 def currency_exponent(currency: str) -> int:
     """Decimal places of the currency's minor unit (2 unless ISO 4217 says otherwise)."""
-    return _CURRENCY_EXPONENTS.get(currency.upper(), 2)
+    return CURRENCY_EXPONENTS.get(currency.upper(), 2)
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:

@@ -15,6 +15,7 @@ def cli_env(monkeypatch, tmp_path, database_url):
     monkeypatch.setenv("AR_DATABASE_URL", database_url)
     monkeypatch.setenv("AR_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("AR_TREND_START_DATE", "2026-01-01")
     return tmp_path
 
 
@@ -33,8 +34,10 @@ def test_run_as_of_prints_the_aging_and_records_the_run(cli_env, database_url, c
     assert re.search(r"Tier 1 reminder\s+1 customers", out)
     assert re.search(r"Tier 2 firm reminder\s+0 customers", out)
     with dg.DagsterInstance.from_config(str(cli_env / "dagster_home")) as instance:
-        (record,) = instance.get_run_records()
-    assert record.dagster_run.tags["ar_pipeline/as_of"] == "2026-03-31"
+        runs = {r.dagster_run.job_name: r.dagster_run for r in instance.get_run_records()}
+    assert set(runs) == {"ar_aging_daily", "ar_aging_summary_job"}
+    assert runs["ar_aging_daily"].tags["ar_pipeline/as_of"] == "2026-03-31"
+    assert runs["ar_aging_summary_job"].tags["dagster/partition"] == "2026-03-31"
 
 
 def test_seed_refuses_a_ledger_that_is_not_empty(cli_env, database_url, capsys):

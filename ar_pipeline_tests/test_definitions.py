@@ -10,23 +10,38 @@ def test_definitions_load():
     assert isinstance(defs, dg.Definitions)
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"ar_aging", "prior_actions", "tier_assignments", "proposed_actions"}
+    assert keys == {
+        "ar_aging", "prior_actions", "tier_assignments", "proposed_actions", "ar_aging_summary",
+    }  # fmt: skip
 
 
 def test_assets_are_grouped_described_and_owned():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        expected_group = "ar_actions" if key.to_user_string() == "proposed_actions" else "ar_aging"
-        assert node.group_name == expected_group
+        expected_group = {"proposed_actions": "ar_actions", "ar_aging_summary": "ar_trend"}
+        assert node.group_name == expected_group.get(key.to_user_string(), "ar_aging")
         assert node.description
         assert node.owners == ["team:finance-ops"]
         assert node.kinds == {"sql", "sqlalchemy"}
         assert "dagster/column_schema" in node.metadata
 
 
+def test_trend_is_daily_partitioned_and_backfills_in_one_run():
+    custom = build_definitions(
+        load_settings({"AR_TREND_START_DATE": "2025-06-01", "AR_TIMEZONE": "Europe/Berlin"})
+    )
+    summary = custom.resolve_assets_def("ar_aging_summary")
+    partitions = summary.partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    assert partitions.get_first_partition_key() == "2025-06-01"
+    assert partitions.timezone == "Europe/Berlin"
+    assert partitions.end_offset == 1  # today's partition exists for the daily run
+    assert summary.backfill_policy == dg.BackfillPolicy.single_run()
+
+
 def test_jobs_run_in_process_with_db_retries():
-    for name in ("ar_aging_daily", "apply_approved_actions"):
+    for name in ("ar_aging_daily", "apply_approved_actions", "ar_aging_summary_job"):
         job = defs.resolve_job_def(name)
         assert job.executor_def.name == "in_process"
     nodes = [
