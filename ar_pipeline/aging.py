@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import FromClause, Select
 
 from ar_pipeline.schema import ar_aging, customers, invoices, payments
-from ar_pipeline.sql_functions import bound_date, days_between, non_negative
+from ar_pipeline.sql_functions import bound_date, days_between, next_day, non_negative
 
 BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
     # (bucket, lowest days_overdue, highest days_overdue), bounds inclusive
@@ -73,6 +73,16 @@ def as_of_dates(dates: Sequence[dt.date]) -> FromClause:
     rows = [sa.select(bound_date(d).label("as_of")) for d in dates]
     selectable = rows[0] if len(rows) == 1 else sa.union_all(*rows)
     return selectable.subquery("as_of_dates")
+
+
+def as_of_range(first: dt.date, last: dt.date) -> FromClause:
+    """A selectable ``(as_of)`` with every day from ``first`` to ``last``, generated in SQL (a
+    recursive CTE), for ranges too long for :func:`as_of_dates`."""
+    series = sa.select(bound_date(first).label("as_of")).cte("as_of_series", recursive=True)
+    series = series.union_all(
+        sa.select(next_day(series.c.as_of)).where(series.c.as_of < bound_date(last))
+    )
+    return sa.select(series.c.as_of).subquery("as_of_dates")
 
 
 def latest_aging_date() -> FromClause:

@@ -65,3 +65,23 @@ def bound_date(value: dt.date, name: str | None = None) -> ColumnElement[dt.date
 def non_negative(expression: ColumnElement) -> ColumnElement:
     """``max(0, expression)`` written with CASE, which both dialects share."""
     return sa.case((expression > 0, expression), else_=sa.literal(0))
+
+
+class next_day(FunctionElement):  # noqa: N801
+    """The day after a date."""
+
+    type = sa.Date()
+    inherit_cache = True
+    name = "next_day"
+
+
+@compiles(next_day)
+def _next_day_default(element: next_day, compiler, **kw) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST({compiler.process(value, **kw)} + 1 AS DATE)"
+
+
+@compiles(next_day, "sqlite")
+def _next_day_sqlite(element: next_day, compiler, **kw) -> str:
+    (value,) = list(element.clauses)
+    return f"date({compiler.process(value, **kw)}, '+1 day')"

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.aging import BUCKET_COLUMNS, aging_by_customer, as_of_dates
+from ar_pipeline.aging import BUCKET_COLUMNS, aging_by_customer, as_of_range
 from ar_pipeline.database import bulk_insert
 from ar_pipeline.kpis import MonthSales, compute_kpis, month_before, sales_periods
 from ar_pipeline.schema import SUMMARY_TIERS, ar_aging_summary, invoices, proposed_actions
@@ -157,9 +157,12 @@ def summary_rows(
     """The ``ar_aging_summary`` rows of ``dates`` (computed, not written)."""
     wanted = sorted(set(dates))
     beginning = {d: month_before(d) for d in wanted}
-    all_dates = sorted(set(wanted) | set(beginning.values()))
+    # One contiguous range covers the wanted days and each one's beginning of month (for CEI);
+    # evaluating a few extra days costs little next to reading the ledger's events once.
+    first_needed = min(beginning.values())
     totals: dict[tuple[dt.date, str], dict[str, Any]] = {}
-    for row in connection.execute(daily_totals(as_of_dates(all_dates))).mappings():
+    dates = as_of_range(first_needed, max(wanted))
+    for row in connection.execute(daily_totals(dates)).mappings():
         as_of = row["as_of"]
         as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
         totals[(as_of, row["currency"])] = {k: v for k, v in row.items()}
