@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("--by", required=True, help="your name, as listed in AR_APPROVERS")
     reject.add_argument("--reason", required=True, help="why (required)")
 
+    web = commands.add_parser("web", help="the approver's page")
+    web.add_argument("--host", help="listen address (default AR_WEB_HOST, 127.0.0.1)")
+    web.add_argument("--port", type=_positive, help="port (default AR_WEB_PORT, 8080)")
+    commands.add_parser(
+        "hash-password", help="hash a password for AR_WEB_USERS / AR_WEB_USERS_FILE"
+    )
+
     apply = commands.add_parser("apply", help="apply one approved action now")
     apply.add_argument("id", type=_positive, metavar="ID")
     apply.add_argument("--as-of", type=_date, help="balance re-check date (default: today)")
@@ -447,6 +454,48 @@ def cmd_apply(settings: Settings, args: argparse.Namespace) -> bool:
     return counts.get("applied", 0) > 0 or counts.get("superseded", 0) > 0
 
 
+def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from ar_pipeline.accounts import load_accounts
+    from ar_pipeline.trend import recent_rows
+    from ar_pipeline.web import create_app, session_secret
+
+    engine = _prepare(settings)
+    accounts = load_accounts(settings)
+    if not accounts:
+        raise CliError(
+            "no accounts: set AR_WEB_USERS_FILE or AR_WEB_USERS (see `ar-pipeline hash-password`)"
+        )
+
+    def chart_rows() -> list[dict[str, Any]]:
+        with engine.connect() as connection:
+            return recent_rows(connection, _today(settings), 365)
+
+    app = create_app(
+        engine, accounts, settings.approvers, session_secret(settings), chart_rows=chart_rows
+    )
+    host, port = args.host or settings.web_host, args.port or settings.web_port
+    print(f"Approver's page on http://{host}:{port}/ (Ctrl+C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def cmd_hash_password() -> None:
+    import getpass
+
+    from ar_pipeline.accounts import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            raise CliError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise CliError("password: use at least 8 characters")
+    print(hash_password(password))
+
+
 def cmd_demo(settings: Settings) -> bool:
     from ar_pipeline.ledger_generator import ledger_is_empty
 
@@ -480,6 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if cmd_demo(settings) else 1
         elif args.command == "approvals":
             cmd_approvals(settings, args)
+        elif args.command == "web":
+            cmd_web(settings, args)
+        elif args.command == "hash-password":
+            cmd_hash_password()
         elif args.command == "apply":
             return 0 if cmd_apply(settings, args) else 1
         elif args.command == "run":

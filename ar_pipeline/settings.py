@@ -41,6 +41,11 @@ class Settings:
     hold_min_days_overdue: int
     hold_min_open: Decimal
     trend_start_date: dt.date
+    web_host: str
+    web_port: int
+    web_users_file: Path | None
+    web_users: str | None
+    web_secret: str | None
 
     @property
     def timezone_name(self) -> str:
@@ -171,4 +176,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if (trend_start := get("AR_TREND_START_DATE"))
             else default_trend_start(dt.datetime.now(timezone).date())
         ),
+        web_host=get("AR_WEB_HOST") or "127.0.0.1",
+        web_port=_parse_int("AR_WEB_PORT", get("AR_WEB_PORT") or "8080", minimum=1),
+        web_users_file=Path(users_file) if (users_file := get("AR_WEB_USERS_FILE")) else None,
+        web_users=get("AR_WEB_USERS"),
+        web_secret=get("AR_WEB_SECRET"),
     )
