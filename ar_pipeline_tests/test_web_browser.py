@@ -83,7 +83,7 @@ def test_sign_in_edit_approve_and_the_edited_text_is_sent(
         page.fill(f"#body-{letter}", edited_body)
         page.locator(f"#action-{letter}").get_by_role("button", name="Save edit").click()
         page.wait_for_selector("text=draft saved")
-        page.get_by_role("button", name=f"Approve #{letter}").click()
+        page.get_by_role("button", name=f"Approve #{letter}", exact=True).click()
         page.wait_for_selector(f"text={letter}: approved")
         page.screenshot(path=str(tmp_path / "approved.png"), full_page=True)
         browser.close()
