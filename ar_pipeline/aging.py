@@ -71,8 +71,10 @@ def as_of_dates(dates: Sequence[dt.date]) -> FromClause:
     if not dates:
         raise ValueError("as_of_dates needs at least one date")
     rows = [sa.select(bound_date(d).label("as_of")) for d in dates]
-    selectable = rows[0] if len(rows) == 1 else sa.union_all(*rows)
-    return selectable.subquery("as_of_dates")
+    selectable = (rows[0] if len(rows) == 1 else sa.union_all(*rows)).subquery("as_of_dates")
+    if len(set(dates)) == 1:
+        selectable.ar_point_date = dates[0]  # lets AgingSource sum instead of segmenting
+    return selectable
 
 
 def as_of_range(first: dt.date, last: dt.date) -> FromClause:
@@ -118,7 +120,12 @@ class AgingSource:
     def __init__(self, dates: FromClause, only: Customers = None) -> None:
         self.dates = dates
         self.only = only
-        self.upto = sa.select(sa.func.max(dates.c.as_of)).scalar_subquery()
+        self.point: dt.date | None = getattr(dates, "ar_point_date", None)
+        self.upto = (
+            bound_date(self.point)
+            if self.point is not None
+            else sa.select(sa.func.max(dates.c.as_of)).scalar_subquery()
+        )
 
     @functools.cached_property
     def _settlements(self) -> FromClause:
@@ -168,9 +175,8 @@ class AgingSource:
             .cte("settlements")
         )
 
-    @functools.cached_property
-    def invoice_segments(self) -> FromClause:
-        """(invoice_id, start, stop, balance) of every eligible invoice, stop NULL = open end."""
+    def _invoice_events(self) -> Select:
+        """(invoice_id, effective, delta) of every eligible invoice."""
         st = self._settlements
         issued = _only(
             sa.select(
@@ -190,11 +196,10 @@ class AgingSource:
             _later(st.c.on_date, st.c.applies_from),
             -st.c.amount_cents,
         ).where(st.c.applies_to.is_not(None), st.c.applies_from <= self.upto)
-        return _segments(sa.union_all(issued, settled), ["invoice_id"], "invoice_segments")
+        return sa.union_all(issued, settled)
 
-    @functools.cached_property
-    def credit_segments(self) -> FromClause:
-        """(customer_id, currency, start, stop, balance) of unapplied settlements."""
+    def _credit_events(self) -> Select:
+        """(customer_id, currency, effective, delta) of unapplied settlements."""
         st = self._settlements
         early = sa.and_(st.c.applies_to.is_not(None), st.c.on_date < st.c.applies_from)
         unapplied = sa.select(
@@ -204,36 +209,64 @@ class AgingSource:
         applied_later = sa.select(
             st.c.customer_id, st.c.currency, st.c.applies_from, -st.c.amount_cents
         ).where(early, st.c.applies_from <= self.upto)
-        return _segments(
-            sa.union_all(unapplied, applied_later), ["customer_id", "currency"], "credit_segments"
-        )
+        return sa.union_all(unapplied, applied_later)
 
-    def _covering(self, segments: FromClause) -> sa.ColumnElement[bool]:
-        return sa.and_(
+    def _balances_on_dates(self, events: Select, keys: list[str], name: str) -> FromClause:
+        """Non-zero balances per key on each date: (as_of, *keys, balance).
+
+        One date sums the events up to it (a plain GROUP BY); several dates use the segments
+        of constant balance, so that a year costs about as much as a day.
+        """
+        if self.point is not None:
+            raw = events.subquery(f"{name}_events")
+            total = sa.func.sum(raw.c.delta)
+            per_key = (
+                sa.select(*[raw.c[k] for k in keys], total.label("balance"))
+                .where(raw.c.effective <= self.point)
+                .group_by(*[raw.c[k] for k in keys])
+                .having(total != 0)
+                .subquery(f"{name}_balances")
+            )
+            return (
+                sa.select(self.dates.c.as_of, *[per_key.c[k] for k in keys], per_key.c.balance)
+                .select_from(per_key.join(self.dates, sa.true()))
+                .subquery(f"{name}_on_dates")
+            )
+        segments = _segments(events, keys, f"{name}_segments")
+        covering = sa.and_(
             segments.c.start <= self.dates.c.as_of,
             sa.or_(segments.c.stop.is_(None), segments.c.stop > self.dates.c.as_of),
             segments.c.balance != 0,
         )
+        return (
+            sa.select(self.dates.c.as_of, *[segments.c[k] for k in keys], segments.c.balance)
+            .select_from(segments.join(self.dates, covering))
+            .subquery(f"{name}_on_dates")
+        )
+
+    @functools.cached_property
+    def invoice_balances(self) -> FromClause:
+        return self._balances_on_dates(self._invoice_events(), ["invoice_id"], "invoice")
+
+    @functools.cached_property
+    def credit_balances(self) -> FromClause:
+        return self._balances_on_dates(self._credit_events(), ["customer_id", "currency"], "credit")
 
     def _balances(self) -> FromClause:
         """Every eligible invoice with a non-zero balance on each date, with its attributes."""
-        seg = self.invoice_segments
+        bal = self.invoice_balances
         return (
             sa.select(
-                self.dates.c.as_of,
+                bal.c.as_of,
                 invoices.c.customer_id,
                 invoices.c.invoice_id,
                 invoices.c.invoice_number,
                 invoices.c.currency,
                 invoices.c.due_date,
                 invoices.c.disputed,
-                seg.c.balance.label("balance_cents"),
+                bal.c.balance.label("balance_cents"),
             )
-            .select_from(
-                seg.join(self.dates, self._covering(seg)).join(
-                    invoices, invoices.c.invoice_id == seg.c.invoice_id
-                )
-            )
+            .select_from(bal.join(invoices, invoices.c.invoice_id == bal.c.invoice_id))
             .subquery("balances")
         )
 
@@ -269,13 +302,13 @@ class AgingSource:
     def unapplied_credit(self) -> Select:
         """Unapplied credit per (as_of, customer_id, currency): unapplied settlements and
         overpaid invoices."""
-        seg = self.credit_segments
+        credit = self.credit_balances
         on_account = sa.select(
-            self.dates.c.as_of,
-            seg.c.customer_id,
-            seg.c.currency,
-            seg.c.balance.label("credit_cents"),
-        ).select_from(seg.join(self.dates, self._covering(seg)))
+            credit.c.as_of,
+            credit.c.customer_id,
+            credit.c.currency,
+            credit.c.balance.label("credit_cents"),
+        )
         balances = self._balances()
         overpaid = sa.select(
             balances.c.as_of,

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from ar_pipeline import aging, proposals, tiering
+from ar_pipeline.database import analyze
 from ar_pipeline.reporting import aging_totals, largest_overdue, largest_overdue_markdown
 from ar_pipeline.resources import ArDatabase, run_as_of
 from ar_pipeline.schema import ar_aging as ar_aging_table
@@ -129,6 +130,7 @@ def ar_aging(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.Materia
         row_count = aging.write_ar_aging(connection, as_of)
         totals = aging_totals(connection, as_of)
         top = largest_overdue(connection, as_of)
+    analyze(ar_db.engine, [ar_aging_table])  # the next steps plan their joins on it
     metadata: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "dagster/row_count": row_count,
@@ -159,6 +161,7 @@ def prior_actions(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.Ma
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
         row_count = tiering.write_prior_actions(connection, as_of, ar_db.zone)
+    analyze(ar_db.engine, [prior_actions_table])
     return dg.MaterializeResult(
         metadata={"as_of": as_of.isoformat(), "dagster/row_count": row_count}
     )
@@ -192,6 +195,7 @@ def tier_assignments(
         counts = tiering.write_tier_assignments(
             connection, as_of, tiers, threshold_days, ar_db.zone
         )
+    analyze(ar_db.engine, [tier_assignments_table])
     metadata: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "dagster/row_count": sum(counts.values()),

@@ -19,11 +19,13 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine, make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+POSTGRES_WORK_MEM = "128MB"
 
 
 @functools.cache
 def get_engine(url: str) -> Engine:
-    """One engine per URL per process. SQLite gets foreign keys, WAL and a busy timeout."""
+    """One engine per URL per process. SQLite gets foreign keys, WAL and a busy timeout;
+    PostgreSQL sessions get ``work_mem`` for the aging and full-result cursor plans."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -38,7 +40,20 @@ def get_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+        # The aging sorts and hashes a few hundred thousand events per million invoices: give
+        # them memory instead of temporary files; and plan streamed (server-side cursor)
+        # queries for all their rows, not for the first 10 % (PostgreSQL's default).
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET work_mem = '{POSTGRES_WORK_MEM}'")
+        cursor.execute("SET cursor_tuple_fraction = 1.0")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine
 
 
 def alembic_config(connection: Connection) -> AlembicConfig:

@@ -83,10 +83,8 @@ def _candidates(
     connection: sa.Connection, as_of: dt.date, threshold_days: int, batch_size: int
 ) -> Iterator[_Candidate]:
     """Customers with a proposed tier as of ``as_of`` and their undisputed overdue items."""
-    called_for = sa.select(tier_assignments.c.customer_id).where(
-        tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
-    )
-    items = open_items(as_of_dates([as_of]), only=called_for).subquery("items")
+    # joined to the staged customers below; an IN filter inside the aging plans worse
+    items = open_items(as_of_dates([as_of])).subquery("items")
     query = (
         sa.select(
             tier_assignments.c.customer_id,
@@ -224,43 +222,49 @@ def _insert_new(
 
 
 def supersede_older(connection: sa.Connection, as_of: dt.date, run_id: str) -> int:
-    """Mark ``proposed`` rows superseded when the same customer has a newer row of the same
-    action type, staged as of ``as_of`` (envelopes: any newer envelope). One UPDATE."""
+    """Mark ``proposed`` rows superseded when a newer row of the same action type stands for the
+    same customer (envelopes: any newer envelope), staged as of ``as_of``. Two UPDATEs, each a
+    semi-join the indexes serve."""
     newer = proposed_actions.alias("newer")
-    same_subject = sa.or_(
-        newer.c.customer_id == proposed_actions.c.customer_id,
-        sa.and_(
-            newer.c.action_type == "workflow_envelope",
-            proposed_actions.c.action_type == "workflow_envelope",
-        ),
-    )
-    has_newer = (
+    pa = proposed_actions.c
+    is_newer = sa.or_(pa.as_of < newer.c.as_of, pa.action_id < newer.c.action_id)
+    same_customer = (
         sa.select(newer.c.action_id)
         .where(
+            newer.c.customer_id == pa.customer_id,
+            newer.c.action_type == pa.action_type,
             newer.c.as_of == as_of,
-            newer.c.action_type == proposed_actions.c.action_type,
-            same_subject,
-            newer.c.action_id != proposed_actions.c.action_id,
-            sa.or_(
-                proposed_actions.c.as_of < newer.c.as_of,
-                proposed_actions.c.action_id < newer.c.action_id,
-            ),
+            newer.c.action_id != pa.action_id,
+            is_newer,
         )
         .exists()
     )
-    result = connection.execute(
-        proposed_actions.update()
+    newer_envelope = (
+        sa.select(newer.c.action_id)
         .where(
-            proposed_actions.c.status == "proposed",
-            proposed_actions.c.as_of <= as_of,
-            has_newer,
+            newer.c.action_type == "workflow_envelope",
+            newer.c.as_of == as_of,
+            newer.c.action_id != pa.action_id,
+            is_newer,
         )
-        .values(
-            status="superseded",
-            superseded_reason=f"replaced by a newer proposal (run {run_id}, as of {as_of})",
-        )
+        .exists()
     )
-    return result.rowcount
+    values = {
+        "status": "superseded",
+        "superseded_reason": f"replaced by a newer proposal (run {run_id}, as of {as_of})",
+    }
+    pending = sa.and_(pa.status == "proposed", pa.as_of <= as_of)
+    children = connection.execute(
+        proposed_actions.update()
+        .where(pending, pa.action_type != "workflow_envelope", same_customer)
+        .values(**values)
+    ).rowcount
+    envelopes = connection.execute(
+        proposed_actions.update()
+        .where(pending, pa.action_type == "workflow_envelope", newer_envelope)
+        .values(**values)
+    ).rowcount
+    return children + envelopes
 
 
 def stage_proposals(
