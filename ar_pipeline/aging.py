@@ -230,7 +230,7 @@ class AgingSource:
             return (
                 sa.select(self.dates.c.as_of, *[per_key.c[k] for k in keys], per_key.c.balance)
                 .select_from(per_key.join(self.dates, sa.true()))
-                .subquery(f"{name}_on_dates")
+                .cte(f"{name}_on_dates")  # a CTE: open items and overpayments share it
             )
         segments = _segments(events, keys, f"{name}_segments")
         covering = sa.and_(
@@ -241,7 +241,7 @@ class AgingSource:
         return (
             sa.select(self.dates.c.as_of, *[segments.c[k] for k in keys], segments.c.balance)
             .select_from(segments.join(self.dates, covering))
-            .subquery(f"{name}_on_dates")
+            .cte(f"{name}_on_dates")
         )
 
     @functools.cached_property

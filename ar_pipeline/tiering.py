@@ -352,6 +352,20 @@ def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: Zon
     return connection.execute(count).scalar_one()
 
 
+def _owing(connection: sa.Connection, as_of: dt.date) -> Select | None:
+    """Customers that ``ar_aging`` (upstream of tiering) found owing something undisputed on
+    ``as_of``: only they can have a dunnable amount, so only their events need reading. None
+    (everyone) when ``ar_aging`` has no rows for the day."""
+    from ar_pipeline.schema import ar_aging
+
+    of_day = ar_aging.c.as_of == as_of
+    if connection.execute(sa.select(ar_aging.c.as_of).where(of_day).limit(1)).first() is None:
+        return None
+    return sa.select(ar_aging.c.customer_id).where(
+        of_day, ar_aging.c.total_open_cents > ar_aging.c.disputed_cents
+    )
+
+
 def decide_tiers(
     connection: sa.Connection,
     as_of: dt.date,
@@ -368,7 +382,7 @@ def decide_tiers(
     from ar_pipeline.aging import as_of_dates
 
     from_days = boundaries(tiers, threshold_days)
-    query = dunning_positions(as_of_dates([as_of]), from_days)
+    query = dunning_positions(as_of_dates([as_of]), from_days, only=_owing(connection, as_of))
     result = connection.execute(query, execution_options={"yield_per": batch_size})
 
     current_id: str | None = None
