@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench dev lock clean
+.PHONY: install demo test lint bench dev lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ar-pipeline demo
@@ -26,7 +28,7 @@ dev: $(STAMP)
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
-	$(BIN)/ar-pipeline bench
+	$(BIN)/ar-pipeline bench $(BENCH_ARGS)
 
 # Regenerate the lockfile after changing dependencies in pyproject.toml (needs uv).
 lock:

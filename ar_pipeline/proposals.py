@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ar_pipeline.aging import as_of_dates, open_items, unapplied_credit
+from ar_pipeline.aging import as_of_dates, open_items
 from ar_pipeline.drafts import (
     SALES_REP_TEMPLATE,
     OverdueInvoice,
@@ -83,8 +83,10 @@ def _candidates(
     connection: sa.Connection, as_of: dt.date, threshold_days: int, batch_size: int
 ) -> Iterator[_Candidate]:
     """Customers with a proposed tier as of ``as_of`` and their undisputed overdue items."""
-    # joined to the staged customers below; an IN filter inside the aging plans worse
-    items = open_items(as_of_dates([as_of])).subquery("items")
+    called_for = sa.select(tier_assignments.c.customer_id).where(
+        tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
+    )
+    items = open_items(as_of_dates([as_of]), only=called_for).subquery("items")
     query = (
         sa.select(
             tier_assignments.c.customer_id,
@@ -139,12 +141,19 @@ def _candidates(
 
 
 def _credits(connection: sa.Connection, as_of: dt.date) -> dict[str, dict[str, int]]:
-    called_for = sa.select(tier_assignments.c.customer_id).where(
-        tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
-    )
+    """Unapplied credit per customer and currency, as ``ar_aging`` (upstream) computed it."""
     credits: dict[str, dict[str, int]] = {}
-    for row in connection.execute(unapplied_credit(as_of_dates([as_of]), only=called_for)):
-        credits.setdefault(row.customer_id, {})[row.currency] = int(row.unapplied_credit_cents)
+    for customer_id, currency, cents in connection.execute(
+        sa.select(ar_aging.c.customer_id, ar_aging.c.currency, ar_aging.c.unapplied_credit_cents)
+        .join(tier_assignments, tier_assignments.c.customer_id == ar_aging.c.customer_id)
+        .where(
+            ar_aging.c.as_of == as_of,
+            tier_assignments.c.as_of == as_of,
+            tier_assignments.c.proposed_tier.is_not(None),
+            ar_aging.c.unapplied_credit_cents != 0,
+        )
+    ):
+        credits.setdefault(customer_id, {})[currency] = int(cents)
     return credits
 
 
