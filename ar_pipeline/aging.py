@@ -270,8 +270,9 @@ class AgingSource:
             .subquery("balances")
         )
 
-    def open_items(self) -> Select:
-        """One row per open item (balance > 0) on each date, with days overdue and bucket."""
+    def aged_balances(self) -> Select:
+        """Every non-zero invoice balance on each date with days overdue and bucket: > 0 is an
+        open item, < 0 an overpayment. Columns: those of the ``aging_open_items`` table."""
         balances = self._balances()
         days_overdue = days_between(balances.c.as_of, balances.c.due_date)
         # Buckets are tried in ascending order, so each needs only its upper bound.
@@ -279,50 +280,139 @@ class AgingSource:
             *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
             else_=sa.literal(BUCKETS[-1][0]),
         )
-        return (
-            sa.select(
-                balances.c.as_of,
-                balances.c.customer_id,
-                customers.c.customer_name,
-                balances.c.invoice_id,
-                balances.c.invoice_number,
-                balances.c.currency,
-                balances.c.due_date,
-                balances.c.balance_cents.label("open_cents"),
-                days_overdue.label("days_overdue"),
-                bucket.label("bucket"),
-                balances.c.disputed,
-            )
-            .select_from(
-                balances.join(customers, customers.c.customer_id == balances.c.customer_id)
-            )
-            .where(balances.c.balance_cents > 0)
+        return sa.select(
+            balances.c.as_of,
+            balances.c.customer_id,
+            customers.c.customer_name,
+            balances.c.invoice_id,
+            balances.c.invoice_number,
+            balances.c.currency,
+            balances.c.due_date,
+            balances.c.balance_cents,
+            days_overdue.label("days_overdue"),
+            bucket.label("bucket"),
+            balances.c.disputed,
+        ).select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
+
+    def open_items(self) -> Select:
+        """One row per open item (balance > 0) on each date, with days overdue and bucket."""
+        return _open_items_of(self.aged_balances().subquery("aged_balances"))
+
+    def on_account_credit(self) -> Select:
+        """Unapplied settlements per (as_of, customer_id, currency), overpayments not included."""
+        credit = self.credit_balances
+        return sa.select(
+            credit.c.as_of,
+            credit.c.customer_id,
+            credit.c.currency,
+            credit.c.balance.label("unapplied_credit_cents"),
         )
 
     def unapplied_credit(self) -> Select:
         """Unapplied credit per (as_of, customer_id, currency): unapplied settlements and
         overpaid invoices."""
-        credit = self.credit_balances
-        on_account = sa.select(
-            credit.c.as_of,
-            credit.c.customer_id,
-            credit.c.currency,
-            credit.c.balance.label("credit_cents"),
+        return _unapplied_credit_of(
+            self.on_account_credit().subquery("on_account"),
+            self.aged_balances().subquery("overpaid_balances"),
         )
-        balances = self._balances()
-        overpaid = sa.select(
-            balances.c.as_of,
-            balances.c.customer_id,
-            balances.c.currency,
-            (-balances.c.balance_cents).label("credit_cents"),
-        ).where(balances.c.balance_cents < 0)
-        credits = sa.union_all(on_account, overpaid).subquery("credits")
-        return sa.select(
-            credits.c.as_of,
-            credits.c.customer_id,
-            credits.c.currency,
-            sa.func.sum(credits.c.credit_cents).label("unapplied_credit_cents"),
-        ).group_by(credits.c.as_of, credits.c.customer_id, credits.c.currency)
+
+
+def _open_items_of(aged: FromClause) -> Select:
+    columns = [c for c in aged.c if c.name != "balance_cents"]
+    return sa.select(*columns[:7], aged.c.balance_cents.label("open_cents"), *columns[7:]).where(
+        aged.c.balance_cents > 0
+    )
+
+
+def _unapplied_credit_of(on_account: FromClause, aged: FromClause) -> Select:
+    overpaid = sa.select(
+        aged.c.as_of,
+        aged.c.customer_id,
+        aged.c.currency,
+        (-aged.c.balance_cents).label("credit_cents"),
+    ).where(aged.c.balance_cents < 0)
+    settled = sa.select(
+        on_account.c.as_of,
+        on_account.c.customer_id,
+        on_account.c.currency,
+        on_account.c.unapplied_credit_cents.label("credit_cents"),
+    )
+    credits = sa.union_all(settled, overpaid).subquery("credits")
+    return sa.select(
+        credits.c.as_of,
+        credits.c.customer_id,
+        credits.c.currency,
+        sa.func.sum(credits.c.credit_cents).label("unapplied_credit_cents"),
+    ).group_by(credits.c.as_of, credits.c.customer_id, credits.c.currency)
+
+
+class SnapshotSource:
+    """The balances ``ar_aging`` stored for one date (``write_snapshot``), offering the same
+    ``open_items()`` and ``unapplied_credit()`` as :class:`AgingSource` without re-reading the
+    ledger's events: the steps after ``ar_aging`` in a run read this."""
+
+    def __init__(self, as_of: dt.date, only: Customers = None) -> None:
+        self.as_of = as_of
+        self.only = only
+
+    def _aged(self) -> FromClause:
+        from ar_pipeline.schema import aging_open_items as t
+
+        query = sa.select(*[t.c[name] for name in SNAPSHOT_COLUMNS]).where(t.c.as_of == self.as_of)
+        return _only(query, t.c.customer_id, self.only).subquery("snapshot_balances")
+
+    def open_items(self) -> Select:
+        return _open_items_of(self._aged())
+
+    def unapplied_credit(self) -> Select:
+        from ar_pipeline.schema import aging_credits as t
+
+        query = sa.select(t.c.as_of, t.c.customer_id, t.c.currency, t.c.unapplied_credit_cents)
+        on_account = _only(query.where(t.c.as_of == self.as_of), t.c.customer_id, self.only)
+        return _unapplied_credit_of(on_account.subquery("snapshot_credit"), self._aged())
+
+
+SNAPSHOT_COLUMNS = (
+    "as_of", "customer_id", "customer_name", "invoice_id", "invoice_number", "currency",
+    "due_date", "balance_cents", "days_overdue", "bucket", "disputed",
+)  # fmt: skip
+SNAPSHOT_KEEP_DAYS = 7
+
+
+def write_snapshot(connection: Connection, as_of: dt.date) -> None:
+    """Store the invoice balances and on-account credit of ``as_of`` (one pass over the
+    ledger's events), replacing that date; snapshots older than a week before it are dropped."""
+    from ar_pipeline.schema import aging_credits, aging_open_items, aging_snapshots
+
+    tables = (aging_open_items, aging_credits, aging_snapshots)
+    cutoff = as_of - dt.timedelta(days=SNAPSHOT_KEEP_DAYS)
+    for table in tables:
+        connection.execute(
+            table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
+        )
+    source = AgingSource(as_of_dates([as_of]))
+    connection.execute(
+        aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), source.aged_balances())
+    )
+    connection.execute(
+        aging_credits.insert().from_select(
+            ["as_of", "customer_id", "currency", "unapplied_credit_cents"],
+            source.on_account_credit(),
+        )
+    )
+    connection.execute(
+        aging_snapshots.insert().values(as_of=as_of, written_at=dt.datetime.now(dt.UTC))
+    )
+
+
+def source_for(connection: Connection, as_of: dt.date, only: Customers = None):
+    """The run's snapshot of ``as_of`` when ``ar_aging`` stored one, else the ledger itself."""
+    from ar_pipeline.schema import aging_snapshots
+
+    stored = connection.execute(
+        sa.select(aging_snapshots.c.as_of).where(aging_snapshots.c.as_of == as_of)
+    ).first()
+    return SnapshotSource(as_of, only) if stored else AgingSource(as_of_dates([as_of]), only)
 
 
 def _segments(events: Select, keys: list[str], name: str) -> FromClause:
@@ -359,6 +449,7 @@ def aging_by_customer(
     threshold_days: int = DEFAULT_THRESHOLD_DAYS,
     only: Customers = None,
     from_days: Sequence[int] = (),
+    source: AgingSource | SnapshotSource | None = None,
 ) -> Select:
     """One row per (as_of, customer, currency) with an open item or unapplied credit.
 
@@ -368,7 +459,7 @@ def aging_by_customer(
     ``oldest_undisputed_due_date`` (of the undisputed overdue items) and, for each n in
     ``from_days``, ``due_from_<n>``: undisputed open cents at least n days overdue.
     """
-    source = AgingSource(dates, only)
+    source = source or AgingSource(dates, only)
     items = source.open_items().subquery("open_items")
     oldest_rank = sa.func.row_number().over(
         partition_by=(items.c.as_of, items.c.customer_id, items.c.currency),
@@ -457,9 +548,11 @@ AR_AGING_COLUMNS = [c.name for c in ar_aging.columns]
 
 def write_ar_aging(connection: Connection, as_of: dt.date) -> int:
     """Replace the ``ar_aging`` rows of ``as_of`` with a fresh aggregation, inside the caller's
-    transaction, in one INSERT ... SELECT. Returns the number of rows written."""
+    transaction: the day's balances are stored once (:func:`write_snapshot`) and aggregated with
+    one INSERT ... SELECT. Returns the number of rows written."""
     connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
-    source = aging_by_customer(as_of_dates([as_of])).subquery("aging")
+    write_snapshot(connection, as_of)
+    source = aging_by_customer(as_of_dates([as_of]), source=SnapshotSource(as_of)).subquery("aging")
     connection.execute(
         ar_aging.insert().from_select(
             AR_AGING_COLUMNS, sa.select(*[source.c[name] for name in AR_AGING_COLUMNS])

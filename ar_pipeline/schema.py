@@ -314,3 +314,39 @@ ar_aging_summary = sa.Table(
     sa.Column("cei_pct", Ratio),
     sa.Column("over_90_pct", Ratio),
 )
+
+# --- the run's invoice balances, computed once per ar_aging run and read by tiering and staging;
+# kept for the last few run dates only (ar_pipeline.aging.write_snapshot) -------------------------
+
+aging_snapshots = sa.Table(
+    "aging_snapshots",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("written_at", Timestamp, nullable=False),
+)
+
+aging_open_items = sa.Table(
+    "aging_open_items",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("invoice_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("customer_name", sa.Text, nullable=False),
+    sa.Column("invoice_number", sa.Text, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("balance_cents", Money, nullable=False),  # > 0 open item, < 0 overpaid
+    sa.Column("days_overdue", sa.Integer, nullable=False),
+    sa.Column("bucket", sa.Text, nullable=False),
+    sa.Column("disputed", sa.Boolean, nullable=False),
+    sa.Index(None, "as_of", "customer_id"),
+)
+
+aging_credits = sa.Table(
+    "aging_credits",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("currency", sa.CHAR(3), primary_key=True),
+    sa.Column("unapplied_credit_cents", Money, nullable=False),
+)

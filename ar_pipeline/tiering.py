@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.aging import Customers, aging_by_customer
+from ar_pipeline.aging import AgingSource, Customers, aging_by_customer, source_for
 from ar_pipeline.schema import customers, prior_actions, proposed_actions
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -308,13 +308,13 @@ def latest_applied_actions(as_of: dt.date, timezone: ZoneInfo) -> Select:
 
 
 def dunning_positions(
-    dates: FromClause, from_days: Sequence[int], only: Customers = None
+    dates: FromClause, from_days: Sequence[int], only: Customers = None, source: Any = None
 ) -> Select:
     """Per (as_of, customer, currency) with an open item or credit: unapplied credit
     (``credit_cents``), undisputed open cents from each day in ``from_days`` on
     (``due_from_<n>``), the oldest undisputed overdue due date, the customer's pause and the
     ``prior_actions`` snapshot of the date. Ordered by customer."""
-    aged = aging_by_customer(dates, only=only, from_days=from_days).subquery("aged")
+    aged = aging_by_customer(dates, only=only, from_days=from_days, source=source).subquery("aged")
     return (
         sa.select(
             aged.c.as_of,
@@ -382,7 +382,10 @@ def decide_tiers(
     from ar_pipeline.aging import as_of_dates
 
     from_days = boundaries(tiers, threshold_days)
-    query = dunning_positions(as_of_dates([as_of]), from_days, only=_owing(connection, as_of))
+    source = source_for(connection, as_of)
+    if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
+        source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
+    query = dunning_positions(as_of_dates([as_of]), from_days, source=source)
     result = connection.execute(query, execution_options={"yield_per": batch_size})
 
     current_id: str | None = None
