@@ -15,6 +15,7 @@ from ar_pipeline import aging, proposals, tiering
 from ar_pipeline.database import analyze
 from ar_pipeline.reporting import aging_totals, largest_overdue, largest_overdue_markdown
 from ar_pipeline.resources import ArDatabase, run_as_of
+from ar_pipeline.schema import aging_credits, aging_open_items
 from ar_pipeline.schema import ar_aging as ar_aging_table
 from ar_pipeline.schema import prior_actions as prior_actions_table
 from ar_pipeline.schema import proposed_actions as proposed_actions_table
@@ -130,7 +131,8 @@ def ar_aging(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.Materia
         row_count = aging.write_ar_aging(connection, as_of)
         totals = aging_totals(connection, as_of)
         top = largest_overdue(connection, as_of)
-    analyze(ar_db.engine, [ar_aging_table])  # the next steps plan their joins on it
+    # the next steps plan their joins on these
+    analyze(ar_db.engine, [ar_aging_table, aging_open_items, aging_credits])
     metadata: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "dagster/row_count": row_count,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def bulk_insert(
         if hasattr(raw, "pgconn"):  # psycopg 3
             with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row([_copy_value(v) for v in row])
         else:  # psycopg2
             buffer = io.StringIO()
             for row in rows:
@@ -112,7 +113,13 @@ def bulk_insert(
     connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
+def _copy_value(value: Any) -> Any:
+    # JSON columns travel as their text through COPY
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
 def _copy_text(value: Any) -> str:
+    value = _copy_value(value)
     if value is None:
         return "\\N"
     if isinstance(value, bool):

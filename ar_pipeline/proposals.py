@@ -27,7 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ar_pipeline.aging import as_of_dates, open_items
+from ar_pipeline.aging import source_for
+from ar_pipeline.database import bulk_insert
 from ar_pipeline.drafts import (
     SALES_REP_TEMPLATE,
     OverdueInvoice,
@@ -86,7 +87,7 @@ def _candidates(
     called_for = sa.select(tier_assignments.c.customer_id).where(
         tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
     )
-    items = open_items(as_of_dates([as_of]), only=called_for).subquery("items")
+    items = source_for(connection, as_of, only=called_for).open_items().subquery("items")
     query = (
         sa.select(
             tier_assignments.c.customer_id,
@@ -222,7 +223,8 @@ def _insert_new(
     fresh = [r for r in rows if r["idempotency_key"] not in known]
     result.already_staged += len(rows) - len(fresh)
     if fresh:
-        connection.execute(proposed_actions.insert(), fresh)
+        columns = list(fresh[0])
+        bulk_insert(connection, proposed_actions, columns, [[r[c] for c in columns] for r in fresh])
         known.update(r["idempotency_key"] for r in fresh)
         for r in fresh:
             result.count(r["action_type"] if r["tier"] is None else f"tier_{r['tier']}")
