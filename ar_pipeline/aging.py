@@ -252,8 +252,11 @@ class AgingSource:
     def credit_balances(self) -> FromClause:
         return self._balances_on_dates(self._credit_events(), ["customer_id", "currency"], "credit")
 
+    @functools.cached_property
     def _balances(self) -> FromClause:
         """Every eligible invoice with a non-zero balance on each date, with its attributes."""
+        if self.point is not None:
+            return self._balances_on_point()
         bal = self.invoice_balances
         return (
             sa.select(
@@ -270,10 +273,48 @@ class AgingSource:
             .subquery("balances")
         )
 
+    def _balances_on_point(self) -> FromClause:
+        """The same as the events summed up to one date, written as the invoice less what was
+        applied to it by then: one join instead of a union of all events and a second join back
+        to the invoices (the invoice's own event is effective from its issue date, the
+        settlements' from theirs, and both are then on or before the date)."""
+        st = self._settlements
+        applied = (
+            sa.select(st.c.applies_to, sa.func.sum(st.c.amount_cents).label("applied_cents"))
+            .where(st.c.applies_to.is_not(None), st.c.applies_from <= self.upto)
+            .group_by(st.c.applies_to)
+            .subquery("applied")
+        )
+        balance = invoices.c.amount_cents - sa.func.coalesce(applied.c.applied_cents, 0)
+        query = (
+            sa.select(
+                self.dates.c.as_of,
+                invoices.c.customer_id,
+                invoices.c.invoice_id,
+                invoices.c.invoice_number,
+                invoices.c.currency,
+                invoices.c.due_date,
+                invoices.c.disputed,
+                balance.label("balance_cents"),
+            )
+            .select_from(
+                invoices.join(self.dates, sa.true()).outerjoin(
+                    applied, applied.c.applies_to == invoices.c.invoice_id
+                )
+            )
+            .where(
+                invoices.c.kind == "invoice",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= self.upto,
+                balance != 0,
+            )
+        )
+        return _only(query, invoices.c.customer_id, self.only).cte("balances")
+
     def aged_balances(self) -> Select:
         """Every non-zero invoice balance on each date with days overdue and bucket: > 0 is an
         open item, < 0 an overpayment. Columns: those of the ``aging_open_items`` table."""
-        balances = self._balances()
+        balances = self._balances
         days_overdue = days_between(balances.c.as_of, balances.c.due_date)
         # Buckets are tried in ascending order, so each needs only its upper bound.
         bucket = sa.case(
