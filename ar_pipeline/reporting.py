@@ -8,14 +8,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ar_pipeline.aging import BUCKET_COLUMNS
-from ar_pipeline.schema import ar_aging, tier_assignments
+from ar_pipeline.schema import AGING_MONEY, ar_aging, tier_assignments
 from ar_pipeline.tiering import format_money
 
-TOTAL_COLUMNS = (
-    "total_open_cents", "overdue_cents", *BUCKET_COLUMNS.values(), "disputed_cents",
-    "unapplied_credit_cents", "dunnable_cents",
-)  # fmt: skip
+TOTAL_COLUMNS = AGING_MONEY
 
 
 @dataclass(frozen=True)

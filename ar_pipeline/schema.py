@@ -119,6 +119,18 @@ sync_log = sa.Table(
 
 # --- what the pipeline writes (DESIGN.md sections 4 and 5) ---------------------------------------
 
+AGING_MONEY = (
+    "total_open_cents", "overdue_cents", "current_cents", "days_1_30_cents", "days_31_60_cents",
+    "days_61_90_cents", "days_over_90_cents", "disputed_cents", "unapplied_credit_cents",
+    "dunnable_cents",
+)  # fmt: skip
+
+
+def aging_money_columns() -> list[sa.Column]:
+    """The money sums shared by ``ar_aging`` (per customer) and ``ar_aging_summary`` (per day)."""
+    return [sa.Column(name, Money, nullable=False) for name in AGING_MONEY]
+
+
 ar_aging = sa.Table(
     "ar_aging",
     metadata,
@@ -126,16 +138,7 @@ ar_aging = sa.Table(
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("customer_name", sa.Text, nullable=False),
     sa.Column("currency", sa.CHAR(3), primary_key=True),
-    sa.Column("total_open_cents", Money, nullable=False),
-    sa.Column("overdue_cents", Money, nullable=False),
-    sa.Column("current_cents", Money, nullable=False),
-    sa.Column("days_1_30_cents", Money, nullable=False),
-    sa.Column("days_31_60_cents", Money, nullable=False),
-    sa.Column("days_61_90_cents", Money, nullable=False),
-    sa.Column("days_over_90_cents", Money, nullable=False),
-    sa.Column("disputed_cents", Money, nullable=False),
-    sa.Column("unapplied_credit_cents", Money, nullable=False),
-    sa.Column("dunnable_cents", Money, nullable=False),
+    *aging_money_columns(),
     sa.Column("max_days_overdue", sa.Integer),
     sa.Column("oldest_overdue_invoice_id", sa.Text),
     sa.Column("open_item_count", sa.Integer, nullable=False),
@@ -287,16 +290,7 @@ ar_aging_summary = sa.Table(
     sa.Column("currency", sa.CHAR(3), primary_key=True),
     sa.Column("customers_with_open", sa.Integer, nullable=False),
     sa.Column("customers_overdue", sa.Integer, nullable=False),
-    sa.Column("total_open_cents", Money, nullable=False),
-    sa.Column("overdue_cents", Money, nullable=False),
-    sa.Column("current_cents", Money, nullable=False),
-    sa.Column("days_1_30_cents", Money, nullable=False),
-    sa.Column("days_31_60_cents", Money, nullable=False),
-    sa.Column("days_61_90_cents", Money, nullable=False),
-    sa.Column("days_over_90_cents", Money, nullable=False),
-    sa.Column("disputed_cents", Money, nullable=False),
-    sa.Column("unapplied_credit_cents", Money, nullable=False),
-    sa.Column("dunnable_cents", Money, nullable=False),
+    *aging_money_columns(),
     *[
         column
         for tier in SUMMARY_TIERS

@@ -28,10 +28,16 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.aging import BUCKET_COLUMNS, aging_by_customer, as_of_range
+from ar_pipeline.aging import aging_by_customer, as_of_range
 from ar_pipeline.database import bulk_insert
 from ar_pipeline.kpis import MonthSales, compute_kpis, month_before, sales_periods
-from ar_pipeline.schema import SUMMARY_TIERS, ar_aging_summary, invoices, proposed_actions
+from ar_pipeline.schema import (
+    AGING_MONEY,
+    SUMMARY_TIERS,
+    ar_aging_summary,
+    invoices,
+    proposed_actions,
+)
 from ar_pipeline.sql_functions import non_negative
 from ar_pipeline.tiering import (
     CURRENCY_EXPONENTS,
@@ -43,10 +49,7 @@ from ar_pipeline.tiering import (
 )
 
 SUMMARY_COLUMNS = [c.name for c in ar_aging_summary.columns]
-MONEY_SUMS = (
-    "total_open_cents", "overdue_cents", *BUCKET_COLUMNS.values(), "disputed_cents",
-    "unapplied_credit_cents", "dunnable_cents",
-)  # fmt: skip
+MONEY_SUMS = AGING_MONEY
 
 
 def _minimum_minor(tier: TierDefinition, currency: sa.ColumnElement) -> sa.ColumnElement:

@@ -61,6 +61,34 @@ def dunnable_by_currency(payload: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page") or "1"
+    return max(1, int(raw)) if raw.isdigit() else 1
+
+
+def _page_of_actions(
+    connection: sa.Connection, where: list[Any], order_by: tuple[Any, ...], page: int
+) -> tuple[int, list[Any]]:
+    """How many actions match, and one page of them with the customer's name (paged in SQL)."""
+    pa = proposed_actions.c
+    total = connection.execute(
+        sa.select(sa.func.count()).select_from(proposed_actions).where(*where)
+    ).scalar_one()
+    rows = (
+        connection.execute(
+            sa.select(proposed_actions, customers.c.customer_name)
+            .outerjoin(customers, customers.c.customer_id == pa.customer_id)
+            .where(*where)
+            .order_by(*order_by)
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        )
+        .mappings()
+        .all()
+    )
+    return total, list(rows)
+
+
 def create_app(
     engine: Engine,
     accounts: dict[str, str],
@@ -147,7 +175,7 @@ def create_app(
         status = q.get("status") or "proposed"
         tier = q.get("tier") or ""
         action_type = q.get("type") or ""
-        page = max(1, int(q.get("page") or 1)) if (q.get("page") or "1").isdigit() else 1
+        page = _page_number(request)
         pa = proposed_actions.c
         where = [pa.action_type != "workflow_envelope"]
         if status != "all":
@@ -164,20 +192,11 @@ def create_app(
                     .group_by(pa.status)
                 ).all()
             )
-            total = connection.execute(
-                sa.select(sa.func.count()).select_from(proposed_actions).where(*where)
-            ).scalar_one()
-            rows = (
-                connection.execute(
-                    sa.select(proposed_actions, customers.c.customer_name)
-                    .outerjoin(customers, customers.c.customer_id == pa.customer_id)
-                    .where(*where)
-                    .order_by(pa.as_of.desc(), pa.envelope_id.desc(), pa.customer_id, pa.action_id)
-                    .limit(PAGE_SIZE)
-                    .offset((page - 1) * PAGE_SIZE)
-                )
-                .mappings()
-                .all()
+            total, rows = _page_of_actions(
+                connection,
+                where,
+                (pa.as_of.desc(), pa.envelope_id.desc(), pa.customer_id, pa.action_id),
+                page,
             )
             envelope_ids = sorted(
                 {r["envelope_id"] for r in rows if r["envelope_id"]}, reverse=True
@@ -285,27 +304,15 @@ def create_app(
         user = require_user(request)
         if isinstance(user, Response):
             return user
-        raw_page = request.query_params.get("page") or "1"
-        page = max(1, int(raw_page)) if raw_page.isdigit() else 1
+        page = _page_number(request)
         pa = proposed_actions.c
         where = [pa.status.in_(HISTORY_STATUSES), pa.action_type != "workflow_envelope"]
         with engine.connect() as connection:
-            total = connection.execute(
-                sa.select(sa.func.count()).select_from(proposed_actions).where(*where)
-            ).scalar_one()
-            rows = (
-                connection.execute(
-                    sa.select(proposed_actions, customers.c.customer_name)
-                    .outerjoin(customers, customers.c.customer_id == pa.customer_id)
-                    .where(*where)
-                    .order_by(
-                        sa.func.coalesce(pa.applied_at, pa.decided_at).desc(), pa.action_id.desc()
-                    )
-                    .limit(PAGE_SIZE)
-                    .offset((page - 1) * PAGE_SIZE)
-                )
-                .mappings()
-                .all()
+            total, rows = _page_of_actions(
+                connection,
+                where,
+                (sa.func.coalesce(pa.applied_at, pa.decided_at).desc(), pa.action_id.desc()),
+                page,
             )
         return render(
             request, "history.html", rows=rows, page=page, total=total,
