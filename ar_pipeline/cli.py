@@ -357,14 +357,22 @@ def print_staged(settings: Settings, as_of: dt.date) -> None:
         print(f"  Cannot contact (no billing e-mail): {cannot_count} customers")
     who = next(iter(sorted(settings.approvers)), "YOUR_NAME")
     note = "" if settings.approvers else "  (set AR_APPROVERS=YOUR_NAME first)"
+    prog = _program()
     print("\nReview and decide:")
-    print("  ar-pipeline approvals list")
+    print(f"  {prog} approvals list")
     if first is not None:
-        print(f"  ar-pipeline approvals approve {first} --by {who}{note}")
-        print(f"  ar-pipeline approvals reject {first} --by {who} --reason '...'")
-    print(f"  ar-pipeline approvals approve {envelope.action_id} --by {who}   (the whole envelope)")
+        print(f"  {prog} approvals approve {first} --by {who}{note}")
+        print(f"  {prog} approvals reject {first} --by {who} --reason '...'")
+    print(f"  {prog} approvals approve {envelope.action_id} --by {who}   (the whole envelope)")
+    print(f"  {prog} web   (the same in a browser)")
     print("Approved actions are sent by the apply job: the sensor in `make dev`, or "
-          "`ar-pipeline apply ID`.")  # fmt: skip
+          f"`{prog} apply ID`.")  # fmt: skip
+
+
+def _program() -> str:
+    """How the user called us (``.venv/bin/ar-pipeline`` from ``make demo``)."""
+    called = sys.argv[0] if sys.argv else ""
+    return called if called.endswith("ar-pipeline") else "ar-pipeline"
 
 
 def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
