@@ -4,9 +4,11 @@ job's bookkeeping.
 The approval sensor keeps a cursor (decision time, action id) so a tick reads only what was
 decided since the last one, and batches actions into runs so that a thousand approvals make a
 handful of runs, not a thousand (DESIGN.md section 8). A failed action approved again gets a new
-decision time and so a new run.
+decision time and so a new run. An action still ``approved`` ten minutes after its decision,
+behind the cursor (its run never claimed it), is requested again once per ten minutes.
 """
 
+import datetime as dt
 import hashlib
 import json
 from typing import Any
@@ -20,6 +22,7 @@ from ar_pipeline.runs import record_dagster_run
 from ar_pipeline.schema import proposed_actions
 
 BATCH_SIZE = 250
+STRANDED_AFTER = dt.timedelta(minutes=10)
 MAX_PER_TICK = 5000
 ACTION_IDS_TAG = "ar_pipeline/action_ids"
 
@@ -44,8 +47,6 @@ def approved_since(connection: sa.Connection, cursor: dict | None, limit: int) -
 def _parse_cursor(raw: str | None) -> dict | None:
     if not raw:
         return None
-    import datetime as dt
-
     data = json.loads(raw)
     return {"decided_at": dt.datetime.fromisoformat(data["decided_at"]),
             "action_id": int(data["action_id"])}  # fmt: skip
@@ -60,25 +61,64 @@ def approved_actions_sensor(
     context: dg.SensorEvaluationContext, ar_db: ArDatabase
 ) -> dg.SensorResult | dg.SkipReason:
     """Launch apply runs for newly approved actions, in batches."""
+    cursor = _parse_cursor(context.cursor)
+    now = dt.datetime.now(dt.UTC)
     with ar_db.engine.connect() as connection:
-        rows = approved_since(connection, _parse_cursor(context.cursor), MAX_PER_TICK)
-    if not rows:
+        rows = approved_since(connection, cursor, MAX_PER_TICK)
+        stranded = approved_before(connection, now - STRANDED_AFTER, cursor, BATCH_SIZE)
+    if not rows and not stranded:
         return dg.SkipReason("No newly approved actions waiting to be applied.")
-    requests = []
-    for start in range(0, len(rows), BATCH_SIZE):
-        batch = rows[start : start + BATCH_SIZE]
-        ids = [r.action_id for r in batch]
-        identity = json.dumps([[r.action_id, r.decided_at.isoformat()] for r in batch])
-        requests.append(
-            dg.RunRequest(
-                run_key="apply:" + hashlib.sha256(identity.encode()).hexdigest()[:32],
-                run_config={"ops": {"apply_approved": {"config": {"action_ids": ids}}}},
-                tags={ACTION_IDS_TAG: ",".join(map(str, ids))[:200]},
-            )
+    requests = [
+        _apply_request("apply", rows[start : start + BATCH_SIZE])
+        for start in range(0, len(rows), BATCH_SIZE)
+    ]
+    if stranded:
+        # once per window, in case their run never claimed them (a claimed row is not sent
+        # twice: a second run finds nothing to claim)
+        window = int(now.timestamp() // STRANDED_AFTER.total_seconds())
+        requests.append(_apply_request(f"apply-again-{window}", stranded))
+    if rows:
+        last = rows[-1]
+        cursor_text = json.dumps(
+            {"decided_at": last.decided_at.isoformat(), "action_id": last.action_id}
         )
-    last = rows[-1]
-    cursor = json.dumps({"decided_at": last.decided_at.isoformat(), "action_id": last.action_id})
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    else:
+        cursor_text = context.cursor
+    return dg.SensorResult(run_requests=requests, cursor=cursor_text)
+
+
+def _apply_request(prefix: str, batch: list[sa.Row]) -> dg.RunRequest:
+    ids = [r.action_id for r in batch]
+    identity = json.dumps([[r.action_id, r.decided_at.isoformat()] for r in batch])
+    return dg.RunRequest(
+        run_key=f"{prefix}:" + hashlib.sha256(identity.encode()).hexdigest()[:32],
+        run_config={"ops": {"apply_approved": {"config": {"action_ids": ids}}}},
+        tags={ACTION_IDS_TAG: ",".join(map(str, ids))[:200]},
+    )
+
+
+def approved_before(
+    connection: sa.Connection, decided_before: dt.datetime, cursor: dict | None, limit: int
+) -> list[sa.Row]:
+    """Actions still ``approved`` long after their decision and already behind the cursor:
+    their apply run was requested but never claimed them (it failed to start, or crashed)."""
+    if not cursor:
+        return []
+    pa = proposed_actions.c
+    decided = sa.bindparam("cursor_at", cursor["decided_at"], type_=pa.decided_at.type)
+    return list(
+        connection.execute(
+            sa.select(pa.action_id, pa.decided_at)
+            .where(
+                pa.status == "approved",
+                pa.action_type != "workflow_envelope",
+                pa.decided_at < decided_before,
+                pa.decided_at <= decided,
+            )
+            .order_by(pa.decided_at, pa.action_id)
+            .limit(limit)
+        )
+    )
 
 
 def build_run_status_sensors(

@@ -19,7 +19,9 @@ from ar_pipeline.schema import (
 from ar_pipeline.settings import load_settings
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 
-T0 = dt.datetime(2026, 3, 31, 9, 0, tzinfo=dt.UTC)
+# Decisions a minute old: the sensor treats approvals older than ten minutes behind its cursor
+# as stranded, so these tests place them relative to the present.
+T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
 
 
 def _settings(database_url, tmp_path):
@@ -76,11 +78,42 @@ def test_batches_cursor_and_skip(engine, database_url, tmp_path):
         connection.execute(
             proposed_actions.update()
             .where(proposed_actions.c.idempotency_key == "k7")
-            .values(decided_at=T0 + dt.timedelta(hours=1))
+            .values(decided_at=T0 + dt.timedelta(seconds=600))  # after the cursor (599 s)
         )
     (retry,) = _tick(defs, settings, first.cursor).run_requests
     ids = retry.run_config["ops"]["apply_approved"]["config"]["action_ids"]
     assert len(ids) == 1 and retry.run_key not in keys
+
+
+def test_stranded_approvals_are_requested_again(engine, database_url, tmp_path):
+    """Approved an hour ago, behind the cursor, never claimed: asked for again; applied rows
+    and fresh approvals are not part of that request."""
+    long_ago = T0 - dt.timedelta(hours=1)
+    with engine.begin() as connection:
+        connection.execute(customers.insert().values(customer_id="C", customer_name="C"))
+        connection.execute(
+            proposed_actions.insert(),
+            [
+                {"idempotency_key": key, "as_of": dt.date(2026, 3, 31),
+                 "action_type": "collection_action", "customer_id": "C", "tier": 1,
+                 "status": status, "proposed_at": long_ago, "decided_by": "alice",
+                 "decided_at": long_ago + dt.timedelta(seconds=n)}
+                for n, (key, status) in enumerate([("s1", "approved"), ("s2", "applied")])
+            ],
+        )  # fmt: skip
+    settings = _settings(database_url, tmp_path)
+    defs = build_definitions(settings)
+    first = _tick(defs, settings, None)  # requests s1 as new and moves the cursor past it
+    (again,) = _tick(defs, settings, first.cursor).run_requests
+    assert again.run_key.startswith("apply-again-")
+    ids = again.run_config["ops"]["apply_approved"]["config"]["action_ids"]
+    with engine.connect() as connection:
+        s1 = connection.execute(
+            sa.select(proposed_actions.c.action_id).where(
+                proposed_actions.c.idempotency_key == "s1"
+            )
+        ).scalar_one()
+    assert ids == [s1]
 
 
 def test_run_status_sensor_records_the_daily_run_once(engine, database_url, tmp_path):
