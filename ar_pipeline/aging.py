@@ -259,16 +259,7 @@ class AgingSource:
             return self._balances_on_point()
         bal = self.invoice_balances
         return (
-            sa.select(
-                bal.c.as_of,
-                invoices.c.customer_id,
-                invoices.c.invoice_id,
-                invoices.c.invoice_number,
-                invoices.c.currency,
-                invoices.c.due_date,
-                invoices.c.disputed,
-                bal.c.balance.label("balance_cents"),
-            )
+            sa.select(*_invoice_balance_columns(bal.c.as_of, bal.c.balance))
             .select_from(bal.join(invoices, invoices.c.invoice_id == bal.c.invoice_id))
             .subquery("balances")
         )
@@ -287,16 +278,7 @@ class AgingSource:
         )
         balance = invoices.c.amount_cents - sa.func.coalesce(applied.c.applied_cents, 0)
         query = (
-            sa.select(
-                self.dates.c.as_of,
-                invoices.c.customer_id,
-                invoices.c.invoice_id,
-                invoices.c.invoice_number,
-                invoices.c.currency,
-                invoices.c.due_date,
-                invoices.c.disputed,
-                balance.label("balance_cents"),
-            )
+            sa.select(*_invoice_balance_columns(self.dates.c.as_of, balance))
             .select_from(
                 invoices.join(self.dates, sa.true()).outerjoin(
                     applied, applied.c.applies_to == invoices.c.invoice_id
@@ -356,6 +338,22 @@ class AgingSource:
             self.on_account_credit().subquery("on_account"),
             self.aged_balances().subquery("overpaid_balances"),
         )
+
+
+def _invoice_balance_columns(
+    as_of: sa.ColumnElement, balance: sa.ColumnElement
+) -> list[sa.ColumnElement]:
+    """An invoice balance with the invoice's attributes, as both evaluations return it."""
+    return [
+        as_of,
+        invoices.c.customer_id,
+        invoices.c.invoice_id,
+        invoices.c.invoice_number,
+        invoices.c.currency,
+        invoices.c.due_date,
+        invoices.c.disputed,
+        balance.label("balance_cents"),
+    ]
 
 
 def _open_items_of(aged: FromClause) -> Select:

@@ -71,10 +71,11 @@ COLUMN_DESCRIPTIONS = {
 }
 
 
-def table_schema(table: Any) -> dg.TableSchema:
+def table_schema(table: Any, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    described = {**COLUMN_DESCRIPTIONS, **(descriptions or {})}
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(c.name, str(c.type).lower(), COLUMN_DESCRIPTIONS.get(c.name))
+            dg.TableColumn(c.name, str(c.type).lower(), described.get(c.name))
             for c in table.columns
         ]
     )
@@ -314,13 +315,7 @@ def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
     """``ar_aging_summary``, daily partitions from ``AR_TREND_START_DATE`` (today included)."""
     from ar_pipeline.schema import ar_aging_summary as summary_table
 
-    descriptions = {**COLUMN_DESCRIPTIONS, **SUMMARY_DESCRIPTIONS}
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn(c.name, str(c.type).lower(), descriptions.get(c.name))
-            for c in summary_table.columns
-        ]
-    )
+    schema = table_schema(summary_table, SUMMARY_DESCRIPTIONS)
 
     @dg.asset(
         name="ar_aging_summary",
