@@ -173,7 +173,15 @@ tier_assignments = sa.Table(
     ),
 )
 
-ACTION_TYPES = ("workflow_envelope", "collection_action", "customer_program", "email_to_customer")
+ACTION_TYPES = (
+    "workflow_envelope",
+    "collection_action",
+    "customer_program",
+    "email_to_customer",
+    "service_period_repair",  # Alga PSA source: a repair plan for a human, never applied
+)
+# Approving these records a decision; the apply job has nothing to do for them.
+NEVER_APPLIED_TYPES = ("workflow_envelope", "service_period_repair")
 ACTION_STATUSES = (
     "proposed",
     "approved",
@@ -307,6 +315,10 @@ ar_aging_summary = sa.Table(
     sa.Column("average_days_delinquent", Ratio),
     sa.Column("cei_pct", Ratio),
     sa.Column("over_90_pct", Ratio),
+    # Alga PSA source: service periods due for invoicing and not invoiced, kept apart from AR
+    # (null on days without a service-period assessment)
+    sa.Column("unbilled_cents", Money),
+    sa.Column("unbilled_periods", sa.Integer),
 )
 
 # --- the run's invoice balances, computed once per ar_aging run and read by tiering and staging;
@@ -343,4 +355,54 @@ aging_credits = sa.Table(
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("currency", sa.CHAR(3), primary_key=True),
     sa.Column("unapplied_credit_cents", Money, nullable=False),
+)
+
+
+# --- Alga PSA source: health of its recurring service periods, judged per run date ----------------
+
+service_period_coverage = sa.Table(
+    "service_period_coverage",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("schedule_key", sa.Text, primary_key=True),
+    sa.Column("live_periods", sa.Integer, nullable=False),
+    sa.Column("future_periods", sa.Integer, nullable=False),
+    sa.Column("furthest_end", sa.Date),
+    sa.Column("target_horizon_end", sa.Date, nullable=False),
+    sa.Column("replenish_before", sa.Date, nullable=False),
+    sa.Column("meets_target_horizon", sa.Boolean, nullable=False),
+    sa.Column("needs_replenishment", sa.Boolean, nullable=False),
+)
+
+service_period_continuity = sa.Table(
+    "service_period_continuity",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("schedule_key", sa.Text, nullable=False),
+    sa.Column("issue", sa.Text, nullable=False),
+    sa.Column("previous_record_id", sa.Text),
+    sa.Column("previous_period_key", sa.Text),
+    sa.Column("covered_until", sa.Date, nullable=False),
+    sa.Column("record_id", sa.Text, primary_key=True),
+    sa.Column("period_key", sa.Text, nullable=False),
+    sa.Column("service_period_start", sa.Date, nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.CheckConstraint("issue IN ('gap', 'overlap')", name="issue"),
+)
+
+unbilled_service_periods = sa.Table(
+    "unbilled_service_periods",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("record_id", sa.Text, primary_key=True),
+    sa.Column("schedule_key", sa.Text, nullable=False),
+    sa.Column("period_key", sa.Text, nullable=False),
+    sa.Column("lifecycle_state", sa.Text, nullable=False),
+    sa.Column("service_period_start", sa.Date, nullable=False),
+    sa.Column("service_period_end", sa.Date, nullable=False),
+    sa.Column("invoice_window_end", sa.Date, nullable=False),
+    sa.Column("days_since_window_closed", sa.Integer, nullable=False),
+    sa.Column("obligation_id", sa.Text),
+    sa.Column("currency", sa.CHAR(3)),
+    sa.Column("amount_cents", Money),  # null: the contract line gives no amount
 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from email.utils import parseaddr
@@ -21,6 +22,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class SettingsError(ValueError):
     """A setting is malformed; the message names the environment variable."""
+
+
+SOURCES = ("ledger", "alga_psa")
+
+
+@dataclass(frozen=True)
+class AlgaSettings:
+    """Where the Alga PSA billing database is and how its service periods are judged."""
+
+    database_url: str
+    tenant: str
+    horizon_days: int = 180
+    replenish_days: int = 45
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,8 @@ class Settings:
     web_users_file: Path | None
     web_users: str | None
     web_secret: str | None
+    source: str = "ledger"
+    alga: AlgaSettings | None = None
 
     @property
     def timezone_name(self) -> str:
@@ -125,6 +141,39 @@ def _parse_date(name: str, raw: str) -> dt.date:
         raise SettingsError(f"{name} must be a date like 2025-06-01, got {raw!r}") from None
 
 
+def _parse_alga(get: Callable[[str], str | None]) -> AlgaSettings:
+    url = get("AR_ALGA_DATABASE_URL")
+    if url is None:
+        raise SettingsError("AR_ALGA_DATABASE_URL is required when AR_SOURCE is alga_psa")
+    url = _parse_database_url("AR_ALGA_DATABASE_URL", url)
+    if not url.startswith("postgresql"):
+        raise SettingsError(
+            f"AR_ALGA_DATABASE_URL must be a PostgreSQL URL (Alga PSA runs on PostgreSQL), "
+            f"got {url.split(':', 1)[0]!r}"
+        )
+    if url == get("AR_DATABASE_URL"):
+        raise SettingsError(
+            "AR_ALGA_DATABASE_URL must not be AR_DATABASE_URL: the pipeline's tables never go "
+            "into Alga's database"
+        )
+    tenant = get("AR_ALGA_TENANT")
+    if tenant is None:
+        raise SettingsError("AR_ALGA_TENANT is required when AR_SOURCE is alga_psa")
+    try:
+        tenant = str(uuid.UUID(tenant.strip()))
+    except ValueError:
+        raise SettingsError(f"AR_ALGA_TENANT must be a tenant UUID, got {tenant!r}") from None
+    horizon = _parse_int("AR_ALGA_HORIZON_DAYS", get("AR_ALGA_HORIZON_DAYS") or "180", minimum=1)
+    replenish = _parse_int(
+        "AR_ALGA_REPLENISH_DAYS", get("AR_ALGA_REPLENISH_DAYS") or "45", minimum=0
+    )
+    if replenish >= horizon:
+        raise SettingsError(
+            f"AR_ALGA_REPLENISH_DAYS ({replenish}) must be below AR_ALGA_HORIZON_DAYS ({horizon})"
+        )
+    return AlgaSettings(url, tenant, horizon, replenish)
+
+
 def default_trend_start(today: dt.date, months: int = 18) -> dt.date:
     """First day of the month ``months`` before ``today``: where the demo ledger begins."""
     month_index = today.year * 12 + today.month - 1 - months
@@ -151,6 +200,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     mail_from = get("AR_MAIL_FROM")
 
     timezone = _parse_timezone("AR_TIMEZONE", get("AR_TIMEZONE") or "UTC")
+    source = (get("AR_SOURCE") or "ledger").strip()
+    if source not in SOURCES:
+        raise SettingsError(f"AR_SOURCE must be one of {', '.join(SOURCES)}, got {source!r}")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -181,4 +233,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_users_file=Path(users_file) if (users_file := get("AR_WEB_USERS_FILE")) else None,
         web_users=get("AR_WEB_USERS"),
         web_secret=get("AR_WEB_SECRET"),
+        source=source,
+        alga=_parse_alga(get) if source == "alga_psa" else None,
     )

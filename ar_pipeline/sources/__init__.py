@@ -1,0 +1,6 @@
+"""Sources: systems whose billing data is mapped onto the ledger contract (DESIGN.md section 3).
+
+The default source is the project's own ledger tables, which need no adapter. ``alga_psa`` reads
+an Alga PSA billing database read-only and keeps the pipeline's ledger tables as its mirror
+(``alga_psa``), and judges Alga's recurring service periods (``service_periods``).
+"""

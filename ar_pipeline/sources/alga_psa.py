@@ -1,0 +1,155 @@
+"""Alga PSA as a source: its tenant's clients, invoices and settlements mapped onto the ledger
+contract by the SQL in ``sql/alga_psa/``, read-only.
+
+Why a mirror: the pipeline's tables live in the pipeline's own database (SQLite or PostgreSQL),
+never in Alga's, and a SQL statement cannot join across two databases. So each run first copies
+the *mapped* ledger of one tenant into the pipeline's ``customers``, ``invoices`` and
+``payments`` tables (:func:`sync_ledger`), and every rule downstream (aging, trend backfill,
+tiering, the apply job's re-check) works on it unchanged. Nothing else is copied; the mapping
+itself is the SQL files, which an analyst can also run on Alga directly.
+
+The copy is consistent and safe:
+
+* the three queries run in one ``REPEATABLE READ, READ ONLY`` transaction on Alga, so they see
+  one snapshot, and every session on the Alga engine is read-only besides
+  (``default_transaction_read_only``): the adapter cannot write to Alga even by mistake;
+* rows stream in chunks (server-side cursor) into one pipeline transaction that replaces the
+  invoices and payments and upserts the customers: a failure leaves the previous mirror whole;
+* customers keep what belongs to the pipeline (``dunning_paused_until``, the service hold);
+  a client deleted in Alga stays as a customer with nothing open;
+* the sync is logged in ``sync_log`` as ``scheduled_hot_customer_payments``, the sync that the
+  ``aging_data_fresh`` check watches: with this source, the age of the data is the age of the
+  last copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from ar_pipeline.database import bulk_insert
+from ar_pipeline.ledger_generator import HOT_SYNC_TYPE
+from ar_pipeline.schema import customers, invoices, payments, sync_log
+from ar_pipeline.settings import PROJECT_ROOT
+
+SQL_DIR = PROJECT_ROOT / "sql" / "alga_psa"
+CHUNK_ROWS = 10_000
+CUSTOMER_COLUMNS = ("customer_id", "customer_name", "billing_email", "sales_rep_email")
+INVOICE_COLUMNS = tuple(c.name for c in invoices.columns)
+PAYMENT_COLUMNS = tuple(c.name for c in payments.columns)
+
+
+class AlgaSourceError(RuntimeError):
+    """The Alga database cannot be read as the mapping expects; the message says what."""
+
+
+def load_sql(name: str) -> sa.TextClause:
+    """One of the mapping queries in ``sql/alga_psa/`` (bound parameters only)."""
+    return sa.text((SQL_DIR / f"{name}.sql").read_text())
+
+
+@functools.cache
+def alga_engine(url: str) -> Engine:
+    """An engine whose every session is read-only: Alga is never written to."""
+    engine = sa.create_engine(url, pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET default_transaction_read_only = on")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine
+
+
+def snapshot(engine: Engine) -> Connection:
+    """A connection to Alga in one read-only, repeatable-read transaction (one snapshot)."""
+    return engine.connect().execution_options(
+        isolation_level="REPEATABLE READ", postgresql_readonly=True
+    )
+
+
+def stream(
+    connection: Connection, query: sa.TextClause, params: dict[str, Any]
+) -> Iterator[list[tuple]]:
+    """The rows of ``query`` in chunks of ``CHUNK_ROWS`` through a server-side cursor, so that
+    memory does not grow with the number of rows."""
+    result = connection.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(
+        query, params
+    )
+    for chunk in result.partitions():
+        yield [tuple(row) for row in chunk]
+
+
+@dataclass(frozen=True)
+class SyncCounts:
+    customers: int
+    invoices: int
+    payments: int
+
+    @property
+    def rows(self) -> int:
+        return self.customers + self.invoices + self.payments
+
+
+def _upsert_customers(connection: Connection, rows: list[tuple]) -> None:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(customers)
+    statement = statement.on_conflict_do_update(
+        index_elements=[customers.c.customer_id],
+        set_={name: statement.excluded[name] for name in CUSTOMER_COLUMNS[1:]},
+    )
+    connection.execute(statement, [dict(zip(CUSTOMER_COLUMNS, row, strict=True)) for row in rows])
+
+
+def sync_ledger(
+    source: Engine,
+    target: Engine,
+    tenant: str,
+    timezone: str,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> SyncCounts:
+    """Replace the pipeline's mirror of the tenant's ledger with a fresh copy (see the module
+    docstring) and log the sync; a failed copy is logged as ``failed`` and raises."""
+    started = now()
+    params = {"tenant": tenant, "timezone": timezone}
+    counted = {"customers": 0, "invoices": 0, "payments": 0}
+    try:
+        with snapshot(source) as alga, alga.begin(), target.begin() as mirror:
+            mirror.execute(payments.delete())
+            mirror.execute(invoices.delete())
+            for chunk in stream(alga, load_sql("customers"), {"tenant": tenant}):
+                _upsert_customers(mirror, chunk)
+                counted["customers"] += len(chunk)
+            for name, table, columns in (
+                ("invoices", invoices, INVOICE_COLUMNS),
+                ("payments", payments, PAYMENT_COLUMNS),
+            ):
+                for chunk in stream(alga, load_sql(name), params):
+                    bulk_insert(mirror, table, columns, chunk)
+                    counted[name] += len(chunk)
+            counts = SyncCounts(**counted)
+            mirror.execute(
+                sync_log.insert().values(
+                    sync_type=HOT_SYNC_TYPE, started_at=started, completed_at=now(),
+                    status="ok", rows_synced=counts.rows,
+                )
+            )  # fmt: skip
+    except sa.exc.DBAPIError as error:
+        with target.begin() as log:
+            log.execute(
+                sync_log.insert().values(
+                    sync_type=HOT_SYNC_TYPE, started_at=started, completed_at=now(),
+                    status="failed", rows_synced=0,
+                )
+            )  # fmt: skip
+        raise AlgaSourceError(f"copying the Alga PSA ledger failed: {error.orig}") from error
+    return counts
