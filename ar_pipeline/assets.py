@@ -7,6 +7,7 @@ totals per currency that the UI plots over time.
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -23,6 +24,7 @@ from ar_pipeline.schema import tier_assignments as tier_assignments_table
 
 GROUP = "ar_aging"
 ACTIONS_GROUP = "ar_actions"
+ALGA_GROUP = "alga_psa"  # the Alga PSA source's service periods (ar_pipeline.alga_assets)
 OWNERS = ["team:finance-ops"]
 KINDS = {"sql", "sqlalchemy"}
 # Database steps retry twice, 5 s apart, growing linearly (a lock timeout, a dropped connection).
@@ -111,22 +113,35 @@ class TieringConfig(dg.Config):
         )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    retry_policy=DB_RETRY,
-    metadata={
-        "dagster/column_schema": table_schema(ar_aging_table),
-        "dagster/table_name": "ar_aging",
-    },
-)
-def ar_aging(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.MaterializeResult:
-    """Open receivables aged per customer and currency as of the run date (DESIGN.md section 4).
+def build_ar_aging(deps: Sequence[Any] = ()) -> dg.AssetsDefinition:
+    """The ``ar_aging`` asset; ``deps`` are what must run first (the Alga PSA source's copy of
+    the ledger, when that is the source)."""
 
-    One row per (customer, currency) with an open item or unapplied credit; the aggregation runs
-    in SQL and replaces the rows of the run date. Amounts are minor units.
-    """
+    @dg.asset(
+        name="ar_aging",
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=OWNERS,
+        retry_policy=DB_RETRY,
+        deps=list(deps),
+        metadata={
+            "dagster/column_schema": table_schema(ar_aging_table),
+            "dagster/table_name": "ar_aging",
+        },
+    )
+    def ar_aging(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.MaterializeResult:
+        """Open receivables aged per customer and currency as of the run date (DESIGN.md
+        section 4).
+
+        One row per (customer, currency) with an open item or unapplied credit; the aggregation
+        runs in SQL and replaces the rows of the run date. Amounts are minor units.
+        """
+        return _age_receivables(context, ar_db)
+
+    return ar_aging
+
+
+def _age_receivables(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.MaterializeResult:
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
         row_count = aging.write_ar_aging(connection, as_of)
@@ -145,6 +160,9 @@ def ar_aging(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.Materia
             metadata[f"{name}_{t.currency}"] = cents
     context.log.info(f"ar_aging as of {as_of}: {row_count} rows")
     return dg.MaterializeResult(metadata=metadata)
+
+
+ar_aging = build_ar_aging()
 
 
 @dg.asset(

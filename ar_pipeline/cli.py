@@ -236,6 +236,14 @@ def _step_errors(result: Any) -> list[str]:
     return messages
 
 
+CHECK_LABELS = {
+    "aging_data_fresh": "Payment data freshness",
+    "actions_staged": "Staging verified",
+    "service_periods_replenished": "Service periods replenished",
+    "service_periods_continuous": "Service period continuity",
+}
+
+
 def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     from ar_pipeline.aging import BUCKET_COLUMNS
     from ar_pipeline.database import get_engine
@@ -274,6 +282,15 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         + "".join(f"{f'{t.customers} / {t.customers_overdue}':>{width}}" for t in totals)
     )
 
+    if settings.alga is not None:
+        from ar_pipeline.alga_assets import unbilled_lines
+
+        with engine.connect() as connection:
+            unbilled = unbilled_lines(connection, as_of)
+        print("\nUnbilled due work (Alga PSA service periods never invoiced; not in the AR above)")
+        for line in unbilled or ["none"]:
+            print(f"  {line}")
+
     print("\nDunning steps proposed today")
     for tier in DEFAULT_TIERS:
         count = outcomes.get(f"tier_{tier.tier}", 0)
@@ -309,8 +326,7 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
 
     for evaluation in result.get_asset_check_evaluations():
         state = "OK" if evaluation.passed else evaluation.severity.value
-        label = {"aging_data_fresh": "Payment data freshness",
-                 "actions_staged": "Staging verified"}.get(evaluation.check_name)  # fmt: skip
+        label = CHECK_LABELS.get(evaluation.check_name)
         print(f"\n{label or evaluation.check_name}: {state}: {evaluation.description}")
     print_staged(settings, as_of)
     print(

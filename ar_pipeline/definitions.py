@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ar_pipeline.assets import (
-    ar_aging,
+    build_ar_aging,
     build_summary_asset,
     prior_actions,
     proposed_actions,
@@ -20,24 +20,44 @@ from ar_pipeline.jobs import (
     trend_partitions,
 )
 from ar_pipeline.mail import Mailer
-from ar_pipeline.resources import ArDatabase
+from ar_pipeline.resources import AlgaPsa, ArDatabase
 from ar_pipeline.sensors import approved_actions_sensor, build_run_status_sensors
 from ar_pipeline.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    """The project's definitions for ``settings``; with ``AR_SOURCE=alga_psa`` the Alga PSA
+    copy of the ledger runs before ``ar_aging`` and the service-period assets join the daily
+    job."""
     partitions = trend_partitions(settings.trend_start_date, settings.timezone_name)
     summary = build_summary_asset(partitions)
     summary_job = build_summary_job(summary)
+    source_assets: list = []
+    source_checks: list = []
+    source_resources: dict = {}
+    if settings.alga is not None:
+        from ar_pipeline.alga_assets import ALGA_ASSETS, ALGA_CHECKS, alga_ledger
+
+        source_assets, source_checks = ALGA_ASSETS, ALGA_CHECKS
+        source_resources = {"alga": AlgaPsa.from_settings(settings.alga)}
+    ar_aging = build_ar_aging(deps=[alga_ledger] if settings.alga is not None else ())
     return dg.Definitions(
-        assets=[ar_aging, prior_actions, tier_assignments, proposed_actions, summary],
-        asset_checks=[aging_data_fresh, actions_staged],
+        assets=[
+            ar_aging,
+            prior_actions,
+            tier_assignments,
+            proposed_actions,
+            summary,
+            *source_assets,
+        ],  # fmt: skip
+        asset_checks=[aging_data_fresh, actions_staged, *source_checks],
         jobs=[ar_aging_daily, apply_approved_actions, summary_job],
         schedules=[build_daily_schedule(settings.timezone_name)],
         sensors=[approved_actions_sensor, *build_run_status_sensors(summary_job, partitions)],
         resources={
             "ar_db": ArDatabase.from_settings(settings),
             "mailer": Mailer.from_settings(settings),
+            **source_resources,
         },
     )
 

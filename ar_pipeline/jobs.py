@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from ar_pipeline.apply import SEND_RETRY_DELAYS, apply_actions, describe
-from ar_pipeline.assets import ACTIONS_GROUP, DB_RETRY, GROUP
+from ar_pipeline.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP
 from ar_pipeline.mail import Mailer
 from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 
@@ -20,7 +20,7 @@ DAILY_CRON = "0 6 * * *"
 # steps that take milliseconds (DESIGN.md section 8).
 ar_aging_daily = dg.define_asset_job(
     DAILY_JOB,
-    selection=dg.AssetSelection.groups(GROUP, ACTIONS_GROUP),
+    selection=dg.AssetSelection.groups(GROUP, ACTIONS_GROUP, ALGA_GROUP),
     executor_def=dg.in_process_executor,
     description="Age the receivables, assign dunning tiers and stage proposals for approval.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -11,7 +12,10 @@ from sqlalchemy.engine import Engine
 
 from ar_pipeline.database import get_engine
 from ar_pipeline.proposals import HoldPolicy
-from ar_pipeline.settings import Settings
+from ar_pipeline.settings import AlgaSettings, Settings
+
+if TYPE_CHECKING:
+    from ar_pipeline.sources.service_periods import CoveragePolicy
 
 AS_OF_TAG = "ar_pipeline/as_of"
 
@@ -69,3 +73,34 @@ def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext, db: ArD
             f"run tag {AS_OF_TAG} must be a date like 2026-03-31, got {raw!r}",
             allow_retries=False,
         ) from None
+
+
+class AlgaPsa(dg.ConfigurableResource):
+    """The Alga PSA billing database (``AR_ALGA_DATABASE_URL``), read-only, and the tenant
+    and coverage policy of ``AR_ALGA_*`` (``ar_pipeline.sources``)."""
+
+    url: str
+    tenant: str
+    horizon_days: int = 180
+    replenish_days: int = 45
+
+    @classmethod
+    def from_settings(cls, alga: AlgaSettings) -> AlgaPsa:
+        return cls(
+            url=alga.database_url,
+            tenant=alga.tenant,
+            horizon_days=alga.horizon_days,
+            replenish_days=alga.replenish_days,
+        )
+
+    @property
+    def engine(self) -> Engine:
+        from ar_pipeline.sources.alga_psa import alga_engine
+
+        return alga_engine(self.url)
+
+    @property
+    def policy(self) -> CoveragePolicy:
+        from ar_pipeline.sources.service_periods import CoveragePolicy
+
+        return CoveragePolicy(self.horizon_days, self.replenish_days)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from ar_pipeline.jobs import DAILY_JOB, apply_approved_actions
 from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 from ar_pipeline.runs import record_dagster_run
-from ar_pipeline.schema import proposed_actions
+from ar_pipeline.schema import NEVER_APPLIED_TYPES, proposed_actions
 
 BATCH_SIZE = 250
 STRANDED_AFTER = dt.timedelta(minutes=10)
@@ -31,7 +31,7 @@ def approved_since(connection: sa.Connection, cursor: dict | None, limit: int) -
     """Approved, not yet applied actions decided after ``cursor``, oldest decision first."""
     pa = proposed_actions.c
     query = sa.select(pa.action_id, pa.decided_at).where(
-        pa.status == "approved", pa.action_type != "workflow_envelope"
+        pa.status == "approved", pa.action_type.not_in(NEVER_APPLIED_TYPES)
     )
     if cursor:
         decided_at = sa.bindparam("cursor_at", cursor["decided_at"], type_=pa.decided_at.type)
@@ -111,7 +111,7 @@ def approved_before(
             sa.select(pa.action_id, pa.decided_at)
             .where(
                 pa.status == "approved",
-                pa.action_type != "workflow_envelope",
+                pa.action_type.not_in(NEVER_APPLIED_TYPES),
                 pa.decided_at < decided_before,
                 pa.decided_at <= decided,
             )

@@ -37,6 +37,8 @@ from ar_pipeline.schema import (
     ar_aging_summary,
     invoices,
     proposed_actions,
+    service_period_coverage,
+    unbilled_service_periods,
 )
 from ar_pipeline.sql_functions import non_negative
 from ar_pipeline.tiering import (
@@ -154,6 +156,27 @@ def _actions_per_day(
     return staged, applied
 
 
+def _unbilled_per_day(
+    connection: sa.Connection, days: Sequence[dt.date]
+) -> dict[dt.date, dict[str, tuple[int, int]]]:
+    """Unbilled service periods with an amount, per day and currency, for the days that have
+    a service-period assessment (Alga PSA source); other days are left out (unknown)."""
+    assessed = connection.execute(
+        sa.select(service_period_coverage.c.as_of)
+        .where(service_period_coverage.c.as_of.in_(days))
+        .distinct()
+    ).scalars()
+    per_day: dict[dt.date, dict[str, tuple[int, int]]] = {d: {} for d in assessed}
+    u = unbilled_service_periods.c
+    for as_of, currency, cents, periods in connection.execute(
+        sa.select(u.as_of, u.currency, sa.func.sum(u.amount_cents), sa.func.count())
+        .where(u.as_of.in_(days), u.currency.is_not(None))
+        .group_by(u.as_of, u.currency)
+    ):
+        per_day.setdefault(as_of, {})[currency] = (int(cents), int(periods))
+    return per_day
+
+
 def summary_rows(
     connection: sa.Connection, dates: Sequence[dt.date], timezone: ZoneInfo
 ) -> list[dict[str, Any]]:
@@ -172,6 +195,7 @@ def summary_rows(
     earliest = min(sales_periods(d)[-1][0] for d in wanted)
     sales = _daily_sales(connection, earliest, max(wanted))
     staged, applied = _actions_per_day(connection, wanted, timezone)
+    unbilled = _unbilled_per_day(connection, wanted)
 
     rows = []
     for (as_of, currency), total in sorted(totals.items()):
@@ -207,6 +231,11 @@ def summary_rows(
             cei_pct=kpis.cei_pct,
             over_90_pct=kpis.over_90_pct,
         )
+        if as_of in unbilled:
+            cents, periods = unbilled[as_of].get(currency, (0, 0))
+            row.update(unbilled_cents=cents, unbilled_periods=periods)
+        else:
+            row.update(unbilled_cents=None, unbilled_periods=None)
         rows.append(row)
     return rows
 

@@ -229,7 +229,8 @@ def service_period_rows() -> list[dict]:
 
     def add(schedule: str, line: str, start: dt.date, end: dt.date, state: str | None = None,
             revision: int = 1, window: tuple[dt.date, dt.date] | None = None,
-            linked: bool | None = None, tenant: str = TENANT) -> None:  # fmt: skip
+            linked: bool | None = None, tenant: str = TENANT,
+            key: str | None = None) -> None:  # fmt: skip
         billed = end <= dt.date(2026, 3, 1)  # February and earlier
         state = state or ("billed" if billed else "generated")
         linked = (state == "billed") if linked is None else linked
@@ -237,7 +238,7 @@ def service_period_rows() -> list[dict]:
         n = len(rows) + 1
         rows.append({
             "tenant": tenant, "record_id": f"30000000-0000-0000-0000-{n:012d}",
-            "schedule_key": schedule, "period_key": f"{start:%Y-%m}", "revision": revision,
+            "schedule_key": schedule, "period_key": key or f"{start:%Y-%m}", "revision": revision,
             "obligation_id": line, "obligation_type": "contract_line", "charge_family": "fixed",
             "cadence_owner": "contract", "due_position": "arrears", "lifecycle_state": state,
             "service_period_start": start, "service_period_end": end,
@@ -283,7 +284,8 @@ def service_period_rows() -> list[dict]:
                 window=(dt.date(2026, 3, 24), AS_OF))  # fmt: skip
         elif month == 3:
             # edited to start on 2026-02-15: overlaps February by 14 days
-            add(SCHEDULE_OVERLAP, LINE_OVERLAP, dt.date(2026, 2, 15), end, "edited")
+            add(SCHEDULE_OVERLAP, LINE_OVERLAP, dt.date(2026, 2, 15), end, "edited",
+                key="2026-03")  # fmt: skip
         else:
             add(SCHEDULE_OVERLAP, LINE_OVERLAP, start, end)
 

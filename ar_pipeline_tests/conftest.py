@@ -142,3 +142,22 @@ def smtp_server():
         yield controller
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def alga_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database holding the hand-built Alga PSA tenants
+    (``alga_fixture``); the pipeline's own database is another one."""
+    from ar_pipeline.sources.alga_psa import alga_engine
+    from ar_pipeline_tests.alga_fixture import load_all
+
+    require_postgres()
+    url = create_postgres_database()
+    setup = sa.create_engine(url)
+    try:
+        load_all(setup)
+        setup.dispose()
+        yield url
+    finally:
+        alga_engine(url).dispose()
+        drop_postgres_database(url)

@@ -1,0 +1,227 @@
+"""Assets and checks of the Alga PSA source (``AR_SOURCE=alga_psa``), thin wrappers around
+``ar_pipeline.sources``: the copy of the tenant's ledger that ``ar_aging`` reads, the health of
+the recurring service periods (group ``alga_psa``) with two WARN checks, and the repair plans
+staged for a human (group ``ar_actions``)."""
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from ar_pipeline.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP, OWNERS, table_schema
+from ar_pipeline.database import analyze
+from ar_pipeline.resources import AlgaPsa, ArDatabase, run_as_of
+from ar_pipeline.schema import (
+    customers,
+    invoices,
+    payments,
+    service_period_continuity,
+    service_period_coverage,
+    sync_log,
+    unbilled_service_periods,
+)
+from ar_pipeline.sources import alga_psa, service_periods
+from ar_pipeline.tiering import format_money
+
+ALGA_KINDS = {"postgres", "sql"}
+COVERAGE = dg.AssetKey("service_period_coverage")
+CONTINUITY = dg.AssetKey("service_period_continuity")
+UNBILLED = dg.AssetKey("unbilled_service_periods")
+LISTED = 50  # schedules named in a check's description
+
+
+@dg.asset(group_name=GROUP, kinds=ALGA_KINDS, owners=OWNERS, retry_policy=DB_RETRY)
+def alga_ledger(
+    context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
+) -> dg.MaterializeResult:
+    """The Alga PSA tenant's clients, invoices and settlements mapped onto the ledger contract
+    (``sql/alga_psa/``) and copied, read-only, into the pipeline's ledger tables for the aging
+    (``ar_pipeline.sources.alga_psa``)."""
+    try:
+        counts = alga_psa.sync_ledger(alga.engine, ar_db.engine, alga.tenant, ar_db.timezone)
+    except alga_psa.AlgaSourceError as error:
+        raise dg.Failure(str(error)) from error
+    analyze(ar_db.engine, [customers, invoices, payments, sync_log])
+    context.log.info(f"copied the Alga PSA ledger of tenant {alga.tenant}: {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            "tenant": alga.tenant,
+            "customers": counts.customers,
+            "invoices": counts.invoices,
+            "payments": counts.payments,
+            "dagster/row_count": counts.rows,
+        }
+    )
+
+
+def _table_metadata(table: Any) -> dict[str, Any]:
+    return {"dagster/column_schema": table_schema(table), "dagster/table_name": table.name}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            COVERAGE, group_name=ALGA_GROUP, kinds=ALGA_KINDS, owners=OWNERS,
+            metadata=_table_metadata(service_period_coverage),
+            description="Per active recurring schedule: how far ahead its service periods are "
+            "generated, against the target horizon and the replenishment threshold.",
+        ),
+        dg.AssetSpec(
+            CONTINUITY, group_name=ALGA_GROUP, kinds=ALGA_KINDS, owners=OWNERS,
+            metadata=_table_metadata(service_period_continuity),
+            description="Gaps and overlaps between consecutive live service periods.",
+        ),
+        dg.AssetSpec(
+            UNBILLED, group_name=ALGA_GROUP, kinds=ALGA_KINDS, owners=OWNERS,
+            metadata=_table_metadata(unbilled_service_periods),
+            description="Service periods due for invoicing (window closed) that no invoice "
+            "links: receivable that no aging report shows. Kept apart from billed AR.",
+        ),
+    ],
+    retry_policy=DB_RETRY,
+)  # fmt: skip
+def service_period_health(
+    context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
+) -> Any:
+    """Judge the tenant's recurring service periods as of the run date; the rules are in
+    ``ar_pipeline.sources.service_periods``."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.begin() as connection:
+        counts = service_periods.write_service_period_health(
+            alga.engine, connection, alga.tenant, as_of, alga.policy
+        )
+        short = service_periods.schedules_needing_replenishment(connection, as_of)
+        issues = service_periods.continuity_issues(connection, as_of)
+        unbilled = service_periods.unbilled_totals(connection, as_of)
+    yield dg.MaterializeResult(
+        asset_key=COVERAGE,
+        metadata={
+            "as_of": as_of.isoformat(),
+            "dagster/row_count": counts.schedules,
+            "needs_replenishment": len(short),
+            "horizon_days": alga.horizon_days,
+            "replenish_days": alga.replenish_days,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=CONTINUITY,
+        metadata={
+            "as_of": as_of.isoformat(),
+            "dagster/row_count": counts.continuity_issues,
+            "gaps": sum(1 for i in issues if i.issue == "gap"),
+            "overlaps": sum(1 for i in issues if i.issue == "overlap"),
+        },
+    )
+    unbilled_metadata: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "dagster/row_count": counts.unbilled_periods,
+    }
+    for total in unbilled:
+        if total.currency is None:
+            unbilled_metadata["periods_without_amount"] = total.periods
+        else:
+            unbilled_metadata[f"unbilled_cents_{total.currency}"] = total.cents or 0
+            unbilled_metadata[f"unbilled_periods_{total.currency}"] = total.periods
+    yield dg.MaterializeResult(asset_key=UNBILLED, metadata=unbilled_metadata)
+
+
+def _listing(lines: list[str]) -> str:
+    shown = lines[:LISTED]
+    more = f"\n... and {len(lines) - LISTED} more" if len(lines) > LISTED else ""
+    return "\n".join(shown) + more
+
+
+@dg.asset_check(asset=COVERAGE, blocking=False, retry_policy=DB_RETRY)
+def service_periods_replenished(
+    context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
+) -> dg.AssetCheckResult:
+    """WARN when an active schedule needs replenishment: its generated service periods end
+    within the replenishment threshold (or there are none ahead), so billing will soon run out
+    of periods to invoice. Lists the schedules."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.connect() as connection:
+        short = service_periods.schedules_needing_replenishment(connection, as_of)
+    lines = [f"{r.schedule_key}: {service_periods.describe_replenishment(r)}" for r in short]
+    return dg.AssetCheckResult(
+        passed=not short,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "every active schedule is generated beyond the replenishment threshold"
+            if not short
+            else f"{len(short)} schedule(s) need replenishment: "
+            + ", ".join(r.schedule_key for r in short[:LISTED])
+        ),
+        metadata={
+            "as_of": as_of.isoformat(),
+            "schedules": [r.schedule_key for r in short],
+            "details": dg.MetadataValue.md(_listing([f"- {line}" for line in lines]) or "-"),
+        },
+    )
+
+
+@dg.asset_check(asset=CONTINUITY, blocking=False, retry_policy=DB_RETRY)
+def service_periods_continuous(
+    context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
+) -> dg.AssetCheckResult:
+    """WARN when a schedule has a gap (days no period covers: service never invoiced) or an
+    overlap (days covered twice: service invoiced twice) between its live periods. Lists the
+    schedules with the dates involved."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.connect() as connection:
+        issues = service_periods.continuity_issues(connection, as_of)
+    schedules = sorted({i.schedule_key for i in issues})
+    lines = [f"- {i.schedule_key}: {service_periods.describe_issue(i)}" for i in issues]
+    return dg.AssetCheckResult(
+        passed=not issues,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "no gaps or overlaps between live service periods"
+            if not issues
+            else f"{len(schedules)} schedule(s) with gaps or overlaps: "
+            + ", ".join(schedules[:LISTED])
+        ),
+        metadata={
+            "as_of": as_of.isoformat(),
+            "schedules": schedules,
+            "details": dg.MetadataValue.md(_listing(lines) or "-"),
+        },
+    )
+
+
+@dg.asset(
+    group_name=ACTIONS_GROUP,
+    kinds={"sql"},
+    owners=OWNERS,
+    retry_policy=DB_RETRY,
+    deps=[COVERAGE, CONTINUITY],
+)
+def service_period_repair_plans(
+    context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
+) -> dg.MaterializeResult:
+    """A repair plan per schedule that needs replenishment or has a gap or overlap, staged in
+    ``proposed_actions`` for a human (``service_period_repair``); the pipeline never applies
+    it and never writes to Alga PSA."""
+    as_of = run_as_of(context, ar_db)
+    horizon_end = as_of + dt.timedelta(days=alga.horizon_days)
+    with ar_db.engine.begin() as connection:
+        staged = service_periods.stage_repair_plans(
+            connection, as_of, context.run.run_id, horizon_end, dt.datetime.now(dt.UTC)
+        )
+    return dg.MaterializeResult(metadata={"as_of": as_of.isoformat(), "repair_plans": staged})
+
+
+def unbilled_lines(connection: Any, as_of: dt.date) -> list[str]:
+    """The unbilled due work of ``as_of`` in words, per currency."""
+    lines = []
+    for total in service_periods.unbilled_totals(connection, as_of):
+        if total.currency is None:
+            lines.append(f"{total.periods} period(s) whose contract line gives no amount")
+        else:
+            lines.append(
+                f"{format_money(total.cents or 0, total.currency)} in {total.periods} period(s)"
+            )
+    return lines
+
+
+ALGA_ASSETS = [alga_ledger, service_period_health, service_period_repair_plans]
+ALGA_CHECKS = [service_periods_replenished, service_periods_continuous]

@@ -1,0 +1,216 @@
+"""Health of Alga PSA's recurring service periods: the rules and their bookkeeping.
+
+A recurring service period that never reaches an invoice is receivable no aging report shows.
+The rules, as of a run date D, over the tenant's *live* rows (not ``superseded``, not
+``archived``; periods are half-open ``[start, end)``), are the SQL in ``sql/alga_psa/``:
+
+* **coverage** (``service_period_coverage.sql``), per active schedule: the furthest end of its
+  future rows (those ending after D) against a target horizon (D + ``horizon_days``, 180) and a
+  replenishment threshold (D + ``replenish_days``, 45). ``meets_target_horizon`` when the
+  furthest end reaches the horizon; ``needs_replenishment`` when it has no future row or its
+  furthest end is no later than the threshold;
+* **continuity** (``service_period_continuity.sql``): a *gap* where a schedule covers nothing
+  between two periods, an *overlap* where a period starts before the earlier ones end;
+* **unbilled due work** (``unbilled_service_periods.sql``): generated, edited or locked periods
+  whose invoice window closed on or before D and that no invoice, charge or charge detail
+  links; with the contract line's amount when it has one.
+
+The service periods are read as Alga holds them at run time (it keeps no history of their
+states) and judged against the run's date. Results are stored per run date in the pipeline's
+database, never in Alga's. A schedule that needs replenishment or has a continuity issue gets a
+**repair plan**: a ``service_period_repair`` proposal for a human, staged like a dunning
+action and never applied by the pipeline (approving it records the decision; the repair is
+done in Alga PSA).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ar_pipeline.database import bulk_insert
+from ar_pipeline.schema import (
+    proposed_actions,
+    service_period_continuity,
+    service_period_coverage,
+    unbilled_service_periods,
+)
+from ar_pipeline.sources.alga_psa import load_sql, snapshot, stream
+
+REPAIR_ACTION = "service_period_repair"
+
+
+@dataclass(frozen=True)
+class CoveragePolicy:
+    """How far ahead every schedule must be generated (days after the run date)."""
+
+    horizon_days: int = 180
+    replenish_days: int = 45
+
+
+@dataclass(frozen=True)
+class HealthCounts:
+    schedules: int
+    continuity_issues: int
+    unbilled_periods: int
+
+
+_RESULTS = (
+    ("service_period_coverage", service_period_coverage),
+    ("service_period_continuity", service_period_continuity),
+    ("unbilled_service_periods", unbilled_service_periods),
+)
+
+
+def write_service_period_health(
+    source: Engine, connection: Connection, tenant: str, as_of: dt.date, policy: CoveragePolicy
+) -> HealthCounts:
+    """Assess the tenant's service periods as of ``as_of`` on Alga (one read-only snapshot)
+    and replace that date's rows of the three result tables, inside the caller's
+    transaction."""
+    params = {
+        "tenant": tenant,
+        "as_of": as_of,
+        "horizon_days": policy.horizon_days,
+        "replenish_days": policy.replenish_days,
+    }
+    counts: dict[str, int] = {}
+    with snapshot(source) as alga, alga.begin():
+        for name, table in _RESULTS:
+            connection.execute(table.delete().where(table.c.as_of == as_of))
+            columns = [c.name for c in table.columns]
+            query = load_sql(name)
+            wanted = {p: params[p] for p in query.compile().params}
+            counts[name] = 0
+            for chunk in stream(alga, query, wanted):
+                bulk_insert(connection, table, columns, [(as_of, *row) for row in chunk])
+                counts[name] += len(chunk)
+    return HealthCounts(
+        counts["service_period_coverage"],
+        counts["service_period_continuity"],
+        counts["unbilled_service_periods"],
+    )
+
+
+def schedules_needing_replenishment(connection: Connection, as_of: dt.date) -> list[sa.Row]:
+    c = service_period_coverage.c
+    return list(
+        connection.execute(
+            sa.select(c.schedule_key, c.future_periods, c.furthest_end, c.replenish_before)
+            .where(c.as_of == as_of, c.needs_replenishment)
+            .order_by(c.schedule_key)
+        )
+    )
+
+
+def continuity_issues(connection: Connection, as_of: dt.date) -> list[sa.Row]:
+    c = service_period_continuity.c
+    return list(
+        connection.execute(
+            sa.select(
+                c.schedule_key, c.issue, c.previous_period_key, c.covered_until,
+                c.period_key, c.service_period_start, c.days,
+            )
+            .where(c.as_of == as_of)
+            .order_by(c.schedule_key, c.service_period_start, c.record_id)
+        )
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UnbilledTotal:
+    currency: str | None  # None: periods whose amount is unknown
+    periods: int
+    cents: int | None
+
+
+def unbilled_totals(connection: Connection, as_of: dt.date) -> list[UnbilledTotal]:
+    """Unbilled due work of ``as_of`` per currency, the periods without an amount last."""
+    u = unbilled_service_periods.c
+    rows = connection.execute(
+        sa.select(u.currency, sa.func.count(), sa.func.sum(u.amount_cents))
+        .where(u.as_of == as_of)
+        .group_by(u.currency)
+    )
+    totals = [UnbilledTotal(r[0], int(r[1]), None if r[2] is None else int(r[2])) for r in rows]
+    return sorted(totals, key=lambda t: (t.currency is None, t.currency or ""))
+
+
+def describe_issue(issue: Any) -> str:
+    """One line a billing operator can act on."""
+    if issue.issue == "gap":
+        return (
+            f"gap of {issue.days} days: nothing covers {issue.covered_until} to "
+            f"{issue.service_period_start} (before period {issue.period_key})"
+        )
+    return (
+        f"overlap of {issue.days} days: period {issue.period_key} starts "
+        f"{issue.service_period_start}, before the earlier periods end on {issue.covered_until}"
+    )
+
+
+def describe_replenishment(row: Any) -> str:
+    if row.furthest_end is None:
+        return "no service periods after the run date: generate the next periods"
+    return (
+        f"generated only until {row.furthest_end} (needed beyond {row.replenish_before}): "
+        "generate further periods"
+    )
+
+
+def repair_plans(connection: Connection, as_of: dt.date, horizon_end: dt.date) -> list[dict]:
+    """One plan per schedule with a problem: what is wrong and what to do in Alga PSA."""
+    problems: dict[str, list[str]] = {}
+    for row in schedules_needing_replenishment(connection, as_of):
+        problems.setdefault(row.schedule_key, []).append(describe_replenishment(row))
+    for issue in continuity_issues(connection, as_of):
+        problems.setdefault(issue.schedule_key, []).append(describe_issue(issue))
+    plans = []
+    for schedule_key, found in sorted(problems.items()):
+        steps = [
+            "Review the schedule in Alga PSA (Billing > recurring service periods).",
+            *[f"Fix: {p}" for p in found],
+            f"Make sure periods are generated through at least {horizon_end}.",
+            "Do not edit billed, edited or locked periods in place: regenerate or repair them.",
+        ]
+        plans.append({
+            "schedule_key": schedule_key,
+            "subject": f"Repair recurring service periods of {schedule_key}",
+            "problems": found,
+            "body": "\n".join(f"- {s}" for s in steps),
+        })  # fmt: skip
+    return plans
+
+
+def stage_repair_plans(
+    connection: Connection, as_of: dt.date, run_id: str, horizon_end: dt.date, now: dt.datetime
+) -> int:
+    """Stage the repair plans of ``as_of`` as ``proposed`` actions (a rerun of the day stages
+    nothing twice) and supersede the still pending plans of earlier days: each day's
+    assessment replaces them. Returns the number of plans of the day."""
+    plans = repair_plans(connection, as_of, horizon_end)
+    pa = proposed_actions.c
+    connection.execute(
+        proposed_actions.update()
+        .where(pa.action_type == REPAIR_ACTION, pa.status == "proposed", pa.as_of < as_of)
+        .values(status="superseded", superseded_reason=f"replaced by the assessment of {as_of}")
+    )
+    keys = [f"{REPAIR_ACTION}:{as_of.isoformat()}:{p['schedule_key']}" for p in plans]
+    known = set(
+        connection.execute(sa.select(pa.idempotency_key).where(pa.idempotency_key.in_(keys)))
+        .scalars()
+        .all()
+    )
+    rows = [
+        (key, run_id, as_of, REPAIR_ACTION, "proposed", now, plan)
+        for key, plan in zip(keys, plans, strict=True)
+        if key not in known
+    ]
+    columns = ("idempotency_key", "run_id", "as_of", "action_type", "status", "proposed_at",
+               "payload_json")  # fmt: skip
+    bulk_insert(connection, proposed_actions, columns, rows)
+    return len(plans)
