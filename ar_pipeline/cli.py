@@ -357,6 +357,13 @@ def print_staged(settings: Settings, as_of: dt.date) -> None:
             .group_by(pa.c.action_type)
             .order_by(pa.c.action_type)
         ).all()
+        repairs = connection.execute(
+            sa.select(sa.func.count()).where(
+                pa.c.as_of == as_of,
+                pa.c.action_type == "service_period_repair",
+                pa.c.status == "proposed",
+            )
+        ).scalar_one()
         first = connection.execute(
             sa.select(sa.func.min(pa.c.action_id)).where(
                 pa.c.envelope_id == envelope.action_id, pa.c.status == "proposed"
@@ -367,6 +374,9 @@ def print_staged(settings: Settings, as_of: dt.date) -> None:
     print(f"\nStaged for approval (envelope {envelope.action_id}); nothing has been sent:")
     for action_type, count in waiting:
         print(f"  {count:>6} {labels.get(action_type, action_type)}")
+    if repairs:
+        print(f"  {repairs:>6} service-period repair plans for Alga PSA (approving one records "
+              "the decision; the pipeline changes nothing in Alga)")  # fmt: skip
     cannot = (envelope.payload_json or {}).get("cannot_contact", {})
     cannot_count = sum(cannot.get("count_by_tier", {}).values())
     if cannot_count:
@@ -433,6 +443,8 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
             detail = f"run {str(payload.get('run_id', ''))[:8]}; cannot contact: {cannot}"
         elif r.action_type == "customer_program":
             detail = f"SERVICE HOLD: {payload.get('reason', '')}"
+        elif r.action_type == "service_period_repair":
+            detail = f"REPAIR {payload.get('schedule_key')}: " + "; ".join(payload["problems"])
         else:
             detail = f"to {', '.join(payload.get('to', []))}: {payload.get('subject', '')}"
         if r.status == "failed" and r.last_error:

@@ -327,3 +327,13 @@ def load_all(engine: sa.Engine) -> None:
     create_alga_schema(engine)
     load_ledger(engine)
     load_service_periods(engine)
+
+
+if __name__ == "__main__":
+    # python -m ar_pipeline_tests.alga_fixture postgresql+psycopg://.../an_empty_database
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m ar_pipeline_tests.alga_fixture <URL of an empty database>")
+    load_all(sa.create_engine(sys.argv[1]))
+    print(f"Loaded the Alga PSA fixture (tenant {TENANT}); run as of {AS_OF} in {TIMEZONE}.")

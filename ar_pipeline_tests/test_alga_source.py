@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from ar_pipeline import aging
+from ar_pipeline.approvals import approve
 from ar_pipeline.cli import main
 from ar_pipeline.database import get_engine, upgrade_database
 from ar_pipeline.schema import (
@@ -26,6 +27,7 @@ from ar_pipeline.schema import (
     sync_log,
     unbilled_service_periods,
 )
+from ar_pipeline.sensors import approved_since
 from ar_pipeline.settings import SettingsError, load_settings
 from ar_pipeline.sources.alga_psa import alga_engine, sync_ledger
 from ar_pipeline.sources.service_periods import (
@@ -299,3 +301,33 @@ def test_run_on_the_alga_source(alga_url, database_url, monkeypatch, tmp_path, c
         "service_period_repair": 4,
     }  # fmt: skip
     assert [tuple(r) for r in summary] == [("EUR", 520000, 35000, 2), ("USD", 3000000, 0, 0)]
+
+
+def test_an_approved_repair_plan_is_never_applied(alga_url, database_url):
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    now = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        write_service_period_health(
+            alga_engine(alga_url), connection, TENANT, AS_OF, CoveragePolicy()
+        )
+        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now)
+        ids = connection.execute(sa.select(proposed_actions.c.action_id)).scalars().all()
+        decisions = approve(connection, ids[:3], "alice", {"alice"}, now)
+        assert [d.outcome for d in decisions] == ["approved"] * 3
+        # the apply sensor asks for nothing: there is nothing to do in the pipeline
+        assert approved_since(connection, None, 100) == []
+    # the next day's assessment supersedes what is still pending, not what was decided
+    with engine.begin() as connection:
+        write_service_period_health(
+            alga_engine(alga_url), connection, TENANT, D(2026, 4, 1), CoveragePolicy()
+        )
+        stage_repair_plans(connection, D(2026, 4, 1), "run-2", D(2026, 9, 28), now)
+        states = connection.execute(
+            sa.select(proposed_actions.c.as_of, proposed_actions.c.status, sa.func.count())
+            .group_by(proposed_actions.c.as_of, proposed_actions.c.status)
+            .order_by(proposed_actions.c.as_of)
+        ).all()
+    assert sorted(tuple(s) for s in states) == [
+        (AS_OF, "approved", 3), (AS_OF, "superseded", 1), (D(2026, 4, 1), "proposed", 4),
+    ]  # fmt: skip
