@@ -10,6 +10,7 @@ import dagster as dg
 
 from ar_pipeline.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP, OWNERS, table_schema
 from ar_pipeline.database import analyze
+from ar_pipeline.jobs import APPLY_JOB, apply_approved
 from ar_pipeline.resources import AlgaPsa, ArDatabase, run_as_of
 from ar_pipeline.schema import (
     customers,
@@ -30,6 +31,18 @@ UNBILLED = dg.AssetKey("unbilled_service_periods")
 LISTED = 50  # schedules named in a check's description
 
 
+def _copy_ledger(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
+) -> alga_psa.SyncCounts:
+    try:
+        counts = alga_psa.sync_ledger(alga.engine, ar_db.engine, alga.tenant, ar_db.timezone)
+    except alga_psa.AlgaSourceError as error:
+        raise dg.Failure(str(error)) from error
+    analyze(ar_db.engine, [customers, invoices, payments, sync_log])
+    context.log.info(f"copied the Alga PSA ledger of tenant {alga.tenant}: {counts}")
+    return counts
+
+
 @dg.asset(group_name=GROUP, kinds=ALGA_KINDS, owners=OWNERS, retry_policy=DB_RETRY)
 def alga_ledger(
     context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
@@ -37,12 +50,7 @@ def alga_ledger(
     """The Alga PSA tenant's clients, invoices and settlements mapped onto the ledger contract
     (``sql/alga_psa/``) and copied, read-only, into the pipeline's ledger tables for the aging
     (``ar_pipeline.sources.alga_psa``)."""
-    try:
-        counts = alga_psa.sync_ledger(alga.engine, ar_db.engine, alga.tenant, ar_db.timezone)
-    except alga_psa.AlgaSourceError as error:
-        raise dg.Failure(str(error)) from error
-    analyze(ar_db.engine, [customers, invoices, payments, sync_log])
-    context.log.info(f"copied the Alga PSA ledger of tenant {alga.tenant}: {counts}")
+    counts = _copy_ledger(context, ar_db, alga)
     return dg.MaterializeResult(
         metadata={
             "tenant": alga.tenant,
@@ -221,6 +229,24 @@ def unbilled_lines(connection: Any, as_of: dt.date) -> list[str]:
                 f"{format_money(total.cents or 0, total.currency)} in {total.periods} period(s)"
             )
     return lines
+
+
+@dg.op(retry_policy=DB_RETRY)
+def refresh_alga_ledger(context: dg.OpExecutionContext, ar_db: ArDatabase, alga: AlgaPsa) -> None:
+    """Copy the Alga PSA ledger again before applying, so that the apply job's re-check sees
+    a payment recorded in Alga since the daily run and supersedes the letter instead of
+    sending it."""
+    _copy_ledger(context, ar_db, alga)
+
+
+@dg.job(
+    name=APPLY_JOB,
+    executor_def=dg.in_process_executor,
+    description="The only job with side effects: refreshes the copy of the Alga PSA ledger, "
+    "then sends approved letters and sets approved holds.",
+)
+def apply_approved_actions_on_alga() -> None:
+    apply_approved(after=refresh_alga_ledger())
 
 
 ALGA_ASSETS = [alga_ledger, service_period_health, service_period_repair_plans]

@@ -35,8 +35,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     source_assets: list = []
     source_checks: list = []
     source_resources: dict = {}
+    apply_job = apply_approved_actions
     if settings.alga is not None:
-        from ar_pipeline.alga_assets import ALGA_ASSETS, ALGA_CHECKS, alga_ledger
+        from ar_pipeline.alga_assets import (
+            ALGA_ASSETS,
+            ALGA_CHECKS,
+            alga_ledger,
+            apply_approved_actions_on_alga,
+        )
+
+        apply_job = apply_approved_actions_on_alga
 
         source_assets, source_checks = ALGA_ASSETS, ALGA_CHECKS
         source_resources = {"alga": AlgaPsa.from_settings(settings.alga)}
@@ -51,7 +59,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *source_assets,
         ],  # fmt: skip
         asset_checks=[aging_data_fresh, actions_staged, *source_checks],
-        jobs=[ar_aging_daily, apply_approved_actions, summary_job],
+        jobs=[ar_aging_daily, apply_job, summary_job],
         schedules=[build_daily_schedule(settings.timezone_name)],
         sensors=[approved_actions_sensor, *build_run_status_sensors(summary_job, partitions)],
         resources={

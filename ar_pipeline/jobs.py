@@ -49,11 +49,13 @@ class ApplyConfig(dg.Config):
     retry_delay_seconds: float = SEND_RETRY_DELAYS[0]
 
 
-@dg.op(retry_policy=DB_RETRY)
+@dg.op(retry_policy=DB_RETRY, ins={"after": dg.In(dg.Nothing)})
 def apply_approved(
     context: dg.OpExecutionContext, config: ApplyConfig, ar_db: ArDatabase, mailer: Mailer
 ) -> dict:
-    """Claim, re-check and apply each approved action on its own (``ar_pipeline.apply``)."""
+    """Claim, re-check and apply each approved action on its own (``ar_pipeline.apply``).
+    ``after``: what must finish first (the Alga PSA source refreshes its copy of the ledger, so
+    that the re-check sees payments recorded since the daily run)."""
     try:
         as_of = dt.date.fromisoformat(config.as_of) if config.as_of else ar_db.today()
     except ValueError:

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from ar_pipeline.jobs import DAILY_JOB, apply_approved_actions
+from ar_pipeline.jobs import APPLY_JOB, DAILY_JOB
 from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 from ar_pipeline.runs import record_dagster_run
 from ar_pipeline.schema import NEVER_APPLIED_TYPES, proposed_actions
@@ -53,7 +53,7 @@ def _parse_cursor(raw: str | None) -> dict | None:
 
 
 @dg.sensor(
-    job=apply_approved_actions,
+    job_name=APPLY_JOB,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

@@ -9,6 +9,7 @@ PostgreSQL (``database_url``). Every expected figure is worked out by hand from
 import datetime as dt
 import re
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -16,6 +17,7 @@ from ar_pipeline import aging
 from ar_pipeline.approvals import approve
 from ar_pipeline.cli import main
 from ar_pipeline.database import get_engine, upgrade_database
+from ar_pipeline.definitions import build_definitions
 from ar_pipeline.schema import (
     ar_aging,
     customers,
@@ -254,16 +256,22 @@ def test_service_period_health_finds_the_planted_problems_and_nothing_else(alga_
     assert "nothing covers 2026-03-01 to 2026-04-01" in plans[0][1]["body"]
 
 
-def test_run_on_the_alga_source(alga_url, database_url, monkeypatch, tmp_path, capsys):
-    """Done when: ``ar-pipeline run`` on the Alga source produces aging, tiers and proposals,
-    and the service-period checks report the planted problems and nothing else."""
-    for name, value in {
+@pytest.fixture
+def alga_env(alga_url, database_url, monkeypatch, tmp_path) -> dict[str, str]:
+    env = {
         "AR_SOURCE": "alga_psa", "AR_ALGA_DATABASE_URL": alga_url, "AR_ALGA_TENANT": TENANT,
         "AR_TIMEZONE": TIMEZONE, "AR_DATABASE_URL": database_url,
         "AR_DATA_DIR": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
         "AR_TREND_START_DATE": "2026-03-01",
-    }.items():  # fmt: skip
+    }  # fmt: skip
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
+    return env
+
+
+def test_run_on_the_alga_source(alga_env, database_url, capsys):
+    """Done when: ``ar-pipeline run`` on the Alga source produces aging, tiers and proposals,
+    and the service-period checks report the planted problems and nothing else."""
     assert main(["db", "upgrade"]) == 0
     assert main(["run", "--as-of", "2026-03-31"]) == 0
     out = capsys.readouterr().out
@@ -331,3 +339,48 @@ def test_an_approved_repair_plan_is_never_applied(alga_url, database_url):
     assert sorted(tuple(s) for s in states) == [
         (AS_OF, "approved", 3), (AS_OF, "superseded", 1), (D(2026, 4, 1), "proposed", 4),
     ]  # fmt: skip
+
+
+def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
+    alga_env, alga_url, database_url, smtp_server, monkeypatch
+):
+    """The apply job copies the Alga ledger again first: Beta paid in Alga after the daily
+    run, so its approved letter is superseded; Acme's goes out, once."""
+    mail = {"AR_APPROVERS": "alice", "AR_MAIL_FROM": "ar@vendor.example",
+            "AR_SMTP_HOST": "127.0.0.1", "AR_SMTP_PORT": str(smtp_server.port)}  # fmt: skip
+    for name, value in mail.items():
+        monkeypatch.setenv(name, value)
+    assert main(["db", "upgrade"]) == 0
+    assert main(["run", "--as-of", "2026-03-31"]) == 0
+    engine = get_engine(database_url)
+    with engine.connect() as connection:
+        letters = dict(
+            connection.execute(
+                sa.select(proposed_actions.c.customer_id, proposed_actions.c.action_id).where(
+                    proposed_actions.c.action_type == "collection_action"
+                )
+            ).all()
+        )
+    ids = [letters[ACME], letters[BETA]]
+    assert main(["approvals", "approve", *map(str, ids), "--by", "alice"]) == 0
+    writer = sa.create_engine(alga_url)
+    with writer.begin() as connection:  # Beta pays A-1005 in full, in Alga
+        connection.execute(
+            sa.text(
+                "INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, "
+                "payment_date) VALUES (:t, :p, :i, 150000, '2026-03-31 09:00+00')"
+            ),
+            {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7)},
+        )
+    writer.dispose()
+
+    defs = build_definitions(load_settings())
+    config = {"ops": {"apply_approved": {"config": {
+        "action_ids": ids, "as_of": "2026-03-31", "retry_delay_seconds": 0.01}}}}  # fmt: skip
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("apply_approved_actions").execute_in_process(
+            run_config=config, instance=instance
+        )
+    assert result.output_for_node("apply_approved") == {"applied": 1, "superseded": 1}
+    (received,) = smtp_server.handler.messages
+    assert received["rcpt_tos"] == ["ap@acme.example"]
