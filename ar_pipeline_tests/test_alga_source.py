@@ -8,10 +8,12 @@ PostgreSQL (``database_url``). Every expected figure is worked out by hand from
 
 import datetime as dt
 import re
+import uuid
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from ar_pipeline import aging
 from ar_pipeline.approvals import approve
@@ -384,3 +386,36 @@ def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
     assert result.output_for_node("apply_approved") == {"applied": 1, "superseded": 1}
     (received,) = smtp_server.handler.messages
     assert received["rcpt_tos"] == ["ap@acme.example"]
+
+
+def test_the_documented_read_only_role_is_enough(alga_url, database_url):
+    """``sql/alga_psa/read_only_role.sql`` (the README's grants) lets the source do all its
+    reading, and nothing more."""
+    from ar_pipeline.settings import PROJECT_ROOT
+
+    role = f"ar_reader_{uuid.uuid4().hex[:10]}"
+    script = (PROJECT_ROOT / "sql" / "alga_psa" / "read_only_role.sql").read_text()
+    owner = sa.create_engine(alga_url)
+    with owner.begin() as connection:
+        connection.exec_driver_sql(script.replace("ar_pipeline_reader", role))
+    reader_url = make_url(alga_url).set(username=role, password="change-me")
+    reader_url = reader_url.render_as_string(hide_password=False)
+    try:
+        engine = get_engine(database_url)
+        upgrade_database(engine)
+        counts = sync_ledger(alga_engine(reader_url), engine, TENANT, TIMEZONE)
+        assert (counts.customers, counts.invoices, counts.payments) == (3, 7, 7)
+        with engine.begin() as connection:
+            health = write_service_period_health(
+                alga_engine(reader_url), connection, TENANT, AS_OF, CoveragePolicy()
+            )
+        assert (health.schedules, health.continuity_issues, health.unbilled_periods) == (5, 2, 3)
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            with alga_engine(reader_url).connect() as connection:
+                connection.execute(sa.text("SELECT * FROM clients"))  # is_inactive: not read
+    finally:
+        alga_engine(reader_url).dispose()
+        with owner.begin() as connection:
+            connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            connection.exec_driver_sql(f'DROP ROLE "{role}"')
+        owner.dispose()

@@ -1,0 +1,24 @@
+-- The database role the Alga PSA source needs: SELECT on exactly the columns it reads, and
+-- read-only sessions. Run it as an owner of the Alga PSA database, with your own password;
+-- then AR_ALGA_DATABASE_URL=postgresql+psycopg://ar_pipeline_reader:<password>@host/<db>.
+-- Column grants keep everything else (users' password hashes, invoice notes, ...) out of
+-- reach. CONNECT on the database is granted to PUBLIC by default; if you revoked it, also
+-- GRANT CONNECT ON DATABASE <db> TO ar_pipeline_reader.
+CREATE ROLE ar_pipeline_reader LOGIN PASSWORD 'change-me';
+ALTER ROLE ar_pipeline_reader SET default_transaction_read_only = on;
+GRANT USAGE ON SCHEMA public TO ar_pipeline_reader;
+GRANT SELECT (tenant, client_id, client_name, billing_email, account_manager_id)
+    ON clients TO ar_pipeline_reader;
+GRANT SELECT (tenant, user_id, email) ON users TO ar_pipeline_reader;
+GRANT SELECT (tenant, invoice_id, client_id, invoice_number, invoice_date, due_date,
+              total_amount, credit_applied, currency_code, status, invoice_type)
+    ON invoices TO ar_pipeline_reader;
+GRANT SELECT (tenant, payment_id, invoice_id, amount, payment_date, status)
+    ON invoice_payments TO ar_pipeline_reader;
+GRANT SELECT (tenant, record_id, schedule_key, period_key, lifecycle_state,
+              service_period_start, service_period_end, invoice_window_end, obligation_id,
+              invoice_id, invoice_charge_id, invoice_charge_detail_id)
+    ON recurring_service_periods TO ar_pipeline_reader;
+GRANT SELECT (tenant, contract_line_id, contract_id, custom_rate)
+    ON contract_lines TO ar_pipeline_reader;
+GRANT SELECT (tenant, contract_id, currency_code) ON contracts TO ar_pipeline_reader;
