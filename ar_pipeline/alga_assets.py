@@ -161,6 +161,7 @@ def service_periods_replenished(
         ),
         metadata={
             "as_of": as_of.isoformat(),
+            "schedules_needing_replenishment": len(short),  # numeric: the UI plots it
             "schedules": [r.schedule_key for r in short],
             "details": dg.MetadataValue.md(_listing([f"- {line}" for line in lines]) or "-"),
         },
@@ -190,6 +191,8 @@ def service_periods_continuous(
         ),
         metadata={
             "as_of": as_of.isoformat(),
+            "gaps": sum(1 for i in issues if i.issue == "gap"),
+            "overlaps": sum(1 for i in issues if i.issue == "overlap"),
             "schedules": schedules,
             "details": dg.MetadataValue.md(_listing(lines) or "-"),
         },
