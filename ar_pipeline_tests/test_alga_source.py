@@ -419,3 +419,25 @@ def test_the_documented_read_only_role_is_enough(alga_url, database_url):
             connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
             connection.exec_driver_sql(f'DROP ROLE "{role}"')
         owner.dispose()
+
+
+def test_alga_definitions_put_the_copy_first():
+    settings = load_settings(
+        {"AR_SOURCE": "alga_psa", "AR_ALGA_TENANT": TENANT,
+         "AR_ALGA_DATABASE_URL": "postgresql+psycopg://alga@db/alga"}  # fmt: skip
+    )
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("ar_aging")).parent_keys == {dg.AssetKey("alga_ledger")}
+    daily = defs.resolve_job_def("ar_aging_daily")
+    assert {"alga_ledger", "service_period_health", "service_period_repair_plans"} <= {
+        node.name for node in daily.graph.node_defs
+    }
+    checks = {key.name for key in graph.asset_check_keys}
+    assert {"service_periods_replenished", "service_periods_continuous"} <= checks
+    apply_nodes = [n.name for n in defs.resolve_job_def("apply_approved_actions").graph.node_defs]
+    assert apply_nodes == ["refresh_alga_ledger", "apply_approved"]
+    # the own-ledger definitions have none of it
+    plain = build_definitions(load_settings({})).resolve_asset_graph()
+    assert plain.get(dg.AssetKey("ar_aging")).parent_keys == set()
+    assert dg.AssetKey("alga_ledger") not in plain.get_all_asset_keys()
