@@ -222,7 +222,14 @@ def step_naive(url: str) -> dict[str, Any]:
             "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
-STEPS = {"generate": step_generate, "job": step_job, "floor": step_floor, "naive": step_naive}
+def step_alga_copy(alga_url: str, pipeline_url: str) -> dict[str, Any]:
+    from ar_pipeline.bench_alga import step_alga_copy as run
+
+    return run(alga_url, pipeline_url)
+
+
+STEPS = {"generate": step_generate, "job": step_job, "floor": step_floor, "naive": step_naive,
+         "alga_copy": step_alga_copy}  # fmt: skip
 
 
 def _in_child(step: str, *args: Any) -> dict[str, Any]:
@@ -314,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10k,100k,1m", help="comma-separated: 10k,100k,1m")
     parser.add_argument("--output", type=Path, default=Path("bench/results/benchmark.json"))
     parser.add_argument("--apply-throughput", action="store_true")
+    parser.add_argument(
+        "--alga", type=int, metavar="INVOICES",
+        help="instead: time the Alga PSA source's copy of a generated tenant of this size",
+    )  # fmt: skip
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("step_args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -323,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     from ar_pipeline.settings import load_settings
 
     base_url = load_settings().database_url
+    if args.alga:
+        from ar_pipeline.bench_alga import measure_alga_copy
+
+        result = measure_alga_copy(base_url, args.alga)
+        print(json.dumps(result, indent=2))
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        written = args.output.with_name(f"alga_copy_{args.alga}.json")
+        written.write_text(json.dumps(result, indent=2))
+        return 0
     if args.apply_throughput:
         from ar_pipeline.bench_apply import measure_apply_throughput
 

@@ -85,7 +85,7 @@ def stream(
     result = connection.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(
         query, params
     )
-    for chunk in result.partitions():
+    for chunk in result.partitions(CHUNK_ROWS):  # without a size it returns everything at once
         yield [tuple(row) for row in chunk]
 
 

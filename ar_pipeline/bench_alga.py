@@ -1,0 +1,110 @@
+"""Benchmark of the Alga PSA source: how long the read-only copy of a tenant's ledger takes,
+and how much memory it needs, for a large generated tenant (``ar-pipeline bench --alga``).
+
+The tenant is generated in SQL on a scratch PostgreSQL database shaped like the test fixture's
+Alga tables (``ar_pipeline_tests.alga_fixture.DDL``): one client per ten invoices, a fifth of
+them in USD, 2 % cancelled, seven in ten paid (one of those in part) a few weeks after the
+invoice date. The copy and the aging then run in a fresh interpreter on a second scratch
+database, so that the peak RSS is theirs alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+TENANT = "33333333-3333-3333-3333-333333333333"
+AS_OF = dt.date(2026, 3, 31)
+
+GENERATE = [
+    """INSERT INTO clients (tenant, client_id, client_name, billing_email)
+       SELECT CAST(:tenant AS uuid), md5('client' || g)::uuid, 'Client ' || g,
+              'ap' || g || '@example.com'
+       FROM generate_series(1, :clients) AS g""",
+    """INSERT INTO invoices (tenant, invoice_id, client_id, invoice_number, invoice_date,
+                             due_date, total_amount, credit_applied, currency_code, status,
+                             invoice_type)
+       SELECT CAST(:tenant AS uuid), md5('invoice' || g)::uuid,
+              md5('client' || (g % :clients + 1))::uuid, 'INV-' || g,
+              timestamptz '2025-01-01 08:00+00' + (g % 450) * interval '1 day',
+              timestamptz '2025-01-31 08:00+00' + (g % 450) * interval '1 day',
+              1000 + (g::bigint * 7919) % 500000, 0,
+              CASE WHEN g % 5 = 0 THEN 'USD' ELSE 'EUR' END,
+              CASE WHEN g % 50 = 0 THEN 'cancelled' ELSE 'sent' END, 'standard'
+       FROM generate_series(1, :invoices) AS g""",
+    """INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, payment_date,
+                                     status)
+       SELECT CAST(:tenant AS uuid), md5('payment' || g)::uuid, md5('invoice' || g)::uuid,
+              CASE WHEN g % 10 = 6 THEN (1000 + (g::bigint * 7919) % 500000) / 2
+                   ELSE 1000 + (g::bigint * 7919) % 500000 END,
+              timestamptz '2025-01-20 15:00+00' + (g % 450 + g % 60) * interval '1 day',
+              'completed'
+       FROM generate_series(1, :invoices) AS g
+       WHERE g % 10 < 7""",
+]
+
+
+def generate_alga_tenant(url: str, invoices: int) -> dict[str, Any]:
+    from ar_pipeline_tests.alga_fixture import create_alga_schema
+
+    engine = sa.create_engine(url)
+    started = time.perf_counter()
+    create_alga_schema(engine)
+    params = {"tenant": TENANT, "invoices": invoices, "clients": max(1, invoices // 10)}
+    with engine.begin() as connection:
+        for statement in GENERATE:
+            connection.execute(sa.text(statement), params)
+        connection.execute(sa.text("ANALYZE"))
+    engine.dispose()
+    return {"seconds": time.perf_counter() - started}
+
+
+def step_alga_copy(alga_url: str, pipeline_url: str) -> dict[str, Any]:
+    """Copy the tenant into a fresh pipeline database, then age it (in this process)."""
+    from ar_pipeline.aging import write_ar_aging
+    from ar_pipeline.bench import _peak_rss_mb
+    from ar_pipeline.database import analyze, get_engine, upgrade_database
+    from ar_pipeline.schema import customers, invoices, payments
+    from ar_pipeline.sources.alga_psa import alga_engine, sync_ledger
+
+    engine = get_engine(pipeline_url)
+    upgrade_database(engine)
+    started = time.perf_counter()
+    counts = sync_ledger(alga_engine(alga_url), engine, TENANT, "Europe/Berlin")
+    copied = time.perf_counter()
+    analyze(engine, [customers, invoices, payments])
+    with engine.begin() as connection:
+        rows = write_ar_aging(connection, AS_OF)
+    aged = time.perf_counter()
+    return {
+        "copy_s": copied - started,
+        "aging_s": aged - copied,
+        "customers": counts.customers,
+        "invoices": counts.invoices,
+        "payments": counts.payments,
+        "ar_aging_rows": rows,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def measure_alga_copy(base_url: str, invoices: int) -> dict[str, Any]:
+    from ar_pipeline.bench import ScratchDatabase, _in_child
+
+    if not base_url.startswith("postgresql"):
+        raise SystemExit("--alga needs AR_DATABASE_URL on PostgreSQL (Alga PSA is PostgreSQL)")
+    with (
+        ScratchDatabase(base_url, "alga") as alga_url,
+        ScratchDatabase(base_url, "pipe") as pipeline_url,
+    ):
+        generated = generate_alga_tenant(alga_url, invoices)
+        result = _in_child("alga_copy", alga_url, pipeline_url)
+    rate = result["invoices"] + result["payments"]
+    return {
+        "invoices_generated": invoices,
+        "generate_s": round(generated["seconds"], 2),
+        **{k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()},
+        "copied_rows_per_s": round(rate / result["copy_s"]),
+    }
