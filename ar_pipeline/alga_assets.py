@@ -133,10 +133,26 @@ def service_period_health(
     yield dg.MaterializeResult(asset_key=UNBILLED, metadata=unbilled_metadata)
 
 
-def _listing(lines: list[str]) -> str:
-    shown = lines[:LISTED]
-    more = f"\n... and {len(lines) - LISTED} more" if len(lines) > LISTED else ""
-    return "\n".join(shown) + more
+def _warning(
+    as_of: dt.date, schedules: list[str], lines: list[str], healthy: str, problem: str,
+    counts: dict[str, int],
+) -> dg.AssetCheckResult:  # fmt: skip
+    """A WARN result that names the schedules (the first ``LISTED``) and details each line."""
+    more = len(lines) - LISTED
+    shown = lines[:LISTED] + ([f"- ... and {more} more"] if more > 0 else [])
+    return dg.AssetCheckResult(
+        passed=not schedules,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=healthy if not schedules else (
+            f"{len(schedules)} schedule(s) {problem}: {', '.join(schedules[:LISTED])}"
+        ),
+        metadata={
+            "as_of": as_of.isoformat(),
+            **counts,  # numeric: the UI plots them
+            "schedules": schedules,
+            "details": dg.MetadataValue.md("\n".join(shown) or "-"),
+        },
+    )  # fmt: skip
 
 
 @dg.asset_check(asset=COVERAGE, blocking=False, retry_policy=DB_RETRY)
@@ -149,22 +165,13 @@ def service_periods_replenished(
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.connect() as connection:
         short = service_periods.schedules_needing_replenishment(connection, as_of)
-    lines = [f"{r.schedule_key}: {service_periods.describe_replenishment(r)}" for r in short]
-    return dg.AssetCheckResult(
-        passed=not short,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            "every active schedule is generated beyond the replenishment threshold"
-            if not short
-            else f"{len(short)} schedule(s) need replenishment: "
-            + ", ".join(r.schedule_key for r in short[:LISTED])
-        ),
-        metadata={
-            "as_of": as_of.isoformat(),
-            "schedules_needing_replenishment": len(short),  # numeric: the UI plots it
-            "schedules": [r.schedule_key for r in short],
-            "details": dg.MetadataValue.md(_listing([f"- {line}" for line in lines]) or "-"),
-        },
+    return _warning(
+        as_of,
+        [r.schedule_key for r in short],
+        [f"- {r.schedule_key}: {service_periods.describe_replenishment(r)}" for r in short],
+        "every active schedule is generated beyond the replenishment threshold",
+        "need replenishment",
+        {"schedules_needing_replenishment": len(short)},
     )
 
 
@@ -178,25 +185,15 @@ def service_periods_continuous(
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.connect() as connection:
         issues = service_periods.continuity_issues(connection, as_of)
-    schedules = sorted({i.schedule_key for i in issues})
-    lines = [f"- {i.schedule_key}: {service_periods.describe_issue(i)}" for i in issues]
-    return dg.AssetCheckResult(
-        passed=not issues,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            "no gaps or overlaps between live service periods"
-            if not issues
-            else f"{len(schedules)} schedule(s) with gaps or overlaps: "
-            + ", ".join(schedules[:LISTED])
-        ),
-        metadata={
-            "as_of": as_of.isoformat(),
-            "gaps": sum(1 for i in issues if i.issue == "gap"),
-            "overlaps": sum(1 for i in issues if i.issue == "overlap"),
-            "schedules": schedules,
-            "details": dg.MetadataValue.md(_listing(lines) or "-"),
-        },
-    )
+    return _warning(
+        as_of,
+        sorted({i.schedule_key for i in issues}),
+        [f"- {i.schedule_key}: {service_periods.describe_issue(i)}" for i in issues],
+        "no gaps or overlaps between live service periods",
+        "with gaps or overlaps",
+        {"gaps": sum(1 for i in issues if i.issue == "gap"),
+         "overlaps": sum(1 for i in issues if i.issue == "overlap")},
+    )  # fmt: skip
 
 
 @dg.asset(

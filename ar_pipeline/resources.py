@@ -12,7 +12,12 @@ from sqlalchemy.engine import Engine
 
 from ar_pipeline.database import get_engine
 from ar_pipeline.proposals import HoldPolicy
-from ar_pipeline.settings import AlgaSettings, Settings
+from ar_pipeline.settings import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_REPLENISH_DAYS,
+    AlgaSettings,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from ar_pipeline.sources.service_periods import CoveragePolicy
@@ -81,8 +86,8 @@ class AlgaPsa(dg.ConfigurableResource):
 
     url: str
     tenant: str
-    horizon_days: int = 180
-    replenish_days: int = 45
+    horizon_days: int = DEFAULT_HORIZON_DAYS
+    replenish_days: int = DEFAULT_REPLENISH_DAYS
 
     @classmethod
     def from_settings(cls, alga: AlgaSettings) -> AlgaPsa:

@@ -25,6 +25,8 @@ class SettingsError(ValueError):
 
 
 SOURCES = ("ledger", "alga_psa")
+DEFAULT_HORIZON_DAYS = 180  # Alga PSA service periods: target horizon
+DEFAULT_REPLENISH_DAYS = 45  # and replenishment threshold, days after the run date
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ class AlgaSettings:
 
     database_url: str
     tenant: str
-    horizon_days: int = 180
-    replenish_days: int = 45
+    horizon_days: int
+    replenish_days: int
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,13 @@ def _parse_alga(get: Callable[[str], str | None]) -> AlgaSettings:
         tenant = str(uuid.UUID(tenant.strip()))
     except ValueError:
         raise SettingsError(f"AR_ALGA_TENANT must be a tenant UUID, got {tenant!r}") from None
-    horizon = _parse_int("AR_ALGA_HORIZON_DAYS", get("AR_ALGA_HORIZON_DAYS") or "180", minimum=1)
+    horizon = _parse_int(
+        "AR_ALGA_HORIZON_DAYS", get("AR_ALGA_HORIZON_DAYS") or str(DEFAULT_HORIZON_DAYS), minimum=1
+    )
     replenish = _parse_int(
-        "AR_ALGA_REPLENISH_DAYS", get("AR_ALGA_REPLENISH_DAYS") or "45", minimum=0
+        "AR_ALGA_REPLENISH_DAYS",
+        get("AR_ALGA_REPLENISH_DAYS") or str(DEFAULT_REPLENISH_DAYS),
+        minimum=0,
     )
     if replenish >= horizon:
         raise SettingsError(

@@ -50,9 +50,14 @@ class AlgaSourceError(RuntimeError):
     """The Alga database cannot be read as the mapping expects; the message says what."""
 
 
-def load_sql(name: str) -> sa.TextClause:
-    """One of the mapping queries in ``sql/alga_psa/`` (bound parameters only)."""
-    return sa.text((SQL_DIR / f"{name}.sql").read_text())
+def load_sql(name: str, *ctes: str) -> sa.TextClause:
+    """One of the queries in ``sql/alga_psa/`` (bound parameters only), with the queries named
+    in ``ctes`` (files of the same folder) put in front as common table expressions."""
+    query = (SQL_DIR / f"{name}.sql").read_text()
+    if ctes:
+        parts = [f"{cte} AS (\n{(SQL_DIR / f'{cte}.sql').read_text()}\n)" for cte in ctes]
+        query = "WITH " + ",\n".join(parts) + "\n" + query
+    return sa.text(query)
 
 
 @functools.cache

@@ -2,7 +2,8 @@
 
 A recurring service period that never reaches an invoice is receivable no aging report shows.
 The rules, as of a run date D, over the tenant's *live* rows (not ``superseded``, not
-``archived``; periods are half-open ``[start, end)``), are the SQL in ``sql/alga_psa/``:
+``archived``: ``live_service_periods.sql``; periods are half-open ``[start, end)``), are the SQL
+in ``sql/alga_psa/``:
 
 * **coverage** (``service_period_coverage.sql``), per active schedule: the furthest end of its
   future rows (those ending after D) against a target horizon (D + ``horizon_days``, 180) and a
@@ -39,6 +40,7 @@ from ar_pipeline.schema import (
     service_period_coverage,
     unbilled_service_periods,
 )
+from ar_pipeline.settings import DEFAULT_HORIZON_DAYS, DEFAULT_REPLENISH_DAYS
 from ar_pipeline.sources.alga_psa import load_sql, snapshot, stream
 
 REPAIR_ACTION = "service_period_repair"
@@ -48,8 +50,8 @@ REPAIR_ACTION = "service_period_repair"
 class CoveragePolicy:
     """How far ahead every schedule must be generated (days after the run date)."""
 
-    horizon_days: int = 180
-    replenish_days: int = 45
+    horizon_days: int = DEFAULT_HORIZON_DAYS
+    replenish_days: int = DEFAULT_REPLENISH_DAYS
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,11 @@ class HealthCounts:
     unbilled_periods: int
 
 
-_RESULTS = (
-    ("service_period_coverage", service_period_coverage),
-    ("service_period_continuity", service_period_continuity),
-    ("unbilled_service_periods", unbilled_service_periods),
+LIVE = "live_service_periods"
+_RESULTS = (  # (query, CTEs it reads, table it fills)
+    ("service_period_coverage", (LIVE,), service_period_coverage),
+    ("service_period_continuity", (LIVE,), service_period_continuity),
+    ("unbilled_service_periods", (), unbilled_service_periods),
 )
 
 
@@ -80,10 +83,10 @@ def write_service_period_health(
     }
     counts: dict[str, int] = {}
     with snapshot(source) as alga, alga.begin():
-        for name, table in _RESULTS:
+        for name, ctes, table in _RESULTS:
             connection.execute(table.delete().where(table.c.as_of == as_of))
             columns = [c.name for c in table.columns]
-            query = load_sql(name)
+            query = load_sql(name, *ctes)
             wanted = {p: params[p] for p in query.compile().params}
             counts[name] = 0
             for chunk in stream(alga, query, wanted):
