@@ -44,10 +44,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             apply_approved_actions_on_alga,
         )
 
-        apply_job = apply_approved_actions_on_alga
-
         source_assets, source_checks = ALGA_ASSETS, ALGA_CHECKS
         source_resources = {"alga": AlgaPsa.from_settings(settings.alga)}
+        apply_job = apply_approved_actions_on_alga  # copies the ledger again, then applies
     ar_aging = build_ar_aging(deps=[alga_ledger] if settings.alga is not None else ())
     return dg.Definitions(
         assets=[

@@ -143,6 +143,16 @@ def _parse_date(name: str, raw: str) -> dt.date:
         raise SettingsError(f"{name} must be a date like 2025-06-01, got {raw!r}") from None
 
 
+def _same_database(url: str, other: str | None) -> bool:
+    """Whether two PostgreSQL URLs name the same database (drivers and credentials aside)."""
+    from sqlalchemy.engine import make_url
+
+    if other is None or not other.strip().startswith("postgresql"):
+        return False
+    a, b = make_url(url), make_url(other.strip())
+    return (a.host, a.port or 5432, a.database) == (b.host, b.port or 5432, b.database)
+
+
 def _parse_alga(get: Callable[[str], str | None]) -> AlgaSettings:
     url = get("AR_ALGA_DATABASE_URL")
     if url is None:
@@ -153,7 +163,7 @@ def _parse_alga(get: Callable[[str], str | None]) -> AlgaSettings:
             f"AR_ALGA_DATABASE_URL must be a PostgreSQL URL (Alga PSA runs on PostgreSQL), "
             f"got {url.split(':', 1)[0]!r}"
         )
-    if url == get("AR_DATABASE_URL"):
+    if _same_database(url, get("AR_DATABASE_URL")):
         raise SettingsError(
             "AR_ALGA_DATABASE_URL must not be AR_DATABASE_URL: the pipeline's tables never go "
             "into Alga's database"

@@ -174,7 +174,7 @@ def test_alga_settings_are_checked_and_named():
         ({"AR_SOURCE": "quickbooks"}, "AR_SOURCE"),
         ({"AR_ALGA_DATABASE_URL": ""}, "AR_ALGA_DATABASE_URL"),
         ({"AR_ALGA_DATABASE_URL": "sqlite:///x.db"}, "AR_ALGA_DATABASE_URL"),
-        ({"AR_DATABASE_URL": "postgresql+psycopg://alga@db/alga"}, "AR_ALGA_DATABASE_URL"),
+        ({"AR_DATABASE_URL": "postgresql+psycopg2://ar:pw@db:5432/alga"}, "AR_ALGA_DATABASE_URL"),
         ({"AR_ALGA_TENANT": "acme"}, "AR_ALGA_TENANT"),
         ({"AR_ALGA_HORIZON_DAYS": "soon"}, "AR_ALGA_HORIZON_DAYS"),
         ({"AR_ALGA_REPLENISH_DAYS": "180"}, "AR_ALGA_REPLENISH_DAYS"),
@@ -423,8 +423,11 @@ def test_the_documented_read_only_role_is_enough(alga_url, database_url):
 
 def test_alga_definitions_put_the_copy_first():
     settings = load_settings(
-        {"AR_SOURCE": "alga_psa", "AR_ALGA_TENANT": TENANT,
-         "AR_ALGA_DATABASE_URL": "postgresql+psycopg://alga@db/alga"}  # fmt: skip
+        {
+            "AR_SOURCE": "alga_psa",
+            "AR_ALGA_TENANT": TENANT,
+            "AR_ALGA_DATABASE_URL": "postgresql+psycopg://alga@db/alga",
+        }  # fmt: skip
     )
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
