@@ -121,6 +121,9 @@ INVOICES = [
     # Acme: issued 2026-03-31 22:15 UTC = 2026-04-01 in Berlin: after the as-of date
     (10, ACME, "A-1008", "2026-03-31 22:15", "2026-04-30 22:15", 45000, 0, "EUR", "sent",
      "standard", TENANT),
+    # Beta: an old-style negative invoice (standard, -50.00): a credit note all the same
+    (12, BETA, "A-1009", "2026-03-10 09:00", "2026-04-09 09:00", -5000, 0, "EUR", "sent",
+     "standard", TENANT),
     # the other tenant: a big overdue invoice that must not appear
     (11, OTHER, "B-1", "2026-01-01 09:00", "2026-01-31 09:00", 999999, 0, "EUR", "sent",
      "standard", OTHER_TENANT),

@@ -63,7 +63,7 @@ def mirrored(alga_url, database_url):
 
 def test_the_tenant_ledger_is_mapped_onto_the_contract(mirrored):
     engine, counts = mirrored
-    assert (counts.customers, counts.invoices, counts.payments) == (3, 7, 7)
+    assert (counts.customers, counts.invoices, counts.payments) == (3, 8, 7)
     with engine.connect() as connection:
         people = {
             r.customer_id: (r.customer_name, r.billing_email, r.sales_rep_email)
@@ -93,6 +93,7 @@ def test_the_tenant_ledger_is_mapped_onto_the_contract(mirrored):
         "A-1005": ("invoice", D(2026, 3, 1), D(2026, 3, 16), "EUR", 150000),
         "A-1006": ("invoice", D(2025, 10, 1), D(2025, 10, 31), "USD", 3000000),
         "A-1008": ("invoice", D(2026, 4, 1), D(2026, 5, 1), "EUR", 45000),
+        "A-1009": ("credit_note", D(2026, 3, 10), D(2026, 4, 9), "EUR", 5000),
     }
     p = "20000000-0000-0000-0000-00000000000"
     i2 = invoice_uuid(2)
@@ -107,7 +108,7 @@ def test_the_tenant_ledger_is_mapped_onto_the_contract(mirrored):
         f"credit-drawn:{i2}": (ACME, None, D(2026, 2, 1), "EUR", -20000),
     }
     assert (synced.sync_type, synced.status, synced.rows_synced) == (
-        "scheduled_hot_customer_payments", "ok", 17,
+        "scheduled_hot_customer_payments", "ok", 18,
     )  # fmt: skip
 
 
@@ -133,8 +134,9 @@ def test_aging_of_the_tenant_is_worked_out_by_hand(mirrored):
         (ACME, "EUR"): (370000, 370000, 0, 70000, 0, 300000, 0, 0, 370000, 90,
                         invoice_uuid(1), 2),
         # A-1005: 1,500.00, 15 days; A-1003 paid in full; the paid prepayment is 400.00 of
-        # cash on account: dunnable 1,500.00 - 400.00 = 1,100.00
-        (BETA, "EUR"): (150000, 150000, 0, 150000, 0, 0, 0, 40000, 110000, 15,
+        # cash on account and the negative invoice A-1009 a 50.00 credit: dunnable
+        # 1,500.00 - 450.00 = 1,050.00
+        (BETA, "EUR"): (150000, 150000, 0, 150000, 0, 0, 0, 45000, 105000, 15,
                         invoice_uuid(7), 1),
         # A-1006: 30,000.00 USD due 2025-10-31: 151 days
         (GAMMA, "USD"): (3000000, 3000000, 0, 0, 0, 0, 3000000, 0, 3000000, 151,
@@ -155,8 +157,8 @@ def test_a_resync_replaces_the_copy_and_keeps_what_the_pipeline_owns(mirrored, a
         gamma = connection.execute(
             sa.select(customers).where(customers.c.customer_id == GAMMA)
         ).one()
-        assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 7
-    assert counts.invoices == 7
+        assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 8
+    assert counts.invoices == 8
     assert (gamma.service_hold, gamma.dunning_paused_until) == (True, D(2026, 4, 30))
 
 
@@ -278,7 +280,7 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
     assert main(["run", "--as-of", "2026-03-31"]) == 0
     out = capsys.readouterr().out
     assert "5,200.00 EUR" in out  # total open EUR: 3,700.00 + 1,500.00
-    assert "4,800.00 EUR" in out  # dunnable EUR: 3,700.00 + 1,100.00
+    assert "4,750.00 EUR" in out  # dunnable EUR: 3,700.00 + 1,050.00
     assert "30,000.00 USD" in out
     assert re.search(r"Tier 1 reminder\s+3 customers", out)
     assert "Service periods replenished: WARN: 2 schedule(s) need replenishment: " \
@@ -404,7 +406,7 @@ def test_the_documented_read_only_role_is_enough(alga_url, database_url):
         engine = get_engine(database_url)
         upgrade_database(engine)
         counts = sync_ledger(alga_engine(reader_url), engine, TENANT, TIMEZONE)
-        assert (counts.customers, counts.invoices, counts.payments) == (3, 7, 7)
+        assert (counts.customers, counts.invoices, counts.payments) == (3, 8, 7)
         with engine.begin() as connection:
             health = write_service_period_health(
                 alga_engine(reader_url), connection, TENANT, AS_OF, CoveragePolicy()
