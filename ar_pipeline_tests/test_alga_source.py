@@ -446,3 +446,24 @@ def test_alga_definitions_put_the_copy_first():
     plain = build_definitions(load_settings({})).resolve_asset_graph()
     assert plain.get(dg.AssetKey("ar_aging")).parent_keys == set()
     assert dg.AssetKey("alga_ledger") not in plain.get_all_asset_keys()
+
+
+def test_the_approver_sees_a_repair_plan_without_an_edit_form(alga_url, database_url):
+    from ar_pipeline_tests.web_client import make_client, sign_in
+
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    now = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        write_service_period_health(
+            alga_engine(alga_url), connection, TENANT, AS_OF, CoveragePolicy()
+        )
+        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now)
+    client = make_client(engine)
+    sign_in(client, "alice")
+    page = client.get("/proposals?type=service_period_repair").text
+    assert page.count('<article class="action"') == 4
+    assert "Repair recurring service periods of schedule:gap" in page
+    assert "gap of 31 days: nothing covers 2026-03-01 to 2026-04-01" in page
+    assert "changes nothing in Alga" in page
+    assert "/edit" not in page  # a plan is approved or rejected, not edited
