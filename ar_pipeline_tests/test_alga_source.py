@@ -33,7 +33,7 @@ from ar_pipeline.schema import (
 )
 from ar_pipeline.sensors import approved_since
 from ar_pipeline.settings import SettingsError, load_settings
-from ar_pipeline.sources.alga_psa import alga_engine, sync_ledger
+from ar_pipeline.sources.alga_psa import AlgaSourceError, alga_engine, sync_ledger
 from ar_pipeline.sources.service_periods import (
     CoveragePolicy,
     stage_repair_plans,
@@ -467,3 +467,26 @@ def test_the_approver_sees_a_repair_plan_without_an_edit_form(alga_url, database
     assert "gap of 31 days: nothing covers 2026-03-01 to 2026-04-01" in page
     assert "changes nothing in Alga" in page
     assert "/edit" not in page  # a plan is approved or rejected, not edited
+
+
+def test_a_tenant_without_clients_is_refused_and_the_copy_kept(mirrored, alga_url):
+    engine, _ = mirrored
+    with pytest.raises(AlgaSourceError, match="AR_ALGA_TENANT 99999999-"):
+        sync_ledger(alga_engine(alga_url), engine, "99999999-9999-9999-9999-999999999999",
+                    TIMEZONE)  # fmt: skip
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 8
+        logged = (
+            connection.execute(sa.select(sync_log.c.status).order_by(sync_log.c.sync_id))
+            .scalars()
+            .all()
+        )
+    assert logged == ["ok", "failed"]
+
+
+def test_an_unreachable_alga_is_a_clear_error(database_url):
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    nowhere = "postgresql+psycopg://nobody@127.0.0.1:1/alga"
+    with pytest.raises(AlgaSourceError, match="copying the Alga PSA ledger failed"):
+        sync_ledger(alga_engine(nowhere), engine, TENANT, TIMEZONE)

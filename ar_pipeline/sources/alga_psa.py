@@ -115,6 +115,17 @@ def _upsert_customers(connection: Connection, rows: list[tuple]) -> None:
     connection.execute(statement, [dict(zip(CUSTOMER_COLUMNS, row, strict=True)) for row in rows])
 
 
+def _log_sync(
+    connection: Connection, started: dt.datetime, completed: dt.datetime, status: str, rows: int
+) -> None:
+    connection.execute(
+        sync_log.insert().values(
+            sync_type=HOT_SYNC_TYPE, started_at=started, completed_at=completed, status=status,
+            rows_synced=rows,
+        )
+    )  # fmt: skip
+
+
 def sync_ledger(
     source: Engine,
     target: Engine,
@@ -134,6 +145,12 @@ def sync_ledger(
             for chunk in stream(alga, load_sql("customers"), {"tenant": tenant}):
                 _upsert_customers(mirror, chunk)
                 counted["customers"] += len(chunk)
+            if not counted["customers"]:
+                # a mistyped tenant would otherwise age an empty ledger and report all is well
+                raise AlgaSourceError(
+                    f"AR_ALGA_TENANT {tenant}: the Alga PSA database has no clients of this "
+                    "tenant; nothing was copied"
+                )
             for name, table, columns in (
                 ("invoices", invoices, INVOICE_COLUMNS),
                 ("payments", payments, PAYMENT_COLUMNS),
@@ -142,19 +159,11 @@ def sync_ledger(
                     bulk_insert(mirror, table, columns, chunk)
                     counted[name] += len(chunk)
             counts = SyncCounts(**counted)
-            mirror.execute(
-                sync_log.insert().values(
-                    sync_type=HOT_SYNC_TYPE, started_at=started, completed_at=now(),
-                    status="ok", rows_synced=counts.rows,
-                )
-            )  # fmt: skip
-    except sa.exc.DBAPIError as error:
+            _log_sync(mirror, started, now(), "ok", counts.rows)
+    except (sa.exc.DBAPIError, AlgaSourceError) as error:
         with target.begin() as log:
-            log.execute(
-                sync_log.insert().values(
-                    sync_type=HOT_SYNC_TYPE, started_at=started, completed_at=now(),
-                    status="failed", rows_synced=0,
-                )
-            )  # fmt: skip
+            _log_sync(log, started, now(), "failed", 0)
+        if isinstance(error, AlgaSourceError):
+            raise
         raise AlgaSourceError(f"copying the Alga PSA ledger failed: {error.orig}") from error
     return counts
