@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
 from ar_pipeline.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP, OWNERS, table_schema
 from ar_pipeline.database import analyze
@@ -16,6 +17,7 @@ from ar_pipeline.schema import (
     customers,
     invoices,
     payments,
+    proposed_actions,
     service_period_continuity,
     service_period_coverage,
     sync_log,
@@ -32,14 +34,21 @@ LISTED = 50  # schedules named in a check's description
 
 
 def _copy_ledger(
-    context: dg.AssetExecutionContext | dg.OpExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    ar_db: ArDatabase,
+    alga: AlgaPsa,
+    only: list[str] | None = None,
 ) -> alga_psa.SyncCounts:
     try:
-        counts = alga_psa.sync_ledger(alga.engine, ar_db.engine, alga.tenant, ar_db.timezone)
+        counts = alga_psa.sync_ledger(
+            alga.engine, ar_db.engine, alga.tenant, ar_db.timezone, only=only
+        )
     except alga_psa.AlgaSourceError as error:
         raise dg.Failure(str(error)) from error
-    analyze(ar_db.engine, [customers, invoices, payments, sync_log])
-    context.log.info(f"copied the Alga PSA ledger of tenant {alga.tenant}: {counts}")
+    if only is None:
+        analyze(ar_db.engine, [customers, invoices, payments, sync_log])
+    scope = "" if only is None else f" for {len(only)} client(s)"
+    context.log.info(f"copied the Alga PSA ledger of tenant {alga.tenant}{scope}: {counts}")
     return counts
 
 
@@ -233,17 +242,29 @@ def unbilled_lines(connection: Any, as_of: dt.date) -> list[str]:
 
 @dg.op(retry_policy=DB_RETRY)
 def refresh_alga_ledger(context: dg.OpExecutionContext, ar_db: ArDatabase, alga: AlgaPsa) -> None:
-    """Copy the Alga PSA ledger again before applying, so that the apply job's re-check sees
-    a payment recorded in Alga since the daily run and supersedes the letter instead of
-    sending it."""
-    _copy_ledger(context, ar_db, alga)
+    """Copy again, before applying, the Alga PSA ledger of the customers this run is about to
+    write to (the actions in ``apply_approved``'s config), so that its re-check sees a payment
+    recorded in Alga since the daily run and supersedes the letter instead of sending it."""
+    action_ids = context.run_config["ops"]["apply_approved"]["config"]["action_ids"]
+    pa = proposed_actions.c
+    with ar_db.engine.connect() as connection:
+        clients = (
+            connection.execute(
+                sa.select(pa.customer_id)
+                .where(pa.action_id.in_(action_ids), pa.customer_id.is_not(None))
+                .distinct()
+            )
+            .scalars()
+            .all()
+        )
+    _copy_ledger(context, ar_db, alga, only=list(clients))
 
 
 @dg.job(
     name=APPLY_JOB,
     executor_def=dg.in_process_executor,
-    description="The only job with side effects: refreshes the copy of the Alga PSA ledger, "
-    "then sends approved letters and sets approved holds.",
+    description="The only job with side effects: copies again the Alga PSA ledger of the "
+    "customers concerned, then sends approved letters and sets approved holds.",
 )
 def apply_approved_actions_on_alga() -> None:
     apply_approved(after=refresh_alga_ledger())

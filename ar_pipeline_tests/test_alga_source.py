@@ -388,6 +388,19 @@ def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
     assert result.output_for_node("apply_approved") == {"applied": 1, "superseded": 1}
     (received,) = smtp_server.handler.messages
     assert received["rcpt_tos"] == ["ap@acme.example"]
+    # only Acme's and Beta's rows were copied again: 2 customers, 4 + 3 invoices, 5 + 3
+    # payments (Beta's new one included); Gamma's invoice is still there from the run
+    with engine.connect() as connection:
+        recheck = connection.execute(
+            sa.select(sync_log.c.status, sync_log.c.rows_synced).where(
+                sync_log.c.sync_type == "alga_psa_apply_recheck"
+            )
+        ).all()
+        gamma = connection.execute(
+            sa.select(sa.func.count()).where(invoices.c.customer_id == GAMMA)
+        ).scalar_one()
+    assert [tuple(r) for r in recheck] == [("ok", 17)]
+    assert gamma == 1
 
 
 def test_the_documented_read_only_role_is_enough(alga_url, database_url):

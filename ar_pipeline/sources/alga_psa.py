@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from ar_pipeline.settings import PROJECT_ROOT
 
 SQL_DIR = PROJECT_ROOT / "sql" / "alga_psa"
 CHUNK_ROWS = 10_000
+RECHECK_SYNC_TYPE = "alga_psa_apply_recheck"
 CUSTOMER_COLUMNS = ("customer_id", "customer_name", "billing_email", "sales_rep_email")
 INVOICE_COLUMNS = tuple(c.name for c in invoices.columns)
 PAYMENT_COLUMNS = tuple(c.name for c in payments.columns)
@@ -116,11 +117,16 @@ def _upsert_customers(connection: Connection, rows: list[tuple]) -> None:
 
 
 def _log_sync(
-    connection: Connection, started: dt.datetime, completed: dt.datetime, status: str, rows: int
+    connection: Connection,
+    sync_type: str,
+    started: dt.datetime,
+    completed: dt.datetime,
+    status: str,
+    rows: int,
 ) -> None:
     connection.execute(
         sync_log.insert().values(
-            sync_type=HOT_SYNC_TYPE, started_at=started, completed_at=completed, status=status,
+            sync_type=sync_type, started_at=started, completed_at=completed, status=status,
             rows_synced=rows,
         )
     )  # fmt: skip
@@ -131,21 +137,35 @@ def sync_ledger(
     target: Engine,
     tenant: str,
     timezone: str,
+    only: Sequence[str] | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> SyncCounts:
     """Replace the pipeline's mirror of the tenant's ledger with a fresh copy (see the module
-    docstring) and log the sync; a failed copy is logged as ``failed`` and raises."""
+    docstring) and log the sync; a failed copy is logged as ``failed`` and raises.
+
+    ``only`` copies just those clients' rows (the apply job's re-check of the customers it is
+    about to write to), logged as ``alga_psa_apply_recheck``: a partial copy says nothing about
+    the freshness of the rest, so ``aging_data_fresh`` does not count it."""
     started = now()
-    params = {"tenant": tenant, "timezone": timezone}
+    clients = None if only is None else sorted(set(only))
+    if clients == []:
+        return SyncCounts(0, 0, 0)
+    sync_type = HOT_SYNC_TYPE if clients is None else RECHECK_SYNC_TYPE
+    params = {"tenant": tenant, "timezone": timezone, "only_clients": clients}
     counted = {"customers": 0, "invoices": 0, "payments": 0}
     try:
         with snapshot(source) as alga, alga.begin(), target.begin() as mirror:
-            mirror.execute(payments.delete())
-            mirror.execute(invoices.delete())
-            for chunk in stream(alga, load_sql("customers"), {"tenant": tenant}):
+            for table in (payments, invoices):
+                mirror.execute(
+                    table.delete()
+                    if clients is None
+                    else table.delete().where(table.c.customer_id.in_(clients))
+                )
+            customer_params = {"tenant": tenant, "only_clients": clients}
+            for chunk in stream(alga, load_sql("customers"), customer_params):
                 _upsert_customers(mirror, chunk)
                 counted["customers"] += len(chunk)
-            if not counted["customers"]:
+            if clients is None and not counted["customers"]:
                 # a mistyped tenant would otherwise age an empty ledger and report all is well
                 raise AlgaSourceError(
                     f"AR_ALGA_TENANT {tenant}: the Alga PSA database has no clients of this "
@@ -159,10 +179,10 @@ def sync_ledger(
                     bulk_insert(mirror, table, columns, chunk)
                     counted[name] += len(chunk)
             counts = SyncCounts(**counted)
-            _log_sync(mirror, started, now(), "ok", counts.rows)
+            _log_sync(mirror, sync_type, started, now(), "ok", counts.rows)
     except (sa.exc.DBAPIError, AlgaSourceError) as error:
         with target.begin() as log:
-            _log_sync(log, started, now(), "failed", 0)
+            _log_sync(log, sync_type, started, now(), "failed", 0)
         if isinstance(error, AlgaSourceError):
             raise
         raise AlgaSourceError(f"copying the Alga PSA ledger failed: {error.orig}") from error

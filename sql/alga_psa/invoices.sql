@@ -1,5 +1,6 @@
 -- Alga PSA invoices as ledger invoices and credit notes (DESIGN.md section 3), one tenant.
--- Parameters: :tenant (uuid text), :timezone (IANA name, AR_TIMEZONE).
+-- Parameters: :tenant (uuid text), :timezone (IANA name, AR_TIMEZONE), :only_clients (uuid
+-- text array, or NULL for all clients).
 -- * draft, cancelled and void invoices are left out: they are not receivables;
 -- * prepayment invoices (invoice_type or status 'prepayment') are left out too: a paid prepayment is the client's credit, which the
 --   payments query brings in as cash on account;
@@ -24,6 +25,7 @@ SELECT
     CAST(NULL AS text) AS applies_to_invoice_id
 FROM invoices AS i
 WHERE i.tenant = CAST(:tenant AS uuid)
+  AND (CAST(:only_clients AS uuid[]) IS NULL OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
   AND i.status NOT IN ('draft', 'cancelled', 'void', 'prepayment')
   AND COALESCE(i.invoice_type, 'standard') <> 'prepayment'
   AND i.total_amount <> 0

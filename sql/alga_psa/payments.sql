@@ -1,5 +1,6 @@
 -- Alga PSA settlements as ledger payments (DESIGN.md section 3), one tenant.
--- Parameters: :tenant (uuid text), :timezone (IANA name, AR_TIMEZONE).
+-- Parameters: :tenant (uuid text), :timezone (IANA name, AR_TIMEZONE), :only_clients (uuid
+-- text array, or NULL for all clients).
 --
 -- 1. Recorded payments (invoice_payments) in status 'completed', or with no status (Alga's
 --    default is 'completed'); pending, failed and refunded ones are not money received.
@@ -24,6 +25,7 @@ FROM invoice_payments AS p
 JOIN invoices AS i
     ON i.tenant = p.tenant AND i.invoice_id = p.invoice_id
 WHERE p.tenant = CAST(:tenant AS uuid)
+  AND (CAST(:only_clients AS uuid[]) IS NULL OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
   AND COALESCE(p.status, 'completed') = 'completed'
   AND p.amount <> 0
 UNION ALL
@@ -36,6 +38,7 @@ SELECT
     i.credit_applied::bigint
 FROM invoices AS i
 WHERE i.tenant = CAST(:tenant AS uuid)
+  AND (CAST(:only_clients AS uuid[]) IS NULL OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
   AND i.credit_applied > 0
   AND i.status NOT IN ('draft', 'cancelled', 'void')
 UNION ALL
@@ -48,6 +51,7 @@ SELECT
     -i.credit_applied::bigint
 FROM invoices AS i
 WHERE i.tenant = CAST(:tenant AS uuid)
+  AND (CAST(:only_clients AS uuid[]) IS NULL OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
   AND i.credit_applied > 0
   AND i.status NOT IN ('draft', 'cancelled', 'void')
 ORDER BY 1
