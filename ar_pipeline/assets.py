@@ -285,6 +285,9 @@ SUMMARY_DESCRIPTIONS = {
     "average_days_delinquent": "DSO minus best possible DSO",
     "cei_pct": "Collection effectiveness index of the month ending this day, %",
     "over_90_pct": "Share of open AR more than 90 days overdue, %",
+    "unbilled_cents": "Alga PSA: service periods due for invoicing and never invoiced (not AR; "
+    "null: not assessed that day)",
+    "unbilled_periods": "Alga PSA: how many such periods have an amount in this currency",
     **{
         f"tier_{t}_{kind}": f"{'Customers' if kind == 'customers' else 'Dunnable amount'} "
         f"whose position in this currency meets tier {t}"
@@ -307,6 +310,8 @@ def _day_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for name in KPI_METADATA:
             if row[name] is not None:
                 metadata[f"{name}_{currency}"] = float(row[name])
+        if row.get("unbilled_cents") is not None:  # Alga PSA source only, apart from AR
+            metadata[f"unbilled_cents_{currency}"] = int(row["unbilled_cents"])
     return metadata
 
 
