@@ -42,9 +42,6 @@ from ar_pipeline.settings import PROJECT_ROOT
 SQL_DIR = PROJECT_ROOT / "sql" / "alga_psa"
 CHUNK_ROWS = 10_000
 RECHECK_SYNC_TYPE = "alga_psa_apply_recheck"
-CUSTOMER_COLUMNS = ("customer_id", "customer_name", "billing_email", "sales_rep_email")
-INVOICE_COLUMNS = tuple(c.name for c in invoices.columns)
-PAYMENT_COLUMNS = tuple(c.name for c in payments.columns)
 
 
 class AlgaSourceError(RuntimeError):
@@ -85,14 +82,16 @@ def snapshot(engine: Engine) -> Connection:
 
 def stream(
     connection: Connection, query: sa.TextClause, params: dict[str, Any]
-) -> Iterator[list[tuple]]:
+) -> Iterator[tuple[list[str], list[tuple]]]:
     """The rows of ``query`` in chunks of ``CHUNK_ROWS`` through a server-side cursor, so that
-    memory does not grow with the number of rows."""
+    memory does not grow with the number of rows; each chunk comes with the query's column
+    names, which name the columns of the table it goes into."""
     result = connection.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(
         query, params
     )
+    columns = list(result.keys())
     for chunk in result.partitions(CHUNK_ROWS):  # without a size it returns everything at once
-        yield [tuple(row) for row in chunk]
+        yield columns, [tuple(row) for row in chunk]
 
 
 @dataclass(frozen=True)
@@ -106,14 +105,16 @@ class SyncCounts:
         return self.customers + self.invoices + self.payments
 
 
-def _upsert_customers(connection: Connection, rows: list[tuple]) -> None:
+def _upsert_customers(connection: Connection, columns: list[str], rows: list[tuple]) -> None:
+    """Insert new customers, update the Alga-owned columns of known ones (the pipeline's own,
+    such as the pause and the hold, are left alone)."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(customers)
     statement = statement.on_conflict_do_update(
         index_elements=[customers.c.customer_id],
-        set_={name: statement.excluded[name] for name in CUSTOMER_COLUMNS[1:]},
+        set_={name: statement.excluded[name] for name in columns if name != "customer_id"},
     )
-    connection.execute(statement, [dict(zip(CUSTOMER_COLUMNS, row, strict=True)) for row in rows])
+    connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _log_sync(
@@ -162,8 +163,8 @@ def sync_ledger(
                     else table.delete().where(table.c.customer_id.in_(clients))
                 )
             customer_params = {"tenant": tenant, "only_clients": clients}
-            for chunk in stream(alga, load_sql("customers"), customer_params):
-                _upsert_customers(mirror, chunk)
+            for columns, chunk in stream(alga, load_sql("customers"), customer_params):
+                _upsert_customers(mirror, columns, chunk)
                 counted["customers"] += len(chunk)
             if clients is None and not counted["customers"]:
                 # a mistyped tenant would otherwise age an empty ledger and report all is well
@@ -171,11 +172,8 @@ def sync_ledger(
                     f"AR_ALGA_TENANT {tenant}: the Alga PSA database has no clients of this "
                     "tenant; nothing was copied"
                 )
-            for name, table, columns in (
-                ("invoices", invoices, INVOICE_COLUMNS),
-                ("payments", payments, PAYMENT_COLUMNS),
-            ):
-                for chunk in stream(alga, load_sql(name), params):
+            for name, table in (("invoices", invoices), ("payments", payments)):
+                for columns, chunk in stream(alga, load_sql(name), params):
                     bulk_insert(mirror, table, columns, chunk)
                     counted[name] += len(chunk)
             counts = SyncCounts(**counted)

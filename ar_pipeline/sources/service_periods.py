@@ -85,12 +85,12 @@ def write_service_period_health(
     with snapshot(source) as alga, alga.begin():
         for name, ctes, table in _RESULTS:
             connection.execute(table.delete().where(table.c.as_of == as_of))
-            columns = [c.name for c in table.columns]
             query = load_sql(name, *ctes)
             wanted = {p: params[p] for p in query.compile().params}
             counts[name] = 0
-            for chunk in stream(alga, query, wanted):
-                bulk_insert(connection, table, columns, [(as_of, *row) for row in chunk])
+            for columns, chunk in stream(alga, query, wanted):
+                rows = [(as_of, *row) for row in chunk]
+                bulk_insert(connection, table, ["as_of", *columns], rows)
                 counts[name] += len(chunk)
     return HealthCounts(
         counts["service_period_coverage"],
