@@ -143,22 +143,22 @@ def service_period_health(
 
 
 def _warning(
-    as_of: dt.date, schedules: list[str], lines: list[str], healthy: str, problem: str,
-    counts: dict[str, int],
+    as_of: dt.date, names: list[str], lines: list[str], healthy: str, problem: str,
+    counts: dict[str, int], subject: str = "schedules",
 ) -> dg.AssetCheckResult:  # fmt: skip
-    """A WARN result that names the schedules (the first ``LISTED``) and details each line."""
+    """A WARN result that names what is wrong (the first ``LISTED``) and details each line."""
     more = len(lines) - LISTED
     shown = lines[:LISTED] + ([f"- ... and {more} more"] if more > 0 else [])
     return dg.AssetCheckResult(
-        passed=not schedules,
+        passed=not names,
         severity=dg.AssetCheckSeverity.WARN,
-        description=healthy if not schedules else (
-            f"{len(schedules)} schedule(s) {problem}: {', '.join(schedules[:LISTED])}"
+        description=healthy if not names else (
+            f"{len(names)} {subject[:-1]}(s) {problem}: {', '.join(names[:LISTED])}"
         ),
         metadata={
             "as_of": as_of.isoformat(),
             **counts,  # numeric: the UI plots them
-            "schedules": schedules,
+            subject: names,
             "details": dg.MetadataValue.md("\n".join(shown) or "-"),
         },
     )  # fmt: skip
@@ -202,6 +202,28 @@ def service_periods_continuous(
         "with gaps or overlaps",
         {"gaps": sum(1 for i in issues if i.issue == "gap"),
          "overlaps": sum(1 for i in issues if i.issue == "overlap")},
+    )  # fmt: skip
+
+
+@dg.asset_check(asset=dg.AssetKey("ar_aging"), blocking=False, retry_policy=DB_RETRY)
+def unapplied_credit_not_negative(
+    context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
+) -> dg.AssetCheckResult:
+    """WARN when a customer's unapplied credit is below zero: Alga applied credit from a source
+    the copy does not see (a manual credit adjustment), so that customer's dunnable amount is
+    overstated. Review those letters before approving them."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.connect() as connection:
+        rows = alga_psa.negative_credit(connection, as_of)
+    return _warning(
+        as_of,
+        sorted({r.customer_name for r in rows}),
+        [f"- {r.customer_name} ({r.customer_id}): unapplied credit "
+         f"{format_money(r.unapplied_credit_cents, r.currency)}" for r in rows],
+        "no customer has negative unapplied credit",
+        "with negative unapplied credit (dunnable overstated)",
+        {"customers_with_negative_credit": len(rows)},
+        subject="customers",
     )  # fmt: skip
 
 
@@ -271,4 +293,8 @@ def apply_approved_actions_on_alga() -> None:
 
 
 ALGA_ASSETS = [alga_ledger, service_period_health, service_period_repair_plans]
-ALGA_CHECKS = [service_periods_replenished, service_periods_continuous]
+ALGA_CHECKS = [
+    service_periods_replenished,
+    service_periods_continuous,
+    unapplied_credit_not_negative,
+]

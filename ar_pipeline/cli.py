@@ -241,6 +241,7 @@ CHECK_LABELS = {
     "actions_staged": "Staging verified",
     "service_periods_replenished": "Service periods replenished",
     "service_periods_continuous": "Service period continuity",
+    "unapplied_credit_not_negative": "Credit on account (Alga PSA)",
 }
 
 

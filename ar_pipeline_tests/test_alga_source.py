@@ -287,6 +287,7 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
         "schedule:low, schedule:none" in out  # fmt: skip
     assert "Service period continuity: WARN: 2 schedule(s) with gaps or overlaps: " \
         "schedule:gap, schedule:overlap" in out  # fmt: skip
+    assert "Credit on account (Alga PSA): OK: no customer has negative unapplied credit" in out
     assert "350.00 EUR in 2 period(s)" in out  # unbilled, apart from the AR above
     assert "1 period(s) whose contract line gives no amount" in out
 
@@ -503,3 +504,23 @@ def test_an_unreachable_alga_is_a_clear_error(database_url):
     nowhere = "postgresql+psycopg://nobody@127.0.0.1:1/alga"
     with pytest.raises(AlgaSourceError, match="copying the Alga PSA ledger failed"):
         sync_ledger(alga_engine(nowhere), engine, TENANT, TIMEZONE)
+
+
+def test_credit_drawn_from_a_source_the_copy_cannot_see_is_flagged(alga_env, alga_url, capsys):
+    """Beta's A-1005 gets 600.00 of credit applied in Alga, but the credit Beta has that the
+    copy can see is 450.00 (the prepayment and A-1009): 150.00 came from elsewhere (a manual
+    credit), so Beta's unapplied credit shows -150.00 and the check warns."""
+    writer = sa.create_engine(alga_url)
+    with writer.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE invoices SET credit_applied = 60000 WHERE invoice_id = :i"),
+            {"i": invoice_uuid(7)},
+        )
+    writer.dispose()
+    assert main(["db", "upgrade"]) == 0
+    assert main(["run", "--as-of", "2026-03-31"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Credit on account (Alga PSA): WARN: 1 customer(s) with negative unapplied credit "
+        "(dunnable overstated): Beta AG"
+    ) in out

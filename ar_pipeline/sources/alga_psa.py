@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ar_pipeline.database import bulk_insert
 from ar_pipeline.ledger_generator import HOT_SYNC_TYPE
-from ar_pipeline.schema import customers, invoices, payments, sync_log
+from ar_pipeline.schema import ar_aging, customers, invoices, payments, sync_log
 from ar_pipeline.settings import PROJECT_ROOT
 
 SQL_DIR = PROJECT_ROOT / "sql" / "alga_psa"
@@ -185,3 +185,19 @@ def sync_ledger(
             raise
         raise AlgaSourceError(f"copying the Alga PSA ledger failed: {error.orig}") from error
     return counts
+
+
+def negative_credit(connection: Connection, as_of: dt.date) -> list[sa.Row]:
+    """Customers whose unapplied credit is below zero as of ``as_of``, per currency.
+
+    With this source that means Alga applied credit to an invoice from a source the copy does
+    not see (a manual credit adjustment): the draw is counted, the credit it came from is not,
+    and the dunnable amount is overstated by as much."""
+    a = ar_aging.c
+    return list(
+        connection.execute(
+            sa.select(a.customer_id, a.customer_name, a.currency, a.unapplied_credit_cents)
+            .where(a.as_of == as_of, a.unapplied_credit_cents < 0)
+            .order_by(a.customer_name, a.currency)
+        )
+    )
