@@ -175,7 +175,7 @@ def repair_plans(connection: Connection, as_of: dt.date, horizon_end: dt.date) -
     plans = []
     for schedule_key, found in sorted(problems.items()):
         steps = [
-            "Review the schedule in Alga PSA (Billing > recurring service periods).",
+            f"Review the schedule {schedule_key} in Alga PSA.",
             *[f"Fix: {p}" for p in found],
             f"Make sure periods are generated through at least {horizon_end}.",
             "Do not edit billed, edited or locked periods in place: regenerate or repair them.",
