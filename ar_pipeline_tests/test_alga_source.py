@@ -316,15 +316,26 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
     assert [tuple(r) for r in summary] == [("EUR", 520000, 35000, 2), ("USD", 3000000, 0, 0)]
 
 
-def test_an_approved_repair_plan_is_never_applied(alga_url, database_url):
+STAGED_AT = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def repair_plans_staged(alga_url, database_url):
+    """The pipeline's database with the fixture's service periods assessed as of 2026-03-31
+    and their four repair plans staged."""
     engine = get_engine(database_url)
     upgrade_database(engine)
-    now = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
     with engine.begin() as connection:
         write_service_period_health(
             alga_engine(alga_url), connection, TENANT, AS_OF, CoveragePolicy()
         )
-        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now)
+        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), STAGED_AT)
+    return engine
+
+
+def test_an_approved_repair_plan_is_never_applied(repair_plans_staged, alga_url):
+    engine, now = repair_plans_staged, STAGED_AT
+    with engine.begin() as connection:
         ids = connection.execute(sa.select(proposed_actions.c.action_id)).scalars().all()
         decisions = approve(connection, ids[:3], "alice", {"alice"}, now)
         assert [d.outcome for d in decisions] == ["approved"] * 3
@@ -462,18 +473,10 @@ def test_alga_definitions_put_the_copy_first():
     assert dg.AssetKey("alga_ledger") not in plain.get_all_asset_keys()
 
 
-def test_the_approver_sees_a_repair_plan_without_an_edit_form(alga_url, database_url):
+def test_the_approver_sees_a_repair_plan_without_an_edit_form(repair_plans_staged):
     from ar_pipeline_tests.web_client import make_client, sign_in
 
-    engine = get_engine(database_url)
-    upgrade_database(engine)
-    now = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
-    with engine.begin() as connection:
-        write_service_period_health(
-            alga_engine(alga_url), connection, TENANT, AS_OF, CoveragePolicy()
-        )
-        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now)
-    client = make_client(engine)
+    client = make_client(repair_plans_staged)
     sign_in(client, "alice")
     page = client.get("/proposals?type=service_period_repair").text
     assert page.count('<article class="action"') == 4
