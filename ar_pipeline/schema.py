@@ -154,6 +154,16 @@ prior_actions = sa.Table(
     sa.Column("applied_at", Timestamp, nullable=False),
 )
 
+# Why a customer with a dunnable amount gets no step today (``ar_pipeline.tiering``).
+SKIP_REASONS = (
+    "below_minimum",
+    "paused",
+    "cooldown",
+    "already_at_tier",
+    "in_flight",  # a step approved and not yet confirmed sent is the customer's current step
+    "ledger_suspect",  # a ledger row of the customer cannot be right (ledger sanity check)
+)
+
 tier_assignments = sa.Table(
     "tier_assignments",
     metadata,
@@ -164,8 +174,9 @@ tier_assignments = sa.Table(
     sa.Column("proposed_tier", sa.Integer),
     sa.Column("skip_reason", sa.Text),
     sa.CheckConstraint(
-        "skip_reason IS NULL OR skip_reason IN ('below_minimum', 'paused', 'cooldown', "
-        "'already_at_tier')",
+        "skip_reason IS NULL OR skip_reason IN ({})".format(
+            ", ".join(f"'{r}'" for r in SKIP_REASONS)
+        ),
         name="skip_reason",
     ),
     sa.CheckConstraint(
@@ -190,7 +201,10 @@ ACTION_STATUSES = (
     "applying",
     "applied",
     "failed",
+    "unconfirmed",  # the mail server never answered the message data: a human decides
 )
+# A collection step in one of these is the customer's current step until it is resolved.
+IN_FLIGHT_STATUSES = ("approved", "applying", "unconfirmed")
 
 proposed_actions = sa.Table(
     "proposed_actions",
@@ -215,6 +229,14 @@ proposed_actions = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("superseded_reason", sa.Text),
+    sa.Column("claimed_at", Timestamp),  # when the apply job took it (approved -> applying)
+    sa.Column("delivery_detail", sa.Text),  # the mail server's acceptance, or the hold set
+    sa.Column("resolved_by", sa.Text),  # who settled an unconfirmed or stranded action
+    sa.Column("resolved_at", Timestamp),
+    sa.Column("resolution", sa.Text),
+    sa.CheckConstraint(
+        "resolution IS NULL OR resolution IN ('delivered', 'send_again')", name="resolution"
+    ),
     sa.CheckConstraint(
         "action_type IN ({})".format(", ".join(f"'{t}'" for t in ACTION_TYPES)),
         name="action_type",
@@ -228,6 +250,17 @@ proposed_actions = sa.Table(
     sa.Index(None, "customer_id", "action_type", "status"),
     sa.Index(None, "status"),
     sa.Index(None, "envelope_id"),
+)
+
+# What the apply side (the Dagster code location that runs the apply job) says its settings are,
+# so that a decision it would refuse is refused when it is made (``ar_pipeline.approvals``).
+published_settings = sa.Table(
+    "published_settings",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # e.g. AR_APPROVERS
+    sa.Column("value_json", sa.JSON, nullable=False),
+    sa.Column("published_by", sa.Text, nullable=False),
+    sa.Column("published_at", Timestamp, nullable=False),
 )
 
 # --- run bookkeeping (DESIGN.md section 5) -------------------------------------------------------
