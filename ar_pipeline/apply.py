@@ -1,19 +1,26 @@
-"""Applying approved actions: the only code that causes side effects (DESIGN.md section 5).
+"""Applying approved actions: the only code that causes side effects (docs/design.md).
 
 For each action id, on its own:
 
-1. **Claim** it: ``approved`` -> ``applying`` in one conditional UPDATE, committed at once. A
-   second claimant updates nothing and does nothing.
+1. **Claim** it: ``approved`` -> ``applying`` (with ``claimed_at``) in one conditional UPDATE,
+   committed at once. A second claimant updates nothing and does nothing.
 2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
 3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets (paid
    or credited since approval), or a hold whose conditions no longer hold, becomes
-   ``superseded`` with the reason, and nothing is sent or set.
-4. **Act**: send the mail (retried twice, 5 s then 10 s apart) or set the service hold (in the
-   same transaction as the status change).
-5. ``applied`` with the time, or ``failed`` with the error. A failed action can be approved again.
+   ``superseded`` with the reason, and nothing is sent or set. So does a letter when the
+   customer already has the same step or a higher one (same action type) that was sent since
+   this one was proposed, whose delivery is unconfirmed, or that an earlier action is sending
+   right now: a customer never receives the same step twice.
+4. **Act**: send the mail or set the service hold (in the same transaction as the status change).
+   The mail's outcome decides the status (``ar_pipeline.mail``): delivered -> ``applied``;
+   refused with 5xx -> ``failed`` at once; not taken (4xx, connection trouble before the data
+   was accepted) -> retried twice, 5 s then 10 s apart, then ``failed``; no answer after the
+   data was written -> ``unconfirmed``, never retried automatically.
+5. ``failed`` can be approved again (a retry). ``unconfirmed``, and ``applying`` left behind by a
+   crash, wait for a human: ``approvals.resolve`` records "it was delivered" or "send it again".
 
-A crash between the side effect and step 5 leaves the row ``applying``: it is reported by
-``approvals list`` and the run log and is never resent blindly.
+The Message-ID is one per action (``<ar-action-<id>@domain>``) on every attempt, so a receiving
+system can drop a duplicate.
 """
 
 from __future__ import annotations
@@ -29,7 +36,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ar_pipeline.aging import aging_by_customer, as_of_dates
-from ar_pipeline.mail import InvalidMessage, Mailer, build_message
+from ar_pipeline.mail import (
+    InvalidMessage,
+    Mailer,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnknownDeliveryOutcome,
+    build_message,
+)
 from ar_pipeline.proposals import HoldPolicy
 from ar_pipeline.schema import customers, proposed_actions
 from ar_pipeline.tiering import dunning_positions, to_minor_units
@@ -40,11 +54,14 @@ SEND_RETRY_DELAYS = (5.0, 10.0)  # 2 retries, linear backoff from 5 s
 @dataclass(frozen=True)
 class ApplyOutcome:
     action_id: int
-    outcome: str  # applied, superseded, failed, not_claimed
+    outcome: str  # applied, superseded, failed, unconfirmed, not_claimed
     detail: str = ""
 
 
-def claim(engine: Engine, action_id: int) -> bool:
+NEEDS_ATTENTION = ("failed", "unconfirmed")  # outcomes that make the apply run fail
+
+
+def claim(engine: Engine, action_id: int, now: dt.datetime) -> bool:
     """``approved`` -> ``applying``; True for exactly one of any number of concurrent callers."""
     with engine.begin() as connection:
         claimed = connection.execute(
@@ -52,7 +69,7 @@ def claim(engine: Engine, action_id: int) -> bool:
             .where(
                 proposed_actions.c.action_id == action_id, proposed_actions.c.status == "approved"
             )
-            .values(status="applying", attempts=proposed_actions.c.attempts + 1)
+            .values(status="applying", attempts=proposed_actions.c.attempts + 1, claimed_at=now)
         ).rowcount
     return claimed == 1
 
@@ -129,15 +146,35 @@ def _holds_still_due(
     return verdicts
 
 
-def _send_with_retries(
-    mailer: Mailer, message: Any, delays: Sequence[float], sleep: Callable[[float], None]
-) -> str:
-    for delay in delays:
-        try:
-            return mailer.send(message)
-        except Exception:  # noqa: BLE001 - any delivery failure is worth a retry
-            sleep(delay)
-    return mailer.send(message)  # the last attempt's error goes to the caller
+def already_stepped(connection: sa.Connection, action: sa.Row) -> str | None:
+    """Why the customer must not get this step, or None: another action of the same type and
+    customer with this tier or a higher one was applied since this one was proposed, is
+    ``unconfirmed`` (it may have arrived), or is being applied by an earlier action id."""
+    pa = proposed_actions.c
+    other = connection.execute(
+        sa.select(pa.action_id, pa.status, pa.tier)
+        .where(
+            pa.customer_id == action.customer_id,
+            pa.action_type == action.action_type,
+            pa.action_id != action.action_id,
+            pa.tier >= action.tier,
+            sa.or_(
+                sa.and_(pa.status == "applied", pa.applied_at >= action.proposed_at),
+                pa.status == "unconfirmed",
+                sa.and_(pa.status == "applying", pa.action_id < action.action_id),
+            ),
+        )
+        .order_by(pa.action_id)
+        .limit(1)
+    ).first()
+    if other is None:
+        return None
+    state = {"applied": "was sent", "unconfirmed": "may have been delivered (unconfirmed)",
+             "applying": "is being sent"}[other.status]  # fmt: skip
+    return (
+        f"the customer's tier {other.tier} step (action {other.action_id}) {state} since this "
+        "one was proposed"
+    )
 
 
 def apply_actions(
@@ -154,7 +191,7 @@ def apply_actions(
 ) -> list[ApplyOutcome]:
     """Claim, re-check and apply each action (see the module docstring)."""
     outcomes: list[ApplyOutcome] = []
-    claimed = [i for i in dict.fromkeys(action_ids) if claim(engine, i)]
+    claimed = [i for i in dict.fromkeys(action_ids) if claim(engine, i, clock())]
     outcomes += [ApplyOutcome(i, "not_claimed", "not approved, or claimed by another run")
                  for i in dict.fromkeys(action_ids) if i not in claimed]  # fmt: skip
     if not claimed:
@@ -169,6 +206,7 @@ def apply_actions(
                 pa.tier,
                 pa.program_type,
                 pa.decided_by,
+                pa.proposed_at,
                 sa.func.coalesce(pa.edited_payload_json, pa.payload_json).label("payload"),
             )  # fmt: skip
             .where(pa.action_id.in_(claimed))
@@ -208,6 +246,9 @@ def _apply_one(
     if action.action_type not in ("collection_action", "email_to_customer", "customer_program"):
         return fail(f"action type {action.action_type} has nothing to apply")
     reason = verdicts.get(action_id)
+    if not reason and action.action_type != "customer_program":
+        with engine.connect() as connection:
+            reason = already_stepped(connection, action)
     if reason:
         with engine.begin() as connection:
             _finish(connection, action_id, "superseded", superseded_reason=reason)
@@ -230,7 +271,8 @@ def _apply_one(
                 )
             ).rowcount
             if held:
-                _finish(connection, action_id, "applied", applied_at=now, last_error=None)
+                _finish(connection, action_id, "applied", applied_at=now, last_error=None,
+                        delivery_detail="service hold set")  # fmt: skip
             else:
                 _finish(connection, action_id, "superseded",
                         superseded_reason="customer is already on service hold")  # fmt: skip
@@ -248,13 +290,35 @@ def _apply_one(
         )
     except InvalidMessage as error:
         return fail(f"invalid draft: {error}")
-    try:
-        where = _send_with_retries(mailer, message, retry_delays, sleep)
-    except Exception as error:  # noqa: BLE001 - recorded on the action, the others go on
-        return fail(f"sending failed after {len(retry_delays) + 1} attempts: {error}")
-    with engine.begin() as connection:
-        _finish(connection, action_id, "applied", applied_at=clock(), last_error=None)
-    return ApplyOutcome(action_id, "applied", where)
+    attempts = len(retry_delays) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            delivered = mailer.send(message)
+        except TransientDeliveryError as error:
+            if attempt == attempts:
+                return fail(f"not accepted after {attempts} attempts: {error}")
+            sleep(retry_delays[attempt - 1])
+        except PermanentDeliveryError as error:
+            return fail(f"refused by the mail server, not retried: {error}")
+        except UnknownDeliveryOutcome as error:
+            detail = (
+                f"{error}. Not sent again automatically: find out whether it arrived, then "
+                f"`ar-pipeline approvals resolve {action_id} --delivered` or `--send-again`"
+            )
+            with engine.begin() as connection:
+                _finish(connection, action_id, "unconfirmed", last_error=detail[:2000])
+            return ApplyOutcome(action_id, "unconfirmed", detail)
+        except Exception as error:  # noqa: BLE001 - where it failed is unknown: never resend
+            detail = f"unexpected error while sending ({type(error).__name__}: {error})"
+            with engine.begin() as connection:
+                _finish(connection, action_id, "unconfirmed", last_error=detail[:2000])
+            return ApplyOutcome(action_id, "unconfirmed", detail)
+        else:
+            with engine.begin() as connection:
+                _finish(connection, action_id, "applied", applied_at=clock(), last_error=None,
+                        delivery_detail=delivered.detail()[:2000])  # fmt: skip
+            return ApplyOutcome(action_id, "applied", delivered.detail())
+    raise AssertionError("unreachable")  # the loop returns on its last attempt
 
 
 def describe(outcomes: Sequence[ApplyOutcome]) -> dict[str, int]:

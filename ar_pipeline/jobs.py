@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from ar_pipeline.apply import SEND_RETRY_DELAYS, apply_actions, describe
+from ar_pipeline.apply import NEEDS_ATTENTION, SEND_RETRY_DELAYS, apply_actions, describe
 from ar_pipeline.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP
 from ar_pipeline.mail import Mailer
 from ar_pipeline.resources import AS_OF_TAG, ArDatabase
@@ -55,7 +55,11 @@ def apply_approved(
 ) -> dict:
     """Claim, re-check and apply each approved action on its own (``ar_pipeline.apply``).
     ``after``: what must finish first (the Alga PSA source refreshes its copy of the ledger, so
-    that the re-check sees payments recorded since the daily run)."""
+    that the re-check sees payments recorded since the daily run).
+
+    Every action is tried; then, if any ended ``failed`` or ``unconfirmed``, the step fails (no
+    retry) naming those actions and why, so the run is red in Dagster and not a quiet success.
+    """
     try:
         as_of = dt.date.fromisoformat(config.as_of) if config.as_of else ar_db.today()
     except ValueError:
@@ -75,6 +79,14 @@ def apply_approved(
         log = context.log.warning if outcome.outcome == "failed" else context.log.info
         log(f"action {outcome.action_id}: {outcome.outcome} {outcome.detail}".strip())
     counts = describe(outcomes)
+    trouble = [o for o in outcomes if o.outcome in NEEDS_ATTENTION]
+    if trouble:
+        raise dg.Failure(
+            description=f"{len(trouble)} of {len(outcomes)} action(s) need attention: "
+            + "; ".join(f"action {o.action_id} {o.outcome}: {o.detail}" for o in trouble),
+            metadata={**counts, "action_ids": ",".join(str(o.action_id) for o in trouble)},
+            allow_retries=False,
+        )
     context.add_output_metadata({k: v for k, v in counts.items()})
     return counts
 

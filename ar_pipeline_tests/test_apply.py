@@ -214,7 +214,7 @@ def test_smtp_down_fails_after_retries_and_reapproval_sends(staged, engine, smtp
     assert waits == [5.0, 10.0]  # 2 retries, linear backoff from 5 s
     row = status_of(engine, letter)
     assert row["status"] == "failed" and row["attempts"] == 1
-    assert row["last_error"].startswith("sending failed after 3 attempts")
+    assert row["last_error"].startswith("not accepted after 3 attempts: ConnectionRefusedError")
     assert row["payload_json"]["subject"] == "Friendly reminder: 1 overdue invoice"  # kept
 
     with engine.begin() as connection:
