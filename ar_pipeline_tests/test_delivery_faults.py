@@ -1,0 +1,187 @@
+"""The delivery fault matrix: an approved letter against aiosmtpd servers that misbehave on
+purpose, on both databases. Each case asserts how many messages the server kept, how many
+times the client tried, the action's final status, and that a second apply sends nothing more.
+
+Expected outcomes, by how far the SMTP dialogue got (``ar_pipeline.mail``):
+
+| server does                                   | messages kept | status      | attempts |
+|-----------------------------------------------|---------------|-------------|----------|
+| 250 to the data, then 500 to QUIT             | 1             | applied     | 1        |
+| 250 to the data, then drops the connection    | 1             | applied     | 1        |
+| 250 to the data after the client timed out    | 1             | unconfirmed | 1        |
+| 550 to RCPT                                   | 0             | failed      | 1        |
+| 554 to the data                               | 0             | failed      | 1        |
+| 421 to MAIL, then normal                      | 1             | applied     | 2        |
+| 451 to the data, then normal                  | 1             | applied     | 2        |
+| drops the connection before DATA, then normal | 1             | applied     | 2        |
+| drops the connection before DATA, always      | 0             | failed      | 3        |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ar_pipeline.apply import apply_actions
+from ar_pipeline.approvals import approve
+from ar_pipeline.mail import Mailer
+from ar_pipeline_tests.conftest import CollectingHandler, free_port
+from ar_pipeline_tests.test_apply import AS_OF, HOLDS, NOW, staged, status_of  # noqa: F401
+
+CLIENT_TIMEOUT = 0.5
+
+
+class MisbehavingHandler(CollectingHandler):
+    """Collects messages like the well-behaved handler, but on the n-th connection (1-based)
+    answers a step with what ``faults[n]`` says: ``{"MAIL": "421 ...", "RCPT": "550 ...",
+    "DATA": "554 ..."|"drop"|"late", "QUIT": "500 ...", "before_data": "drop"}``."""
+
+    def __init__(self, faults: dict[int, dict[str, str]]) -> None:
+        super().__init__()
+        self.faults = faults
+        self.connections = 0
+
+    def _fault(self, step: str) -> str | None:
+        return self.faults.get(self.connections, {}).get(step)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, options):  # noqa: N802
+        fault = self._fault("MAIL")
+        if fault:
+            return fault
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if self._fault("before_data") == "drop":
+            server.transport.close()
+            return "250 OK"
+        fault = self._fault("RCPT")
+        if fault:
+            return fault
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        fault = self._fault("DATA")
+        if fault == "late":  # queued at once, answered after the client gave up
+            answer = await super().handle_DATA(server, session, envelope)
+            await asyncio.sleep(CLIENT_TIMEOUT * 4)
+            return answer
+        if fault == "drop":  # answers 250, then the connection is gone before QUIT
+            answer = await super().handle_DATA(server, session, envelope)
+            await server.push(answer)
+            server.transport.close()
+            return answer
+        if fault:
+            return fault
+        return await super().handle_DATA(server, session, envelope)
+
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        return self._fault("QUIT") or "221 Bye"
+
+
+@pytest.fixture
+def misbehaving_server():
+    from aiosmtpd.controller import Controller
+
+    started = []
+
+    def start(faults: dict[int, dict[str, str]]):
+        handler = MisbehavingHandler(faults)
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        started.append(controller)
+        return controller
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+CASES = {
+    "250 then QUIT 500": ({1: {"QUIT": "500 Internal error"}}, 1, "applied", 1),
+    "250 then connection dropped": ({1: {"DATA": "drop"}}, 1, "applied", 1),
+    "250 after the client's timeout": ({1: {"DATA": "late"}}, 1, "unconfirmed", 1),
+    "550 on RCPT": ({1: {"RCPT": "550 5.1.1 No such user"}}, 0, "failed", 1),
+    "554 to the data": ({1: {"DATA": "554 5.7.1 Rejected as spam"}}, 0, "failed", 1),
+    "421 then success": ({1: {"MAIL": "421 4.3.2 Try again later"}}, 1, "applied", 2),
+    "451 to the data then success": ({1: {"DATA": "451 4.3.0 Busy"}}, 1, "applied", 2),
+    "dropped before DATA then success": ({1: {"before_data": "drop"}}, 1, "applied", 2),
+    "dropped before DATA always": (
+        {n: {"before_data": "drop"} for n in (1, 2, 3)}, 0, "failed", 3,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fault_matrix(case, staged, engine, misbehaving_server):  # noqa: F811
+    faults, messages, status, connections = CASES[case]
+    server = misbehaving_server(faults)
+    letter = staged[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+    mailer = Mailer(mail_from="ar@example.com", smtp_host="127.0.0.1", smtp_port=server.port,
+                    timeout_seconds=CLIENT_TIMEOUT)  # fmt: skip
+    waits: list[float] = []
+
+    def apply_once():
+        return apply_actions(engine, mailer, [letter], approvers={"alice"}, as_of=AS_OF,
+                             hold_policy=HOLDS, sleep=waits.append)  # fmt: skip
+
+    (outcome,) = apply_once()
+    if status == "unconfirmed":
+        time.sleep(CLIENT_TIMEOUT * 5)  # let the late answer come and go
+    assert outcome.outcome == status
+    assert len(server.handler.messages) == messages
+    assert server.handler.connections == connections
+    assert waits == [5.0, 10.0][: connections - 1]
+    row = status_of(engine, letter)
+    assert row["status"] == status
+    assert row["attempts"] == 1  # one claim, however many SMTP connections
+    if messages:
+        (received,) = server.handler.messages
+        assert received["message"]["Message-ID"] == f"<ar-action-{letter}@example.com>"
+    if status == "applied":
+        assert row["applied_at"] is not None and row["delivery_detail"].startswith(
+            f"smtp://127.0.0.1:{server.port}; 250"
+        )
+    if status == "failed" and "RCPT" in str(faults):
+        assert row["last_error"] == (
+            "refused by the mail server, not retried: RCPT TO ap@heavy.example.com answered "
+            "550 5.1.1 No such user"
+        )
+    if status == "unconfirmed":
+        assert "no answer after the message data was sent" in row["last_error"]
+        assert f"ar-pipeline approvals resolve {letter} --delivered" in row["last_error"]
+
+    # nothing is sent again by another apply of the same id, and approving it again is refused
+    # unless it failed before the server took anything
+    assert apply_once()[0].outcome == "not_claimed"
+    with engine.begin() as connection:
+        (decision,) = approve(connection, [letter], "alice", {"alice"}, NOW)
+    expected = "approved" if status == "failed" else f"not changed: it is {status}"
+    assert decision.outcome == expected
+    assert len(server.handler.messages) == messages
+
+
+def test_quit_failure_after_acceptance_is_noted_not_resent(staged, engine, misbehaving_server):  # noqa: F811
+    server = misbehaving_server({1: {"QUIT": "500 Internal error"}})
+    letter = staged[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+    mailer = Mailer(mail_from="ar@example.com", smtp_host="127.0.0.1", smtp_port=server.port)
+    (outcome,) = apply_actions(engine, mailer, [letter], approvers={"alice"}, as_of=AS_OF,
+                               hold_policy=HOLDS, clock=lambda: NOW)  # fmt: skip
+    assert outcome.outcome == "applied"
+    assert status_of(engine, letter)["delivery_detail"] == (
+        f"smtp://127.0.0.1:{server.port}; 250 Message accepted for delivery; "
+        "after acceptance QUIT answered 500 Internal error"
+    )
+    assert status_of(engine, letter)["applied_at"] == NOW
