@@ -16,7 +16,7 @@ from ar_pipeline import aging, proposals, tiering
 from ar_pipeline.database import analyze
 from ar_pipeline.reporting import aging_totals, largest_overdue, largest_overdue_markdown
 from ar_pipeline.resources import ArDatabase, run_as_of
-from ar_pipeline.schema import aging_credits, aging_open_items
+from ar_pipeline.schema import SKIP_REASONS, aging_credits, aging_open_items
 from ar_pipeline.schema import ar_aging as ar_aging_table
 from ar_pipeline.schema import prior_actions as prior_actions_table
 from ar_pipeline.schema import proposed_actions as proposed_actions_table
@@ -54,7 +54,8 @@ COLUMN_DESCRIPTIONS = {
     "target_tier": "Highest tier the customer qualifies for (null: below every minimum)",
     "last_applied_tier": "Tier of the last applied action in the current episode of debt",
     "proposed_tier": "Tier to propose now (null when skipped)",
-    "skip_reason": "below_minimum, paused, cooldown or already_at_tier",
+    "skip_reason": "below_minimum, paused, in_flight, already_at_tier, cooldown or "
+    "ledger_suspect",
     "idempotency_key": "Makes a rerun of the same day stage nothing twice",
     "envelope_id": "The run's workflow_envelope row",
     "run_id": "Dagster run that staged the row",
@@ -224,7 +225,7 @@ def tier_assignments(
     }
     for tier in tiers:
         metadata[f"proposed_tier_{tier.tier}_{tier.name}"] = counts.get(f"tier_{tier.tier}", 0)
-    for reason in ("below_minimum", "paused", "cooldown", "already_at_tier"):
+    for reason in SKIP_REASONS:
         metadata[f"skipped_{reason}"] = counts.get(reason, 0)
     # the validated tiers travel to proposed_actions, so both use the same definitions
     return dg.Output(tiering.TieringPlan(threshold_days, tiers), metadata=metadata)

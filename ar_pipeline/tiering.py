@@ -11,9 +11,13 @@ The rules, for a customer as of date D with a dunnable amount > 0 in some curren
 * **Episode.** The last applied ``collection_action`` counts only when it was applied (date in
   ``AR_TIMEZONE``) on or after the due date of the customer's oldest undisputed overdue item;
   an older one belongs to an earlier episode of debt.
+* **In flight.** A ``collection_action`` approved by the end of D and not yet confirmed sent
+  (``approved``, ``applying``, ``unconfirmed``; or ``applied`` only after D) is the customer's
+  current step: no step at that tier or below is proposed while it is in flight.
 * **Skips**, checked in this order: ``below_minimum``; ``paused`` (``dunning_paused_until >= D``);
-  ``already_at_tier`` (the next step would not go beyond the last applied tier);
-  ``cooldown`` (fewer than the last applied tier's ``cooldown_days`` since it was applied).
+  ``in_flight`` (the next step would not go beyond the tier in flight); ``already_at_tier``
+  (the next step would not go beyond the last applied tier); ``cooldown`` (fewer than the last
+  applied tier's ``cooldown_days`` since it was applied).
 * **One step at a time.** proposed tier = min(target tier, last applied tier + 1).
 """
 
@@ -31,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
 from ar_pipeline.aging import AgingSource, Customers, aging_by_customer, source_for
-from ar_pipeline.schema import customers, prior_actions, proposed_actions
+from ar_pipeline.schema import IN_FLIGHT_STATUSES, customers, prior_actions, proposed_actions
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
@@ -202,6 +206,7 @@ class CustomerPosition:
     currencies: Sequence[CurrencyPosition]
     oldest_overdue_due_date: dt.date | None = None
     dunning_paused_until: dt.date | None = None
+    in_flight_tier: int | None = None  # highest tier approved and not yet confirmed sent
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,8 @@ def assign_tier(
     if position.dunning_paused_until is not None and position.dunning_paused_until >= as_of:
         return decide(None, "paused")
     step = min(target, (last_tier or 0) + 1)
+    if position.in_flight_tier is not None and step <= position.in_flight_tier:
+        return decide(None, "in_flight")
     if last_applied is None:
         return decide(step, None)
     if step <= last_applied.tier:
@@ -307,14 +314,42 @@ def latest_applied_actions(as_of: dt.date, timezone: ZoneInfo) -> Select:
     ).where(ranked.c.recency == 1)
 
 
+def in_flight_steps(as_of: dt.date, timezone: ZoneInfo) -> Select:
+    """Per customer, the highest tier of a ``collection_action`` in flight as of ``as_of``:
+    approved by the end of that day and not confirmed sent by then (now ``approved``,
+    ``applying`` or ``unconfirmed``, or ``applied`` only after the day). Columns: customer_id,
+    in_flight_tier."""
+    pa = proposed_actions.c
+    end_of_day = day_start_utc(as_of + dt.timedelta(days=1), timezone)
+    return (
+        sa.select(pa.customer_id, sa.func.max(pa.tier).label("in_flight_tier"))
+        .where(
+            pa.action_type == "collection_action",
+            pa.tier.is_not(None),
+            pa.decided_at < end_of_day,
+            sa.or_(
+                pa.status.in_(IN_FLIGHT_STATUSES),
+                sa.and_(pa.status == "applied", pa.applied_at >= end_of_day),
+            ),
+        )
+        .group_by(pa.customer_id)
+    )
+
+
 def dunning_positions(
-    dates: FromClause, from_days: Sequence[int], only: Customers = None, source: Any = None
+    dates: FromClause,
+    from_days: Sequence[int],
+    only: Customers = None,
+    source: Any = None,
+    in_flight: Select | None = None,
 ) -> Select:
     """Per (as_of, customer, currency) with an open item or credit: unapplied credit
     (``credit_cents``), undisputed open cents from each day in ``from_days`` on
-    (``due_from_<n>``), the oldest undisputed overdue due date, the customer's pause and the
-    ``prior_actions`` snapshot of the date. Ordered by customer."""
+    (``due_from_<n>``), the oldest undisputed overdue due date, the customer's pause, the
+    ``prior_actions`` snapshot of the date and, given ``in_flight`` (:func:`in_flight_steps`),
+    the tier in flight. Ordered by customer."""
     aged = aging_by_customer(dates, only=only, from_days=from_days, source=source).subquery("aged")
+    flying = (in_flight if in_flight is not None else _no_steps_in_flight()).subquery("flying")
     return (
         sa.select(
             aged.c.as_of,
@@ -326,18 +361,28 @@ def dunning_positions(
             customers.c.dunning_paused_until,
             prior_actions.c.tier.label("last_tier"),
             prior_actions.c.applied_at.label("last_applied_at"),
+            flying.c.in_flight_tier,
         )
         .select_from(
-            aged.join(customers, customers.c.customer_id == aged.c.customer_id).outerjoin(
+            aged.join(customers, customers.c.customer_id == aged.c.customer_id)
+            .outerjoin(
                 prior_actions,
                 sa.and_(
                     prior_actions.c.customer_id == aged.c.customer_id,
                     prior_actions.c.as_of == aged.c.as_of,
                 ),
             )
+            .outerjoin(flying, flying.c.customer_id == aged.c.customer_id)
         )
         .order_by(aged.c.customer_id, aged.c.currency)
     )
+
+
+def _no_steps_in_flight() -> Select:
+    return sa.select(
+        sa.null().cast(sa.Text).label("customer_id"),
+        sa.null().cast(sa.Integer).label("in_flight_tier"),
+    ).where(sa.false())
 
 
 def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> int:
@@ -385,7 +430,9 @@ def decide_tiers(
     source = source_for(connection, as_of)
     if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
         source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
-    query = dunning_positions(as_of_dates([as_of]), from_days, source=source)
+    query = dunning_positions(
+        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone)
+    )
     result = connection.execute(query, execution_options={"yield_per": batch_size})
 
     current_id: str | None = None
@@ -411,7 +458,7 @@ def decide_tiers(
         )
         position = CustomerPosition(
             first.customer_id, currencies, min(overdue_dates, default=None),
-            first.dunning_paused_until,
+            first.dunning_paused_until, first.in_flight_tier,
         )  # fmt: skip
         return assign_tier(position, last, tiers, as_of, threshold_days)
 
