@@ -1,9 +1,20 @@
-"""Deciding proposals (DESIGN.md section 5): only names in ``AR_APPROVERS`` decide.
+"""Deciding proposals (docs/design.md): only names in ``AR_APPROVERS`` decide.
 
 Every change of status is one conditional UPDATE (``WHERE status = <expected>``), so when two
 people decide the same row at once exactly one of them wins. A refused decider changes nothing.
 Approving or rejecting an envelope does the same to its children that are still ``proposed``.
 A ``failed`` action can be approved again, which retries it.
+
+**Resolving** is the human answer to a send whose outcome is unknown: an ``unconfirmed`` action
+(the mail server never answered the message data), or one left ``applying`` by a crash for more
+than :data:`STRANDED_AFTER` (the apply job takes at most a few minutes). "It was delivered"
+makes it ``applied`` (as of the attempt); "send it again" makes it ``approved`` again, so the
+apply job sends it once more with the same Message-ID. Who and when are recorded.
+
+**One list of approvers.** The page, the CLI and the apply job may run in processes with
+different environments. The apply side (``approved_actions_sensor``, in the Dagster code
+location) publishes its ``AR_APPROVERS`` to ``published_settings``; a decision by a name that
+list lacks is refused when it is made, instead of failing later in the apply job.
 """
 
 from __future__ import annotations
@@ -14,9 +25,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ar_pipeline.schema import ACTION_STATUSES, proposed_actions
+from ar_pipeline.schema import ACTION_STATUSES, proposed_actions, published_settings
 
-PENDING_STATUSES = ("proposed", "approved", "applying", "failed")
+PENDING_STATUSES = ("proposed", "approved", "applying", "failed", "unconfirmed")
+RESOLUTIONS = ("delivered", "send_again")
+STRANDED_AFTER = dt.timedelta(minutes=15)
+APPROVERS_SETTING = "AR_APPROVERS"
 
 
 class DecisionRefused(PermissionError):
@@ -30,13 +44,50 @@ class Decision:
     children: int = 0
 
 
-def _check_decider(decided_by: str, approvers: Collection[str]) -> str:
+def _check_decider(
+    connection: sa.Connection, decided_by: str, approvers: Collection[str]
+) -> str:
     name = (decided_by or "").strip()
     if not name or name not in approvers:
         raise DecisionRefused(
             f"{decided_by!r} is not in AR_APPROVERS and may not decide; nothing was changed"
         )
+    published = connection.execute(
+        sa.select(published_settings.c.value_json, published_settings.c.published_at).where(
+            published_settings.c.name == APPROVERS_SETTING
+        )
+    ).first()
+    if published is not None and name not in published.value_json:
+        raise DecisionRefused(
+            f"{name!r} is not in the apply job's AR_APPROVERS (published by the Dagster code "
+            f"location at {published.published_at:%Y-%m-%d %H:%M} UTC), so it would refuse "
+            "this decision; set the same AR_APPROVERS for every process. Nothing was changed"
+        )
     return name
+
+
+def publish_approvers(
+    connection: sa.Connection, approvers: Collection[str], published_by: str, now: dt.datetime
+) -> bool:
+    """Record the apply side's ``AR_APPROVERS`` (sorted names); True when it changed."""
+    names = sorted(approvers)
+    current = connection.execute(
+        sa.select(published_settings.c.value_json).where(
+            published_settings.c.name == APPROVERS_SETTING
+        )
+    ).scalar_one_or_none()
+    if current == names:
+        return False
+    values = {"value_json": names, "published_by": published_by, "published_at": now}
+    if current is None:
+        connection.execute(published_settings.insert().values(name=APPROVERS_SETTING, **values))
+    else:
+        connection.execute(
+            published_settings.update()
+            .where(published_settings.c.name == APPROVERS_SETTING)
+            .values(**values)
+        )
+    return True
 
 
 def _transition(
@@ -68,7 +119,7 @@ def approve(
 ) -> list[Decision]:
     """Approve ``proposed`` (or, to retry, ``failed``) actions, inside the caller's
     transaction."""
-    name = _check_decider(decided_by, approvers)
+    name = _check_decider(connection, decided_by, approvers)
     values = {"status": "approved", "decided_by": name, "decided_at": now,
               "decision_reason": reason}  # fmt: skip
     decisions = []
@@ -90,7 +141,7 @@ def reject(
     now: dt.datetime,
 ) -> list[Decision]:
     """Reject ``proposed`` actions; a reason is required."""
-    name = _check_decider(decided_by, approvers)
+    name = _check_decider(connection, decided_by, approvers)
     if not (reason or "").strip():
         raise DecisionRefused("reason: a reason is required to reject; nothing was changed")
     values = {"status": "rejected", "decided_by": name, "decided_at": now,
@@ -101,6 +152,58 @@ def reject(
             connection, proposed_actions.c.action_id == action_id, "proposed", values
         )
         decisions.append(_decided(connection, action_id, changed, "rejected", values))
+    return decisions
+
+
+def resolve(
+    connection: sa.Connection,
+    action_ids: Iterable[int],
+    resolution: str,
+    decided_by: str,
+    approvers: Collection[str],
+    now: dt.datetime,
+    note: str | None = None,
+) -> list[Decision]:
+    """Settle ``unconfirmed`` actions, or ``applying`` ones claimed more than
+    :data:`STRANDED_AFTER` ago: ``delivered`` -> ``applied``; ``send_again`` -> ``approved``
+    (the apply job sends it again). Inside the caller's transaction."""
+    name = _check_decider(connection, decided_by, approvers)
+    if resolution not in RESOLUTIONS:
+        raise DecisionRefused(
+            f"resolution: must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}; "
+            "nothing was changed"
+        )
+    pa = proposed_actions.c
+    recorded = {"resolution": resolution, "resolved_by": name, "resolved_at": now}
+    if note and note.strip():
+        recorded["decision_reason"] = note.strip()
+    if resolution == "delivered":
+        values = {**recorded, "status": "applied",
+                  "applied_at": sa.func.coalesce(pa.claimed_at, now)}  # fmt: skip
+    else:
+        values = {**recorded, "status": "approved", "decided_by": name, "decided_at": now}
+    stranded = sa.or_(pa.claimed_at.is_(None), pa.claimed_at < now - STRANDED_AFTER)
+    decisions = []
+    for action_id in action_ids:
+        this = pa.action_id == action_id
+        changed = _transition(connection, this, "unconfirmed", values) or _transition(
+            connection, sa.and_(this, stranded), "applying", values
+        )
+        current = _current_status(connection, action_id)
+        if current is None:
+            decisions.append(Decision(action_id, "not found"))
+        elif not changed:
+            why = (
+                f"it was claimed less than {STRANDED_AFTER.seconds // 60} minutes ago and may "
+                "still be sending"
+                if current[0] == "applying"
+                else f"it is {current[0]}; only unconfirmed or stranded applying actions are "
+                "resolved"
+            )
+            decisions.append(Decision(action_id, f"not changed: {why}"))
+        else:
+            decisions.append(Decision(action_id, "applied" if resolution == "delivered"
+                                      else "approved"))  # fmt: skip
     return decisions
 
 
@@ -150,6 +253,11 @@ def list_actions(
                 pa.last_error,
                 pa.superseded_reason,
                 pa.envelope_id,
+                pa.claimed_at,
+                pa.delivery_detail,
+                pa.resolution,
+                pa.resolved_by,
+                pa.resolved_at,
             )  # fmt: skip
             .where(pa.status.in_(statuses))
             .order_by(pa.as_of.desc(), pa.action_id.desc())

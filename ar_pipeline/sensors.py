@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from ar_pipeline.approvals import publish_approvers
 from ar_pipeline.jobs import APPLY_JOB, DAILY_JOB
 from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 from ar_pipeline.runs import record_dagster_run
@@ -60,9 +61,14 @@ def _parse_cursor(raw: str | None) -> dict | None:
 def approved_actions_sensor(
     context: dg.SensorEvaluationContext, ar_db: ArDatabase
 ) -> dg.SensorResult | dg.SkipReason:
-    """Launch apply runs for newly approved actions, in batches."""
+    """Launch apply runs for newly approved actions, in batches. Publishes this code
+    location's AR_APPROVERS first, so the page and the CLI refuse a decision the apply job
+    would refuse (``ar_pipeline.approvals``)."""
     cursor = _parse_cursor(context.cursor)
     now = dt.datetime.now(dt.UTC)
+    with ar_db.engine.begin() as connection:
+        if publish_approvers(connection, ar_db.approvers, "approved_actions_sensor", now):
+            context.log.info(f"published AR_APPROVERS: {', '.join(sorted(ar_db.approvers))}")
     with ar_db.engine.connect() as connection:
         rows = approved_since(connection, cursor, MAX_PER_TICK)
         stranded = approved_before(connection, now - STRANDED_AFTER, cursor, BATCH_SIZE)

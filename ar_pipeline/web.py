@@ -245,6 +245,11 @@ def create_app(
                 elif decision == "reject":
                     reason = str(form.get("reason") or "")
                     results = approvals.reject(connection, ids, user, reason, approvers, now)
+                elif decision in approvals.RESOLUTIONS:  # an unconfirmed or stranded send
+                    note = str(form.get("reason") or "")
+                    results = approvals.resolve(
+                        connection, ids, decision, user, approvers, now, note
+                    )
                 else:
                     raise Refused(400, "Unknown decision.")
         except approvals.DecisionRefused as error:
