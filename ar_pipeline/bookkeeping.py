@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ar_pipeline.approvals import STRANDED_AFTER
 from ar_pipeline.proposals import WORKFLOW_TYPE
 from ar_pipeline.schema import (
     customers,
@@ -23,8 +24,6 @@ from ar_pipeline.schema import (
     workflow_events,
     workflow_run_log,
 )
-
-STUCK_AFTER = dt.timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -150,12 +149,25 @@ def narrative(connection: sa.Connection, facts: RunFacts, now: dt.datetime) -> s
     else:
         lines.append("Nothing waits for approval.")
     stuck = connection.execute(
-        sa.select(sa.func.count()).where(pa.status == "applying", pa.decided_at < now - STUCK_AFTER)
+        sa.select(sa.func.count()).where(
+            pa.status == "applying",
+            sa.func.coalesce(pa.claimed_at, pa.decided_at) < now - STRANDED_AFTER,
+        )
     ).scalar_one()
+    unconfirmed = connection.execute(
+        sa.select(sa.func.count()).where(pa.status == "unconfirmed")
+    ).scalar_one()
+    if unconfirmed:
+        lines.append(
+            f"ATTENTION: {unconfirmed} letters are unconfirmed (the mail server never answered "
+            "the message data); find out whether they arrived and record it with `ar-pipeline "
+            "approvals resolve` or on the page - they are never resent blindly."
+        )
     if stuck:
         lines.append(
             f"ATTENTION: {stuck} actions are stuck in 'applying' (a crash mid-send?); check "
-            "whether they went out before approving a retry - they are never resent blindly."
+            "whether they went out and record it with `ar-pipeline approvals resolve` - they "
+            "are never resent blindly."
         )
     return "\n".join(lines)
 

@@ -71,6 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("ids", nargs="+", type=_positive, metavar="ID")
     reject.add_argument("--by", required=True, help="your name, as listed in AR_APPROVERS")
     reject.add_argument("--reason", required=True, help="why (required)")
+    resolve = approval_commands.add_parser(
+        "resolve", help="settle a send whose outcome is unknown (unconfirmed, or stuck applying)"
+    )
+    resolve.add_argument("ids", nargs="+", type=_positive, metavar="ID")
+    resolve.add_argument("--by", required=True, help="your name, as listed in AR_APPROVERS")
+    outcome = resolve.add_mutually_exclusive_group(required=True)
+    for flag, resolution, meaning in [
+        ("--delivered", "delivered", "it reached the customer: mark it applied"),
+        ("--send-again", "send_again", "it did not: approve it again, to be sent once more"),
+    ]:
+        outcome.add_argument(
+            flag, dest="resolution", action="store_const", const=resolution, help=meaning
+        )
+    resolve.add_argument("--note", help="how you know (recorded with the decision)")
 
     web = commands.add_parser("web", help="the approver's page")
     web.add_argument("--host", help="listen address (default AR_WEB_HOST, 127.0.0.1)")
@@ -421,6 +435,11 @@ def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
                 decisions = approvals.approve(
                     connection, args.ids, args.by, settings.approvers, now
                 )
+            elif args.approvals_command == "resolve":
+                decisions = approvals.resolve(
+                    connection, args.ids, args.resolution, args.by, settings.approvers, now,
+                    args.note,
+                )  # fmt: skip
             else:
                 decisions = approvals.reject(
                     connection, args.ids, args.by, args.reason, settings.approvers, now
@@ -433,7 +452,7 @@ def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
-    from ar_pipeline.bookkeeping import STUCK_AFTER
+    from ar_pipeline.approvals import STRANDED_AFTER
 
     if not rows:
         print("No proposals with that status.")
@@ -452,12 +471,18 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
             detail = f"to {', '.join(payload.get('to', []))}: {payload.get('subject', '')}"
         if r.status == "failed" and r.last_error:
             detail = f"FAILED: {r.last_error} | {detail}"
+        if r.status == "unconfirmed":
+            detail = (
+                f"UNCONFIRMED (check whether it arrived, then `approvals resolve {r.action_id} "
+                f"--delivered` or `--send-again`): {r.last_error} | {detail}"
+            )
         if r.status == "applying":
-            decided = r.decided_at
-            if now - decided > STUCK_AFTER:
+            claimed = r.claimed_at or r.decided_at
+            if now - claimed > STRANDED_AFTER:
                 detail = (
-                    f"STUCK in applying since {decided:%Y-%m-%d %H:%M} UTC; check whether it "
-                    f"went out before retrying | {detail}"
+                    f"STUCK in applying since {claimed:%Y-%m-%d %H:%M} UTC (a crash mid-send?); "
+                    f"check whether it went out, then `approvals resolve {r.action_id} "
+                    f"--delivered` or `--send-again` | {detail}"
                 )
         tier = "" if r.tier is None else str(r.tier)
         print(

@@ -152,3 +152,24 @@ def test_the_page_resolves_an_unconfirmed_letter(unconfirmed, engine):
         assert connection.execute(
             sa.select(sa.func.count()).where(proposed_actions.c.status == "unconfirmed")
         ).scalar_one() == 0
+
+
+def test_the_cli_lists_and_resolves_an_unconfirmed_letter(
+    unconfirmed, engine, database_url, tmp_path, monkeypatch, capsys
+):
+    from ar_pipeline.cli import main
+
+    for name, value in {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
+                        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+                        "AR_APPROVERS": "alice"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert main(["approvals", "list", "--status", "unconfirmed"]) == 0
+    listed = capsys.readouterr().out
+    hint = f"UNCONFIRMED (check whether it arrived, then `approvals resolve {unconfirmed} "
+    assert hint in listed
+    assert main(["approvals", "resolve", str(unconfirmed), "--by", "alice", "--send-again",
+                 "--note", "bounced per the mail log"]) == 0  # fmt: skip
+    assert f"{unconfirmed}: approved" in capsys.readouterr().out
+    row = status_of(engine, unconfirmed)
+    assert (row["status"], row["resolution"], row["decision_reason"]) == (
+        "approved", "send_again", "bounced per the mail log")
