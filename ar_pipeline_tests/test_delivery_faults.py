@@ -185,3 +185,39 @@ def test_quit_failure_after_acceptance_is_noted_not_resent(staged, engine, misbe
         "after acceptance QUIT answered 500 Internal error"
     )
     assert status_of(engine, letter)["applied_at"] == NOW
+
+
+def test_an_apply_run_with_a_failed_action_is_not_green(
+    staged, engine, database_url, tmp_path, misbehaving_server  # noqa: F811
+):
+    import dagster as dg
+
+    from ar_pipeline.definitions import build_definitions
+    from ar_pipeline.settings import load_settings
+
+    server = misbehaving_server({1: {"RCPT": "550 5.1.1 No such user"}})
+    # actions are applied in id order: Delta's letter (staged first) meets the refusal
+    refused, sent = staged[("collection_action", "D")], staged[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [refused, sent], "alice", {"alice"}, NOW)
+    settings = load_settings({
+        "AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path), "AR_APPROVERS": "alice",
+        "AR_MAIL_FROM": "ar@example.com", "AR_SMTP_HOST": "127.0.0.1",
+        "AR_SMTP_PORT": str(server.port),
+    })  # fmt: skip
+    job = build_definitions(settings).resolve_job_def("apply_approved_actions")
+    config = {"action_ids": [refused, sent], "as_of": AS_OF.isoformat()}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config={"ops": {"apply_approved": {"config": config}}}, instance=instance,
+            raise_on_error=False,
+        )  # fmt: skip
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_failure_data.user_failure_data.description == (
+        f"1 of 2 action(s) need attention: action {refused} failed: refused by the mail "
+        "server, not retried: RCPT TO ap@delta.example.com answered 550 5.1.1 No such user"
+    )
+    # the other action of the batch still went out, once
+    assert status_of(engine, sent)["status"] == "applied"
+    assert [m["rcpt_tos"] for m in server.handler.messages] == [["ap@heavy.example.com"]]
