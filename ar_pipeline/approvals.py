@@ -3,7 +3,8 @@
 Every change of status is one conditional UPDATE (``WHERE status = <expected>``), so when two
 people decide the same row at once exactly one of them wins. A refused decider changes nothing.
 Approving or rejecting an envelope does the same to its children that are still ``proposed``.
-A ``failed`` action can be approved again, which retries it.
+A ``failed`` action can be approved again, which retries it. A decision naming an ID that does
+not exist changes nothing at all, not even the IDs that do exist.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def _check_decider(decided_by: str, approvers: Collection[str]) -> str:
     return name
 
 
+def require_known(connection: sa.Connection, action_ids: Iterable[int]) -> None:
+    """Refuse, naming them, IDs that are no proposal; call it before changing anything."""
+    wanted = sorted(set(action_ids))
+    found = set(
+        connection.execute(
+            sa.select(proposed_actions.c.action_id).where(proposed_actions.c.action_id.in_(wanted))
+        ).scalars()
+    )
+    unknown = [str(i) for i in wanted if i not in found]
+    if unknown:
+        noun = "proposal" if len(unknown) == 1 else "proposals"
+        raise DecisionRefused(f"ID: no {noun} {', '.join(unknown)}; nothing was changed")
+
+
 def _transition(
     connection: sa.Connection, where: sa.ColumnElement[bool], expected: str, values: dict
 ) -> int:
@@ -67,8 +82,10 @@ def approve(
     reason: str | None = None,
 ) -> list[Decision]:
     """Approve ``proposed`` (or, to retry, ``failed``) actions, inside the caller's
-    transaction."""
+    transaction. An unknown ID refuses them all (:class:`DecisionRefused`)."""
     name = _check_decider(decided_by, approvers)
+    action_ids = list(action_ids)
+    require_known(connection, action_ids)
     values = {"status": "approved", "decided_by": name, "decided_at": now,
               "decision_reason": reason}  # fmt: skip
     decisions = []
@@ -89,10 +106,12 @@ def reject(
     approvers: Collection[str],
     now: dt.datetime,
 ) -> list[Decision]:
-    """Reject ``proposed`` actions; a reason is required."""
+    """Reject ``proposed`` actions; a reason is required. An unknown ID refuses them all."""
     name = _check_decider(decided_by, approvers)
     if not (reason or "").strip():
         raise DecisionRefused("reason: a reason is required to reject; nothing was changed")
+    action_ids = list(action_ids)
+    require_known(connection, action_ids)
     values = {"status": "rejected", "decided_by": name, "decided_at": now,
               "decision_reason": reason.strip()}  # fmt: skip
     decisions = []
