@@ -92,10 +92,10 @@ def _today(settings: Settings) -> dt.date:
 
 
 def _prepare(settings: Settings) -> Any:
-    from ar_pipeline.database import get_engine, upgrade_database
+    from ar_pipeline.database import open_database, upgrade_database
     from ar_pipeline.runs import ensure_dagster_home
 
-    engine = get_engine(settings.database_url)
+    engine = open_database(settings.database_url, settings.database_setting)
     upgrade_database(engine)
     ensure_dagster_home(settings)
     return engine
@@ -408,23 +408,19 @@ def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
 
     engine = _prepare(settings)
     now = dt.datetime.now(dt.UTC)
-    try:
-        if args.approvals_command == "list":
-            with engine.connect() as connection:
-                rows = approvals.list_actions(connection, args.status, args.limit)
-            print_actions(rows, now)
-            return
-        with get_engine(settings.database_url).begin() as connection:
-            if args.approvals_command == "approve":
-                decisions = approvals.approve(
-                    connection, args.ids, args.by, settings.approvers, now
-                )
-            else:
-                decisions = approvals.reject(
-                    connection, args.ids, args.by, args.reason, settings.approvers, now
-                )
-    except approvals.DecisionRefused as error:
-        raise CliError(str(error)) from None
+    if args.approvals_command == "list":
+        with engine.connect() as connection:
+            rows = approvals.list_actions(connection, args.status, args.limit)
+        print_actions(rows, now)
+        return
+    # one transaction: a refusal (DecisionRefused, an unknown ID) changes nothing (see main)
+    with get_engine(settings.database_url).begin() as connection:
+        if args.approvals_command == "approve":
+            decisions = approvals.approve(connection, args.ids, args.by, settings.approvers, now)
+        else:
+            decisions = approvals.reject(
+                connection, args.ids, args.by, args.reason, settings.approvers, now
+            )
     for d in decisions:
         extra = f" (and {d.children} proposals in this envelope)" if d.children else ""
         print(f"  {d.action_id}: {d.outcome}{extra}")
@@ -467,10 +463,12 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
 def cmd_apply(settings: Settings, args: argparse.Namespace) -> bool:
     import dagster as dg
 
+    from ar_pipeline.approvals import require_known
     from ar_pipeline.definitions import build_definitions
     from ar_pipeline.runs import QUIET_LOGGING
 
-    _prepare(settings)
+    with _prepare(settings).connect() as connection:
+        require_known(connection, [args.id])
     job = build_definitions(settings).resolve_job_def("apply_approved_actions")
     config: dict[str, Any] = {"action_ids": [args.id]}
     if args.as_of:
@@ -583,10 +581,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_config = _load_run_config(args.config)
             as_of = args.as_of or _today(settings)
             return 0 if run_and_report(settings, as_of, run_config) else 1
-    except (SettingsError, CliError) as error:
-        print(f"ar-pipeline: error: {error}", file=sys.stderr)
+    except Exception as error:
+        message = _user_error(error)
+        if message is None:
+            raise
+        print(f"ar-pipeline: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def _user_error(error: Exception) -> str | None:
+    """The one line to print for a user error, or None for anything else (a bug: traceback).
+
+    User errors are raised before anything is written: a bad argument or ``--config`` (CliError),
+    a bad setting (SettingsError), a business database that cannot be opened, and a decision
+    that is refused or names an unknown ID (nothing was changed). All exit with status 2."""
+    from ar_pipeline.approvals import DecisionRefused
+    from ar_pipeline.database import DatabaseUnavailable
+
+    if isinstance(error, CliError | SettingsError | DatabaseUnavailable | DecisionRefused):
+        return " ".join(str(error).split())  # one line, whatever the message held
+    return None
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from ar_pipeline.resources import AS_OF_TAG
-from ar_pipeline.settings import PROJECT_ROOT, Settings
+from ar_pipeline.settings import PROJECT_ROOT, Settings, SettingsError
 
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -33,10 +33,15 @@ def ensure_dagster_home(settings: Settings) -> Path:
     """
     home = settings.dagster_home
     env_file = PROJECT_ROOT / ".env" if home == DEFAULT_DAGSTER_HOME else None
-    home.mkdir(parents=True, exist_ok=True)
-    template = PROJECT_ROOT / "dagster.yaml"
-    if not (home / "dagster.yaml").exists() and template.exists():
-        shutil.copyfile(template, home / "dagster.yaml")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        template = PROJECT_ROOT / "dagster.yaml"
+        if not (home / "dagster.yaml").exists() and template.exists():
+            shutil.copyfile(template, home / "dagster.yaml")
+    except OSError as error:
+        raise SettingsError(
+            f"DAGSTER_HOME: cannot create {error.filename or home}: {error.strerror}"
+        ) from None
     os.environ["DAGSTER_HOME"] = str(home)
     if env_file is not None:
         existing = env_file.read_text() if env_file.exists() else ""
