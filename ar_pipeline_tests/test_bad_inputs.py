@@ -48,6 +48,91 @@ def assert_untouched(database_url: str, tmp_path: Path) -> None:
     assert not (tmp_path / "dagster_home").exists()
 
 
+# --- run config (--config) --------------------------------------------------------------------
+
+TIER = "{tier: 1, name: r, min_days_overdue: 1, cooldown_days: 7, template: reminder"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ops: 5\n", "--config: ops: must be a mapping, got 5"),
+        ("ops:\n", "--config: ops: must be a mapping, got nothing"),
+        ("ops:\n  tier_assignments: [1, 2]\n",
+         "--config: ops.tier_assignments: must be a mapping, got [1, 2]"),
+        ("ops:\n  tier_assignments:\n    config: 5\n",
+         "--config: ops.tier_assignments.config: must be a mapping, got 5"),
+        # wrong nesting: config one level too high or low
+        ("tier_assignments:\n  config: {threshold_days: 3}\n",
+         "--config: tier_assignments: unknown field; run config has ops, loggers and execution"),
+        ("ops:\n  tier_assignments:\n    threshold_days: 3\n",
+         "--config: ops.tier_assignments.threshold_days: unknown field"),
+        ("ops:\n  tier_assignments:\n    config: {threshold: 3}\n",
+         "--config: ops.tier_assignments.config.threshold: unknown field"),
+        ("ops:\n  tier_assignments:\n    config: {threshold_days: three}\n",
+         "--config: ops.tier_assignments.config.threshold_days: must be a whole number, "
+         "got 'three'"),
+        ("ops:\n  tier_assignments:\n    config: {threshold_days: -1}\n",
+         "--config: ops.tier_assignments.config.threshold_days: must be at least 0, got -1"),
+        (f"ops:\n  tier_assignments:\n    config:\n      tier_definitions: [{TIER}}}]\n",
+         "--config: ops.tier_assignments.config.tier_definitions[0].min_dunnable: is required"),
+        ("ops:\n  tier_assignments:\n    config:\n      tier_definitions: "
+         f"[{TIER}, min_dunnable: 10}}]\n",
+         "--config: ops.tier_assignments.config.tier_definitions[0].min_dunnable: must be text "
+         "in quotes, got 10"),
+        ("ops:\n  tier_assignments:\n    config:\n      tier_definitions: "
+         f"[{TIER}, min_dunnable: 'NaN'}}]\n",
+         "--config: ops.tier_assignments.config.tier_definitions[0].min_dunnable: must be a "
+         "finite amount like '10.00' (plain digits), got 'NaN'"),
+        ("loggers:\n  console:\n    config: {log_level: 5}\n",
+         "--config: loggers.console.config.log_level: must be text in quotes, got 5"),
+        ("resources:\n  ar_db:\n    config: {url: 'postgresql://x@127.0.0.1:1/x'}\n",
+         "--config: resources: the database, mail and sources come from the AR_* settings, not "
+         "from run config"),
+        ("- ops\n", "--config: must be a mapping of run config like 'ops: ...', got ['ops']"),
+        ("", "--config: must be a mapping of run config like 'ops: ...', got an empty file"),
+    ],
+    ids=["ops-5", "ops-empty", "op-a-list", "config-5", "config-above-ops", "config-left-out",
+         "unknown-tier-field", "threshold-text", "threshold-negative", "tier-missing-field",
+         "amount-not-text", "amount-nan", "logger-level", "resources", "a-list", "empty-file"],
+)  # fmt: skip
+def test_malformed_run_config_names_the_field(cli_env, database_url, capsys, text, message):
+    config = cli_env / "run.yaml"
+    config.write_text(text)
+    err = refused(capsys, [*ALWAYS_REFUSED, "--config", str(config)])
+    assert err == f"ar-pipeline: error: {message}\n"
+    assert_untouched(database_url, cli_env)
+
+
+def test_run_config_naming_an_unknown_op(cli_env, database_url, capsys):
+    config = cli_env / "run.yaml"
+    config.write_text("ops:\n  tier_asignments:\n    config: {threshold_days: 3}\n")
+    err = refused(capsys, [*ALWAYS_REFUSED, "--config", str(config)])
+    assert err.startswith("ar-pipeline: error: --config: ops.tier_asignments: unknown op; known: ")
+    assert "tier_assignments" in err and err.count("\n") == 1
+    assert_untouched(database_url, cli_env)
+
+
+def test_run_config_that_is_not_yaml(cli_env, database_url, capsys):
+    config = cli_env / "run.yaml"
+    config.write_text("ops: [unclosed\n")
+    err = refused(capsys, [*ALWAYS_REFUSED, "--config", str(config)])
+    assert err == (
+        f"ar-pipeline: error: --config: {config} is not valid YAML: expected ',' or ']', but "
+        "got '<stream end>' (line 2, column 1)\n"
+    )
+    assert_untouched(database_url, cli_env)
+
+
+def test_run_config_file_that_is_missing(cli_env, database_url, capsys):
+    missing = cli_env / "no such file.yaml"
+    err = refused(capsys, [*ALWAYS_REFUSED, "--config", str(missing)])
+    assert (
+        err == f"ar-pipeline: error: --config: cannot read {missing}: No such file or directory\n"
+    )
+    assert_untouched(database_url, cli_env)
+
+
 # --- settings ---------------------------------------------------------------------------------
 
 
@@ -145,6 +230,35 @@ def test_folders_that_cannot_be_created(monkeypatch, tmp_path, capsys):
         f"ar-pipeline: error: DAGSTER_HOME: cannot create {tmp_path / 'a file' / 'home'}: "
         "Not a directory\n"
     )
+
+
+# --- arguments --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--as-of", "2026-02-30"], "argument --as-of: expected a date like 2026-03-31, "
+         "got '2026-02-30' (see `ar-pipeline run -h`)"),
+        (["run", "--as-of", "0026-03-31"], "argument --as-of: must be from 1900-01-01 to "
+         "2999-12-31, got 0026-03-31 (see `ar-pipeline run -h`)"),
+        (["approvals", "list", "--limit", "-1"], "argument --limit: must be at least 1, got -1 "
+         "(see `ar-pipeline approvals list -h`)"),
+        (["approvals", "list", "--status", "bogus"], "argument --status: unknown status "
+         "'bogus'; one of proposed, approved, rejected, superseded, applying, applied, failed "
+         "(see `ar-pipeline approvals list -h`)"),
+        (["approvals", "approve", "1", "--by"], "argument --by: expected one argument "
+         "(see `ar-pipeline approvals approve -h`)"),
+        (["apply", "0"], "argument ID: must be at least 1, got 0 (see `ar-pipeline apply -h`)"),
+        (["web", "--port", "70000"], "argument --port: must be a port number from 1 to 65535, "
+         "got 70000 (see `ar-pipeline web -h`)"),
+        (["seed", "--seed", "-1"], "argument --seed: must be at least 0, got -1 "
+         "(see `ar-pipeline seed -h`)"),
+    ],
+)  # fmt: skip
+def test_malformed_argument_is_one_line(cli_env, database_url, capsys, argv, message):
+    assert refused(capsys, argv) == f"ar-pipeline: error: {message}\n"
+    assert_untouched(database_url, cli_env)
 
 
 # --- decisions on IDs that do not exist -------------------------------------------------------
