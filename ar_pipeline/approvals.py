@@ -3,7 +3,8 @@
 Every change of status is one conditional UPDATE (``WHERE status = <expected>``), so when two
 people decide the same row at once exactly one of them wins. A refused decider changes nothing.
 Approving or rejecting an envelope does the same to its children that are still ``proposed``.
-A ``failed`` action can be approved again, which retries it.
+A ``failed`` action can be approved again, which retries it. A decision naming an ID that does
+not exist changes nothing at all, not even the IDs that do exist.
 
 **Resolving** is the human answer to a send whose outcome is unknown: an ``unconfirmed`` action
 (the mail server never answered the message data), or one left ``applying`` by a crash for more
@@ -90,6 +91,20 @@ def publish_approvers(
     return True
 
 
+def require_known(connection: sa.Connection, action_ids: Iterable[int]) -> None:
+    """Refuse, naming them, IDs that are no proposal; call it before changing anything."""
+    wanted = sorted(set(action_ids))
+    found = set(
+        connection.execute(
+            sa.select(proposed_actions.c.action_id).where(proposed_actions.c.action_id.in_(wanted))
+        ).scalars()
+    )
+    unknown = [str(i) for i in wanted if i not in found]
+    if unknown:
+        noun = "proposal" if len(unknown) == 1 else "proposals"
+        raise DecisionRefused(f"ID: no {noun} {', '.join(unknown)}; nothing was changed")
+
+
 def _transition(
     connection: sa.Connection, where: sa.ColumnElement[bool], expected: str, values: dict
 ) -> int:
@@ -118,8 +133,10 @@ def approve(
     reason: str | None = None,
 ) -> list[Decision]:
     """Approve ``proposed`` (or, to retry, ``failed``) actions, inside the caller's
-    transaction."""
+    transaction. An unknown ID refuses them all (:class:`DecisionRefused`)."""
     name = _check_decider(connection, decided_by, approvers)
+    action_ids = list(action_ids)
+    require_known(connection, action_ids)
     values = {"status": "approved", "decided_by": name, "decided_at": now,
               "decision_reason": reason}  # fmt: skip
     decisions = []
@@ -140,10 +157,12 @@ def reject(
     approvers: Collection[str],
     now: dt.datetime,
 ) -> list[Decision]:
-    """Reject ``proposed`` actions; a reason is required."""
+    """Reject ``proposed`` actions; a reason is required. An unknown ID refuses them all."""
     name = _check_decider(connection, decided_by, approvers)
     if not (reason or "").strip():
         raise DecisionRefused("reason: a reason is required to reject; nothing was changed")
+    action_ids = list(action_ids)
+    require_known(connection, action_ids)
     values = {"status": "rejected", "decided_by": name, "decided_at": now,
               "decision_reason": reason.strip()}  # fmt: skip
     decisions = []
@@ -166,13 +185,16 @@ def resolve(
 ) -> list[Decision]:
     """Settle ``unconfirmed`` actions, or ``applying`` ones claimed more than
     :data:`STRANDED_AFTER` ago: ``delivered`` -> ``applied``; ``send_again`` -> ``approved``
-    (the apply job sends it again). Inside the caller's transaction."""
+    (the apply job sends it again). Inside the caller's transaction; an unknown ID refuses
+    them all."""
     name = _check_decider(connection, decided_by, approvers)
     if resolution not in RESOLUTIONS:
         raise DecisionRefused(
             f"resolution: must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}; "
             "nothing was changed"
         )
+    action_ids = list(action_ids)
+    require_known(connection, action_ids)
     pa = proposed_actions.c
     recorded = {"resolution": resolution, "resolved_by": name, "resolved_at": now}
     if note and note.strip():

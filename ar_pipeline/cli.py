@@ -7,40 +7,72 @@ import datetime as dt
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
-from ar_pipeline.settings import Settings, SettingsError, load_settings
+from ar_pipeline.settings import Settings, SettingsError, load_settings, parse_date, parse_port
 
 
 class CliError(Exception):
     """A user error: printed without a traceback, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """A malformed argument is a user error like any other: one line, exit status 2 (main)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see `{self.prog} -h`)")
+
+
 def _date(value: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a date like 2026-03-31, got {value!r}"
-        ) from None
+        return parse_date(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _positive(value: str) -> int:
+def _whole(minimum: int = 1, maximum: int = 2**63 - 1) -> Callable[[str], int]:
+    """A whole-number argument from ``minimum`` to ``maximum`` (IDs are 64-bit integers)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        if number > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {number}")
+        return number
+
+    return parse
+
+
+_positive = _whole(1)
+
+
+def _port(value: str) -> int:
     try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+        return parse_port(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _status(value: str) -> str:
+    from ar_pipeline.schema import ACTION_STATUSES
+
+    if value not in ACTION_STATUSES:
+        raise argparse.ArgumentTypeError(
+            f"unknown status {value!r}; one of {', '.join(ACTION_STATUSES)}"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ar-pipeline", description=__doc__)
+    parser = _Parser(prog="ar-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="business database")
@@ -48,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("upgrade", help="create or migrate the business database")
 
     seed = commands.add_parser("seed", help="generate a demo ledger in an empty database")
-    seed.add_argument("--customers", type=_positive, default=500)
-    seed.add_argument("--months", type=_positive, default=18)
-    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--customers", type=_whole(1, 1_000_000), default=500)
+    seed.add_argument("--months", type=_whole(1, 1200), default=18)
+    seed.add_argument("--seed", type=_whole(0), default=42)
     seed.add_argument("--end-date", type=_date, help="last ledger day (default: today)")
 
     commands.add_parser("demo", help="seed if empty, run the daily job, print a summary")
@@ -62,8 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     approvals = commands.add_parser("approvals", help="list and decide proposals")
     approval_commands = approvals.add_subparsers(dest="approvals_command", required=True)
     listing = approval_commands.add_parser("list", help="proposals, newest first")
-    listing.add_argument("--status", help="only this status (default: everything pending)")
-    listing.add_argument("--limit", type=_positive, default=50)
+    listing.add_argument(
+        "--status", type=_status, help="only this status (default: everything pending)"
+    )
+    listing.add_argument("--limit", type=_whole(1, 100_000), default=50)
     approve = approval_commands.add_parser("approve", help="approve proposals (or retry failed)")
     approve.add_argument("ids", nargs="+", type=_positive, metavar="ID")
     approve.add_argument("--by", required=True, help="your name, as listed in AR_APPROVERS")
@@ -88,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     web = commands.add_parser("web", help="the approver's page")
     web.add_argument("--host", help="listen address (default AR_WEB_HOST, 127.0.0.1)")
-    web.add_argument("--port", type=_positive, help="port (default AR_WEB_PORT, 8080)")
+    web.add_argument("--port", type=_port, help="port (default AR_WEB_PORT, 8080)")
     commands.add_parser(
         "hash-password", help="hash a password for AR_WEB_USERS / AR_WEB_USERS_FILE"
     )
@@ -106,10 +140,10 @@ def _today(settings: Settings) -> dt.date:
 
 
 def _prepare(settings: Settings) -> Any:
-    from ar_pipeline.database import get_engine, upgrade_database
+    from ar_pipeline.database import open_database, upgrade_database
     from ar_pipeline.runs import ensure_dagster_home
 
-    engine = get_engine(settings.database_url)
+    engine = open_database(settings.database_url, settings.database_setting)
     upgrade_database(engine)
     ensure_dagster_home(settings)
     return engine
@@ -165,7 +199,11 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _load_run_config(path: Path | None) -> dict[str, Any]:
+def _load_run_config(path: Path | None, settings: Settings) -> dict[str, Any]:
+    """The ``--config`` file, checked before anything is written: its shape as Dagster checks
+    it at launch, then the tier rules. Every problem is one line naming the field path."""
+    from ar_pipeline.definitions import build_definitions
+    from ar_pipeline.runs import RunConfigError, check_run_config
     from ar_pipeline.tiering import TierConfigError
 
     if path is None:
@@ -174,19 +212,35 @@ def _load_run_config(path: Path | None) -> dict[str, Any]:
         loaded = yaml.safe_load(path.read_text())
     except OSError as error:
         raise CliError(f"--config: cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"--config: {path} is not a text file (UTF-8 YAML)") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise CliError(f"--config: {path} is not valid YAML: {error.problem}{where}") from None
     except yaml.YAMLError as error:
         raise CliError(f"--config: {path} is not valid YAML: {error}") from None
     if not isinstance(loaded, dict):
-        raise CliError(f"--config: {path} must hold a mapping of run config")
-    tier_config = loaded.get("ops", {}).get("tier_assignments", {}).get("config", {})
+        shown = "an empty file" if loaded is None else repr(loaded)
+        shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+        raise CliError(f"--config: must be a mapping of run config like 'ops: ...', got {shown}")
+    if "resources" in loaded:
+        raise CliError(
+            "--config: resources: the database, mail and sources come from the AR_* settings, "
+            "not from run config"
+        )
+    job = build_definitions(settings).resolve_job_def("ar_aging_daily")
+    try:
+        resolved = check_run_config(job, loaded)
+    except RunConfigError as error:
+        raise CliError(f"--config: {error}") from None
     try:
         from ar_pipeline.assets import TieringConfig
 
-        TieringConfig(**tier_config).resolve()
+        tier_config = resolved.get("ops", {}).get("tier_assignments", {}).get("config")
+        TieringConfig(**(tier_config or {})).resolve()
     except TierConfigError as error:
         raise CliError(f"--config: ops.tier_assignments.config.{error}") from None
-    except (TypeError, ValueError) as error:
-        raise CliError(f"--config: ops.tier_assignments.config: {error}") from None
     return loaded
 
 
@@ -424,28 +478,24 @@ def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
 
     engine = _prepare(settings)
     now = dt.datetime.now(dt.UTC)
-    try:
-        if args.approvals_command == "list":
-            with engine.connect() as connection:
-                rows = approvals.list_actions(connection, args.status, args.limit)
-            print_actions(rows, now)
-            return
-        with get_engine(settings.database_url).begin() as connection:
-            if args.approvals_command == "approve":
-                decisions = approvals.approve(
-                    connection, args.ids, args.by, settings.approvers, now
-                )
-            elif args.approvals_command == "resolve":
-                decisions = approvals.resolve(
-                    connection, args.ids, args.resolution, args.by, settings.approvers, now,
-                    args.note,
-                )  # fmt: skip
-            else:
-                decisions = approvals.reject(
-                    connection, args.ids, args.by, args.reason, settings.approvers, now
-                )
-    except approvals.DecisionRefused as error:
-        raise CliError(str(error)) from None
+    if args.approvals_command == "list":
+        with engine.connect() as connection:
+            rows = approvals.list_actions(connection, args.status, args.limit)
+        print_actions(rows, now)
+        return
+    # one transaction: a refusal (DecisionRefused, an unknown ID) changes nothing (see main)
+    with get_engine(settings.database_url).begin() as connection:
+        if args.approvals_command == "approve":
+            decisions = approvals.approve(connection, args.ids, args.by, settings.approvers, now)
+        elif args.approvals_command == "resolve":
+            decisions = approvals.resolve(
+                connection, args.ids, args.resolution, args.by, settings.approvers, now,
+                args.note,
+            )  # fmt: skip
+        else:
+            decisions = approvals.reject(
+                connection, args.ids, args.by, args.reason, settings.approvers, now
+            )
     for d in decisions:
         extra = f" (and {d.children} proposals in this envelope)" if d.children else ""
         print(f"  {d.action_id}: {d.outcome}{extra}")
@@ -494,10 +544,12 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
 def cmd_apply(settings: Settings, args: argparse.Namespace) -> bool:
     import dagster as dg
 
+    from ar_pipeline.approvals import require_known
     from ar_pipeline.definitions import build_definitions
     from ar_pipeline.runs import QUIET_LOGGING
 
-    _prepare(settings)
+    with _prepare(settings).connect() as connection:
+        require_known(connection, [args.id])
     job = build_definitions(settings).resolve_job_def("apply_approved_actions")
     config: dict[str, Any] = {"action_ids": [args.id]}
     if args.as_of:
@@ -587,10 +639,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ar_pipeline.bench import main as bench_main
 
         return bench_main(argv[1:])
-    args = build_parser().parse_args(argv)
     # Dagster's own beta/preview notices mean nothing to a finance user at a terminal.
     warnings.filterwarnings("ignore", module="dagster")
     try:
+        args = build_parser().parse_args(argv)
         settings = load_settings()
         if args.command == "db":
             cmd_db_upgrade(settings)
@@ -607,13 +659,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "apply":
             return 0 if cmd_apply(settings, args) else 1
         elif args.command == "run":
-            run_config = _load_run_config(args.config)
+            run_config = _load_run_config(args.config, settings)
             as_of = args.as_of or _today(settings)
             return 0 if run_and_report(settings, as_of, run_config) else 1
-    except (SettingsError, CliError) as error:
-        print(f"ar-pipeline: error: {error}", file=sys.stderr)
+    except Exception as error:
+        message = _user_error(error)
+        if message is None:
+            raise
+        print(f"ar-pipeline: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def _user_error(error: Exception) -> str | None:
+    """The one line to print for a user error, or None for anything else (a bug: traceback).
+
+    User errors are raised before anything is written: a bad argument or ``--config`` (CliError),
+    a bad setting (SettingsError), a business database that cannot be opened, and a decision
+    that is refused or names an unknown ID (nothing was changed). All exit with status 2."""
+    from ar_pipeline.approvals import DecisionRefused
+    from ar_pipeline.database import DatabaseUnavailable
+
+    if isinstance(error, CliError | SettingsError | DatabaseUnavailable | DecisionRefused):
+        return " ".join(str(error).split())  # one line, whatever the message held
+    return None
 
 
 if __name__ == "__main__":

@@ -23,6 +23,36 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 POSTGRES_WORK_MEM = "128MB"
 
 
+class DatabaseUnavailable(Exception):
+    """The business database cannot be opened; one line naming the setting, no traceback."""
+
+
+def open_database(url: str, setting: str = "AR_DATABASE_URL") -> Engine:
+    """:func:`get_engine` after one test connection, so that a database that does not exist, a
+    server that refuses or an unwritable SQLite folder is one clear error naming ``setting``
+    before anything else happens (a missing PostgreSQL database is not created)."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = get_engine(url)
+        with engine.connect():
+            pass
+    except OSError as error:  # the SQLite file's folder cannot be created
+        where = error.filename or shown
+        raise DatabaseUnavailable(f"{setting}: cannot create {where}: {error.strerror}") from None
+    except sa.exc.DBAPIError as error:
+        raise DatabaseUnavailable(
+            f"{setting}: cannot connect to {shown}: {_connect_failure(error)}"
+        ) from None
+    return engine
+
+
+def _connect_failure(error: sa.exc.DBAPIError) -> str:
+    """The driver's reason on one line: 'database "x" does not exist', 'Connection refused'."""
+    first = (str(error.orig).strip() or "no reason given").splitlines()[0]
+    reason = first.rsplit("failed: ", 1)[-1].replace("FATAL:", "")
+    return " ".join(reason.split())
+
+
 @functools.cache
 def get_engine(url: str) -> Engine:
     """One engine per URL per process. SQLite gets foreign keys, WAL and a busy timeout;
@@ -41,7 +71,9 @@ def get_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    # a server that does not answer is an error after 10 s, not a hang (unless the URL says)
+    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=timeout)
 
     @sa.event.listens_for(engine, "connect")
     def _postgres_session(dbapi_connection: Any, _record: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from ar_pipeline.resources import AS_OF_TAG
-from ar_pipeline.settings import PROJECT_ROOT, Settings
+from ar_pipeline.settings import PROJECT_ROOT, Settings, SettingsError
 
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -33,10 +33,15 @@ def ensure_dagster_home(settings: Settings) -> Path:
     """
     home = settings.dagster_home
     env_file = PROJECT_ROOT / ".env" if home == DEFAULT_DAGSTER_HOME else None
-    home.mkdir(parents=True, exist_ok=True)
-    template = PROJECT_ROOT / "dagster.yaml"
-    if not (home / "dagster.yaml").exists() and template.exists():
-        shutil.copyfile(template, home / "dagster.yaml")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        template = PROJECT_ROOT / "dagster.yaml"
+        if not (home / "dagster.yaml").exists() and template.exists():
+            shutil.copyfile(template, home / "dagster.yaml")
+    except OSError as error:
+        raise SettingsError(
+            f"DAGSTER_HOME: cannot create {error.filename or home}: {error.strerror}"
+        ) from None
     os.environ["DAGSTER_HOME"] = str(home)
     if env_file is not None:
         existing = env_file.read_text() if env_file.exists() else ""
@@ -91,3 +96,69 @@ def record_dagster_run(
         as_of = stamp(started).astimezone(ar_db.zone).date()
     facts = RunFacts(run.run_id, succeeded, as_of, stamp(started), stamp(ended), error)
     return record_run(ar_db.engine, facts, dt.datetime.now(dt.UTC))
+
+
+class RunConfigError(ValueError):
+    """Run config that the job would refuse; the message is one line naming the field path."""
+
+
+_EXPECTED = {
+    "INT": "a whole number",
+    "STRING": "text in quotes",
+    "BOOL": "true or false",
+    "FLOAT": "a number",
+    "ARRAY": "a list",
+    "ENUM": "one of the allowed words",
+    "MAP": "a mapping",
+    "SELECTOR": "a mapping",
+    "STRICT_SHAPE": "a mapping",
+    "PERMISSIVE_SHAPE": "a mapping",
+}
+
+
+def check_run_config(job: dg.JobDefinition, run_config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Validate ``run_config`` as Dagster would when the run starts, before anything is written;
+    returns the resolved config. The first problem raises :class:`RunConfigError`, e.g.
+    ``ops.tier_assignments.config: must be a mapping, got 5``."""
+    try:
+        return dg.validate_run_config(job, run_config)
+    except dg.DagsterInvalidConfigError as invalid:
+        raise RunConfigError(_describe(job, invalid.errors[0])) from None
+
+
+def _config_path(entries: Any) -> str:
+    """``ops.tier_assignments.config.tier_definitions[0]`` from Dagster's evaluation stack."""
+    path = ""
+    for entry in entries:
+        if getattr(entry, "list_index", None) is not None:
+            path += f"[{entry.list_index}]"
+        elif getattr(entry, "field_name", None) is not None:
+            path += f".{entry.field_name}"
+        elif hasattr(entry, "map_key"):
+            path += f"[{entry.map_key!r}]"
+    return path.lstrip(".")
+
+
+def _describe(job: dg.JobDefinition, error: Any) -> str:
+    path, data, reason = _config_path(error.stack.entries), error.error_data, error.reason.name
+    where = path or "the run config"
+    if reason in ("FIELD_NOT_DEFINED", "FIELDS_NOT_DEFINED", "MISSING_REQUIRED_FIELD",
+                  "MISSING_REQUIRED_FIELDS"):  # fmt: skip
+        names = [data.field_name] if hasattr(data, "field_name") else data.field_names
+        field = f"{path}.{sorted(map(str, names))[0]}".lstrip(".")
+        if reason.startswith("MISSING"):
+            return f"{field}: is required"
+        if path == "ops":
+            return f"{field}: unknown op; known: {', '.join(sorted(job.graph.node_dict))}"
+        if not path:
+            return f"{field}: unknown field; run config has ops, loggers and execution"
+        return f"{field}: unknown field"
+    if reason == "RUNTIME_TYPE_MISMATCH":
+        snap = data.config_type_snap
+        kind = snap.scalar_kind.name if snap.scalar_kind is not None else snap.kind.name
+        expected = _EXPECTED.get(kind, snap.given_name or kind.lower())
+        value = "nothing" if data.value_rep == "None" else data.value_rep
+        value = value if len(value) <= 60 else f"{value[:57]}..."
+        return f"{where}: must be {expected}, got {value}"
+    # anything else (a selector given two choices, ...): Dagster's own sentence, on one line
+    return f"{where}: " + " ".join(error.message.split()).split(". Expected")[0]

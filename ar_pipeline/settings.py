@@ -1,18 +1,22 @@
 """The one place that reads the environment.
 
 Every setting of DESIGN.md section 6 is parsed and validated here, once. A malformed value raises
-:class:`SettingsError` naming the variable, so a bad deployment fails at start instead of half-way
-through a run.
+:class:`SettingsError` with one line that starts with the variable's name
+(``AR_SMTP_PORT: must be a port from 1 to 65535, got 99999``), so a bad deployment fails at start
+instead of half-way through a run. The rules for amounts, ports and day counts are here too, for
+the run config and the command line to share (:func:`parse_amount`, :func:`parse_port`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,10 +68,44 @@ class Settings:
     web_secret: str | None
     source: str = "ledger"
     alga: AlgaSettings | None = None
+    # the variable the business database comes from: AR_DATA_DIR when it is the default SQLite
+    database_setting: str = "AR_DATABASE_URL"
 
     @property
     def timezone_name(self) -> str:
         return self.timezone.key
+
+
+MAX_DAYS = 36_500  # 100 years: a longer day count is a typing mistake (and overflows dates)
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+_AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_APPROVER = re.compile(r"[^\s,;:'\"]+")
+
+
+def parse_amount(raw: object, example: str = "10.00") -> Decimal:
+    """A non-negative amount in major units, written in plain digits: ``'25000.00'``, ``'10'``.
+
+    NaN, Infinity, exponents (``'1e3'``), thousands separators and ``'+'`` are refused; ``'-0'``
+    is zero. Raises ValueError with the reason; the caller names the field."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not _AMOUNT.fullmatch(text):
+        raise ValueError(f"must be a finite amount like {example!r} (plain digits), got {raw!r}")
+    value = Decimal(text)
+    if value < 0:
+        raise ValueError(f"must not be negative, got {raw!r}")
+    return value.copy_abs()  # '-0' is zero
+
+
+def parse_port(raw: str) -> int:
+    """A TCP port, 1 to 65535. Raises ValueError with the reason; the caller names the field."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"must be a port number from 1 to 65535, got {raw!r}") from None
+    if not 1 <= value <= 65535:
+        raise ValueError(f"must be a port number from 1 to 65535, got {value}")
+    return value
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -76,71 +114,135 @@ def _parse_bool(name: str, raw: str) -> bool:
         return True
     if value in {"0", "false", "no", "off", ""}:
         return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    raise SettingsError(f"{name}: must be true or false, got {raw!r}")
 
 
-def _parse_int(name: str, raw: str, minimum: int = 0) -> int:
+def _parse_int(name: str, raw: str, minimum: int = 0, maximum: int = MAX_DAYS) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        raise SettingsError(f"{name}: must be a whole number, got {raw!r}") from None
     if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise SettingsError(f"{name}: must be at most {maximum}, got {value}")
     return value
 
 
-def _parse_positive_number(name: str, raw: str) -> float:
+def _parse_port(name: str, raw: str) -> int:
+    try:
+        return parse_port(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
+def _parse_hours(name: str, raw: str) -> float:
     try:
         value = float(raw.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0:
-        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{name}: must be a finite number of hours above 0, got {raw!r}")
     return value
 
 
-def _parse_amount(name: str, raw: str) -> Decimal:
+def _parse_amount(name: str, raw: str, example: str) -> Decimal:
     try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        raise SettingsError(f"{name} must be an amount like 25000.00, got {raw!r}") from None
-    if not value.is_finite() or value < 0:
-        raise SettingsError(f"{name} must be a non-negative amount, got {raw!r}")
-    return value
+        return parse_amount(raw, example)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
 
 
 def _parse_timezone(name: str, raw: str) -> ZoneInfo:
     try:
         return ZoneInfo(raw.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as 'America'
         raise SettingsError(
-            f"{name} must be an IANA time zone like Europe/Berlin, got {raw!r}"
+            f"{name}: must be an IANA time zone like Europe/Berlin, got {raw!r}"
         ) from None
 
 
 def _parse_email(name: str, raw: str) -> str:
     _, address = parseaddr(raw)
     if "@" not in address or any(c in raw for c in "\r\n"):
-        raise SettingsError(f"{name} must be an e-mail address, got {raw!r}")
+        raise SettingsError(f"{name}: must be an e-mail address, got {raw!r}")
     return raw.strip()
 
 
-def _parse_database_url(name: str, raw: str) -> str:
+def _parse_approvers(name: str, raw: str) -> frozenset[str]:
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for approver in names:
+        if not _APPROVER.fullmatch(approver):
+            raise SettingsError(
+                f"{name}: must be user names separated by commas, like alice,bob "
+                f"(no spaces, ';', ':' or quotes in a name), got {approver!r}"
+            )
+    return frozenset(names)
+
+
+def _without_password(raw: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw)
+
+
+def _parse_database_url(name: str, raw: str, backends: tuple[str, ...] = DATABASE_BACKENDS) -> str:
+    """A URL of a backend this project runs on, with a driver that is installed and a port
+    that exists; nothing is connected here (``ar_pipeline.database.open_database`` does)."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+    text = raw.strip()
     try:
-        make_url(raw.strip())
+        url = make_url(text)
     except ArgumentError:
-        raise SettingsError(f"{name} is not a valid SQLAlchemy URL: {raw!r}") from None
-    return raw.strip()
+        raise SettingsError(
+            f"{name}: must be a database URL like postgresql+psycopg://user@host/dbname, "
+            f"got {_without_password(text)!r}"
+        ) from None
+    except ValueError:  # the only one make_url raises: a port that is not a number
+        raise SettingsError(f"{name}: the port must be a number from 1 to 65535") from None
+    if url.get_backend_name() not in backends:
+        kinds = " or ".join({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[b] for b in backends)
+        raise SettingsError(f"{name}: must be a {kinds} URL, got {url.drivername + '://'!r}")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise SettingsError(f"{name}: the port must be a number from 1 to 65535, got {url.port}")
+    try:
+        dialect = url.get_dialect()
+        dialect.import_dbapi()
+    except NoSuchModuleError:
+        raise SettingsError(f"{name}: unknown database driver {url.drivername!r}") from None
+    except ImportError:
+        raise SettingsError(
+            f"{name}: the driver of {url.drivername!r} is not installed (use postgresql+psycopg://)"
+        ) from None
+    if getattr(dialect, "is_async", False):
+        raise SettingsError(
+            f"{name}: {url.drivername!r} is an asyncio driver; use postgresql+psycopg://"
+        )
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise SettingsError(
+            f"{name}: an in-memory SQLite database keeps nothing between connections; "
+            "give a file, like sqlite:////var/lib/ar_pipeline/ar.sqlite3"
+        )
+    return text
+
+
+def parse_date(raw: str) -> dt.date:
+    """A calendar date like 2026-03-31, from 1900 to 2999 (further out is a typing mistake, and
+    overflows date arithmetic). Raises ValueError with the reason; the caller names the field."""
+    try:
+        value = dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a date like 2026-03-31, got {raw!r}") from None
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise ValueError(f"must be from {FIRST_DATE} to {LAST_DATE}, got {value}")
+    return value
 
 
 def _parse_date(name: str, raw: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a date like 2025-06-01, got {raw!r}") from None
+        return parse_date(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
 
 
 def _same_database(url: str, other: str | None) -> bool:
@@ -156,25 +258,20 @@ def _same_database(url: str, other: str | None) -> bool:
 def _parse_alga(get: Callable[[str], str | None]) -> AlgaSettings:
     url = get("AR_ALGA_DATABASE_URL")
     if url is None:
-        raise SettingsError("AR_ALGA_DATABASE_URL is required when AR_SOURCE is alga_psa")
-    url = _parse_database_url("AR_ALGA_DATABASE_URL", url)
-    if not url.startswith("postgresql"):
-        raise SettingsError(
-            f"AR_ALGA_DATABASE_URL must be a PostgreSQL URL (Alga PSA runs on PostgreSQL), "
-            f"got {url.split(':', 1)[0]!r}"
-        )
+        raise SettingsError("AR_ALGA_DATABASE_URL: is required when AR_SOURCE is alga_psa")
+    url = _parse_database_url("AR_ALGA_DATABASE_URL", url, backends=("postgresql",))
     if _same_database(url, get("AR_DATABASE_URL")):
         raise SettingsError(
-            "AR_ALGA_DATABASE_URL must not be AR_DATABASE_URL: the pipeline's tables never go "
+            "AR_ALGA_DATABASE_URL: must not be AR_DATABASE_URL: the pipeline's tables never go "
             "into Alga's database"
         )
     tenant = get("AR_ALGA_TENANT")
     if tenant is None:
-        raise SettingsError("AR_ALGA_TENANT is required when AR_SOURCE is alga_psa")
+        raise SettingsError("AR_ALGA_TENANT: is required when AR_SOURCE is alga_psa")
     try:
         tenant = str(uuid.UUID(tenant.strip()))
     except ValueError:
-        raise SettingsError(f"AR_ALGA_TENANT must be a tenant UUID, got {tenant!r}") from None
+        raise SettingsError(f"AR_ALGA_TENANT: must be a tenant UUID, got {tenant!r}") from None
     horizon = _parse_int(
         "AR_ALGA_HORIZON_DAYS", get("AR_ALGA_HORIZON_DAYS") or str(DEFAULT_HORIZON_DAYS), minimum=1
     )
@@ -185,7 +282,8 @@ def _parse_alga(get: Callable[[str], str | None]) -> AlgaSettings:
     )
     if replenish >= horizon:
         raise SettingsError(
-            f"AR_ALGA_REPLENISH_DAYS ({replenish}) must be below AR_ALGA_HORIZON_DAYS ({horizon})"
+            f"AR_ALGA_REPLENISH_DAYS: must be below AR_ALGA_HORIZON_DAYS ({horizon}), "
+            f"got {replenish}"
         )
     return AlgaSettings(url, tenant, horizon, replenish)
 
@@ -211,26 +309,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if database_url
         else f"sqlite:///{data_dir / 'ar_pipeline.sqlite3'}"
     )
-    approvers_raw = get("AR_APPROVERS") or ""
-    approvers = frozenset(n.strip() for n in approvers_raw.split(",") if n.strip())
     mail_from = get("AR_MAIL_FROM")
 
     timezone = _parse_timezone("AR_TIMEZONE", get("AR_TIMEZONE") or "UTC")
     source = (get("AR_SOURCE") or "ledger").strip()
     if source not in SOURCES:
-        raise SettingsError(f"AR_SOURCE must be one of {', '.join(SOURCES)}, got {source!r}")
+        raise SettingsError(f"AR_SOURCE: must be one of {', '.join(SOURCES)}, got {source!r}")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         dagster_home=Path(get("DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
         timezone=timezone,
-        freshness_max_age_hours=_parse_positive_number(
+        freshness_max_age_hours=_parse_hours(
             "AR_FRESHNESS_MAX_AGE_HOURS", get("AR_FRESHNESS_MAX_AGE_HOURS") or "2"
         ),
-        approvers=approvers,
+        approvers=_parse_approvers("AR_APPROVERS", get("AR_APPROVERS") or ""),
         mail_from=_parse_email("AR_MAIL_FROM", mail_from) if mail_from else None,
         smtp_host=get("AR_SMTP_HOST"),
-        smtp_port=_parse_int("AR_SMTP_PORT", get("AR_SMTP_PORT") or "25", minimum=1),
+        smtp_port=_parse_port("AR_SMTP_PORT", get("AR_SMTP_PORT") or "25"),
         smtp_user=get("AR_SMTP_USER"),
         smtp_password=get("AR_SMTP_PASSWORD"),
         smtp_starttls=_parse_bool("AR_SMTP_STARTTLS", get("AR_SMTP_STARTTLS") or "false"),
@@ -238,17 +334,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         hold_min_days_overdue=_parse_int(
             "AR_HOLD_MIN_DAYS_OVERDUE", get("AR_HOLD_MIN_DAYS_OVERDUE") or "90"
         ),
-        hold_min_open=_parse_amount("AR_HOLD_MIN_OPEN", get("AR_HOLD_MIN_OPEN") or "25000.00"),
+        hold_min_open=_parse_amount(
+            "AR_HOLD_MIN_OPEN", get("AR_HOLD_MIN_OPEN") or "25000.00", example="25000.00"
+        ),
         trend_start_date=(
             _parse_date("AR_TREND_START_DATE", trend_start)
             if (trend_start := get("AR_TREND_START_DATE"))
             else default_trend_start(dt.datetime.now(timezone).date())
         ),
         web_host=get("AR_WEB_HOST") or "127.0.0.1",
-        web_port=_parse_int("AR_WEB_PORT", get("AR_WEB_PORT") or "8080", minimum=1),
+        web_port=_parse_port("AR_WEB_PORT", get("AR_WEB_PORT") or "8080"),
         web_users_file=Path(users_file) if (users_file := get("AR_WEB_USERS_FILE")) else None,
         web_users=get("AR_WEB_USERS"),
         web_secret=get("AR_WEB_SECRET"),
         source=source,
         alga=_parse_alga(get) if source == "alga_psa" else None,
+        database_setting="AR_DATABASE_URL" if get("AR_DATABASE_URL") else "AR_DATA_DIR",
     )

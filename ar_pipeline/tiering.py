@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +36,7 @@ from sqlalchemy.sql import FromClause, Select
 
 from ar_pipeline.aging import AgingSource, Customers, aging_by_customer, source_for
 from ar_pipeline.schema import IN_FLIGHT_STATUSES, customers, prior_actions, proposed_actions
+from ar_pipeline.settings import MAX_DAYS, parse_amount
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
@@ -96,11 +97,13 @@ def available_templates() -> set[str]:
     return {p.name.removesuffix(TEMPLATE_SUFFIX) for p in TEMPLATES_DIR.glob(f"*{TEMPLATE_SUFFIX}")}
 
 
-def _whole_number(field_name: str, value: Any, minimum: int) -> int:
+def _whole_number(field_name: str, value: Any, minimum: int, maximum: int = MAX_DAYS) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TierConfigError(f"{field_name}: must be a whole number, got {value!r}")
     if value < minimum:
         raise TierConfigError(f"{field_name}: must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise TierConfigError(f"{field_name}: must be at most {maximum}, got {value}")
     return value
 
 
@@ -160,14 +163,12 @@ def validate_tier_definitions(
                 f"{where}.min_dunnable: must be an amount written as text like '10.00' "
                 f"(no floating point for money), got {raw_amount!r}"
             )
-        try:
-            min_dunnable = Decimal(str(raw_amount))
-        except InvalidOperation:
-            raise TierConfigError(
-                f"{where}.min_dunnable: must be an amount like '10.00', got {raw_amount!r}"
-            ) from None
-        if not min_dunnable.is_finite() or min_dunnable < 0:
-            raise TierConfigError(f"{where}.min_dunnable: must not be negative, got {raw_amount!r}")
+        try:  # the amount rule of the settings: plain digits, finite, not negative
+            min_dunnable = parse_amount(
+                str(raw_amount) if isinstance(raw_amount, int | Decimal) else raw_amount
+            )
+        except ValueError as error:
+            raise TierConfigError(f"{where}.min_dunnable: {error}") from None
         cooldown = _whole_number(f"{where}.cooldown_days", entry["cooldown_days"], minimum=0)
         template = entry["template"]
         if template not in known_templates:

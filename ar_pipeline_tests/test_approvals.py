@@ -64,12 +64,22 @@ def test_decisions_are_recorded_and_final(engine, staged):
         assert d.outcome == "not changed: it is approved"
         (d,) = approve(connection, [hold], "alice", APPROVERS, NOW)
         assert d.outcome == "not changed: it is rejected"
-        (d,) = approve(connection, [999_999], "alice", APPROVERS, NOW)
-        assert d.outcome == "not found"
     rows = {r["action_id"]: r for r in actions(engine)}
     assert (rows[letter]["decided_by"], rows[letter]["status"]) == ("alice", "approved")
     assert rows[hold]["decision_reason"] == "customer is paying"
     assert rows[hold]["decided_by"] == "bob"
+
+
+def test_an_unknown_id_refuses_the_whole_decision(engine, staged):
+    letter, hold = staged[("collection_action", "H")], staged[("customer_program", "H")]
+    before = statuses(engine)
+    with engine.begin() as connection, pytest.raises(DecisionRefused) as refused:
+        approve(connection, [letter, 999_998, hold, 999_999], "alice", APPROVERS, NOW)
+    assert str(refused.value) == "ID: no proposals 999998, 999999; nothing was changed"
+    with engine.begin() as connection, pytest.raises(DecisionRefused) as refused:
+        reject(connection, [999_999, letter], "bob", "no", APPROVERS, NOW)
+    assert str(refused.value) == "ID: no proposal 999999; nothing was changed"
+    assert statuses(engine) == before
 
 
 def test_envelope_decides_its_pending_children(engine, staged):

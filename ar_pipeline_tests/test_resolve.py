@@ -92,11 +92,12 @@ def test_only_unknown_outcomes_are_resolved_and_only_by_approvers(staged, engine
     letter = staged[("collection_action", "D")]
     with engine.begin() as connection:
         (proposed,) = resolve(connection, [letter], "delivered", "alice", {"alice"}, CLAIMED)
-        (missing,) = resolve(connection, [999999], "delivered", "alice", {"alice"}, CLAIMED)
     assert proposed.outcome == (
         "not changed: it is proposed; only unconfirmed or stranded applying actions are resolved"
     )
-    assert missing.outcome == "not found"
+    with pytest.raises(DecisionRefused, match="ID: no proposal 999999; nothing was changed"):
+        with engine.begin() as connection:
+            resolve(connection, [letter, 999999], "delivered", "alice", {"alice"}, CLAIMED)
     with pytest.raises(DecisionRefused, match="'mallory' is not in AR_APPROVERS"):
         with engine.begin() as connection:
             resolve(connection, [letter], "delivered", "mallory", {"alice"}, CLAIMED)

@@ -149,8 +149,27 @@ def test_valid_custom_tiers_parse():
         ((0, "template", "grovel"), "tier_definitions[0].template: unknown template 'grovel'"),
         ((0, "cooldown_days", -2), "tier_definitions[0].cooldown_days: must be at least 0"),
         ((0, "min_dunnable", "-1.00"), "tier_definitions[0].min_dunnable: must not be negative"),
-        ((0, "min_dunnable", "ten"), "tier_definitions[0].min_dunnable: must be an amount"),
+        ((0, "min_dunnable", "ten"), "tier_definitions[0].min_dunnable: must be a finite amount"),
         ((0, "min_dunnable", 10.5), "tier_definitions[0].min_dunnable: must be an amount"),
+        (
+            (0, "min_dunnable", "NaN"),
+            "tier_definitions[0].min_dunnable: must be a finite amount "
+            "like '10.00' (plain digits), got 'NaN'",
+        ),
+        (
+            (0, "min_dunnable", "Infinity"),
+            "tier_definitions[0].min_dunnable: must be a finite "
+            "amount like '10.00' (plain digits), got 'Infinity'",
+        ),
+        (
+            (0, "min_dunnable", "1e3"),
+            "tier_definitions[0].min_dunnable: must be a finite amount "
+            "like '10.00' (plain digits), got '1e3'",
+        ),
+        (
+            (0, "min_days_overdue", 10**20),
+            "tier_definitions[0].min_days_overdue: must be at most 36500",
+        ),
         ((0, "cooldown_days", "7"), "tier_definitions[0].cooldown_days: must be a whole number"),
         ((1, "name", "nudge"), "tier_definitions[1].name: 'nudge' is used by an earlier tier"),
         ((0, "colour", "red"), "tier_definitions[0].colour: unknown field"),
@@ -163,6 +182,12 @@ def test_invalid_tiers_name_the_field(change, message):
     with pytest.raises(TierConfigError) as error:
         validate_tier_definitions(raw)
     assert str(error.value).startswith(message)
+
+
+def test_minus_zero_is_a_zero_minimum():
+    raw = [dict(t) for t in VALID]
+    raw[0]["min_dunnable"] = "-0"
+    assert str(validate_tier_definitions(raw)[0].min_dunnable) == "0"
 
 
 def test_missing_field_and_empty_list():
