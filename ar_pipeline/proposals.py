@@ -530,8 +530,13 @@ class StagingVerification:
 def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerification:
     """Compare what ``tier_assignments`` called for as of ``as_of`` (customers per proposed
     tier) with what is staged: a live ``collection_action`` of that customer and tier, or the
-    customer counted under "cannot contact" in the envelope. Staged letters that nothing called
-    for are ``unexpected``."""
+    customer counted under "cannot contact" in the envelope.
+
+    ``unexpected`` counts the letters of the day still ``proposed`` that nothing called for.
+    A letter of the day that was already decided (approved, applying, applied, failed,
+    rejected) is a record of an earlier run of the day, not something this run staged: a rerun
+    after decisions no longer calls for it (the customer is now at that tier, or its letter is
+    still on its way) and that is right."""
     ta, pa = tier_assignments.c, proposed_actions.c
     letter = proposed_actions.alias("letter")
     matched = (
@@ -579,7 +584,7 @@ def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerifica
         sa.select(sa.func.count()).where(
             pa.as_of == as_of,
             pa.action_type == "collection_action",
-            pa.status != "superseded",
+            pa.status == "proposed",
             ~assigned,
         )
     ).scalar_one()
