@@ -379,3 +379,39 @@ def test_held_back_pending_proposals_are_superseded_and_restaged_once_fixed(
     assert (held["count"], held["customers"]) == (0, [])
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"aging_data_fresh": False, "ledger_sane": True, "actions_staged": True}
+
+
+def test_steps_run_for_another_day_review_that_day(engine, database_url, tmp_path):
+    """tier_assignments and proposed_actions run on their own for 04-01, after a full run of
+    03-31: the review ar_aging handed on is of 03-31, so they review 04-01 themselves. R's
+    reversal of 04-01 holds R back on 04-01 only."""
+    with engine.begin() as connection:
+        add_fine_customers(connection)
+        add_customer(connection, "R", "Reversal AG")
+        add_invoice(connection, "R1", "R", 10_000, "2026-01-10", "2026-02-09")
+        add_payment(connection, "R-REV", "R", -5_000_000, "2026-04-01", "R1")
+    settings = load_settings({"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path)})
+    defs = build_definitions(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_daily_job(defs, AS_OF, instance).success
+        assert ("collection_action", "R", 1, "proposed") in staged(engine)
+        later = defs.resolve_job_def("ar_aging_daily").execute_in_process(
+            instance=instance,
+            tags={"ar_pipeline/as_of": "2026-04-01"},
+            asset_selection=[dg.AssetKey("tier_assignments"), dg.AssetKey("proposed_actions")],
+            raise_on_error=False,
+        )
+    assert later.success
+    april = dt.date(2026, 4, 1)
+    assert [
+        c["customer_id"] for c in envelope_payload(engine, april)["held_back"]["customers"]
+    ] == ["R"]
+    # the others get their letters of 04-01, R none; R's pending letter of 03-31 is superseded
+    assert [s[1] for s in staged(engine, april) if s[0] == "collection_action"] == ["B", "G", "L"]
+    with engine.connect() as connection:
+        reason = connection.execute(
+            sa.select(proposed_actions.c.superseded_reason).where(
+                proposed_actions.c.customer_id == "R"
+            )
+        ).scalar_one()
+    assert reason.startswith("held back on 2026-04-01")
