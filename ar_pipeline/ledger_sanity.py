@@ -56,7 +56,6 @@ REASONS = (
     "customer_mismatch",
 )
 LISTED = 50  # findings shown by name in the check's metadata; all are counted
-HELD_BACK_REASON = "ledger_suspect"
 
 
 def within_bound(amount: sa.ColumnElement) -> sa.ColumnElement[bool]:
