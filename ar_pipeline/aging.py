@@ -10,8 +10,14 @@ As of a date D:
   and both belong to the same customer and currency; every other settlement (cash on account, an
   unapplied credit note, a payment naming an invoice that does not count yet, is void, or is in
   another currency) is unapplied credit of the settlement's customer in its currency;
-* open balance = ``amount_cents`` - applied settlements. Balance > 0 is an **open item**;
-  balance < 0 (an overpayment) is unapplied credit too;
+* open balance = ``amount_cents`` - applied settlements, but never more than ``amount_cents``:
+  when the applied settlements net below zero (more reversed than paid), the excess is ignored,
+  neither owed nor credit, and the check ``ledger_sane`` names the rows
+  (:mod:`ar_pipeline.ledger_sanity`). Balance > 0 is an **open item**; balance < 0 (an
+  overpayment) is unapplied credit too;
+* a row whose amount is beyond :data:`ar_pipeline.ledger_sanity.AMOUNT_BOUND_CENTS` (either
+  sign) is left out: no real receivable is that large, and a few such rows would overflow the
+  64-bit sums; the check names it and holds its customer back;
 * ``days_overdue = D - due_date``; buckets ``current`` (<= 0), ``1_30``, ``31_60``, ``61_90``,
   ``over_90`` (>= 91);
 * disputed open items are aged and counted in ``total_open`` but never in the dunnable amount;
@@ -34,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import FromClause, Select
 
+from ar_pipeline.ledger_sanity import within_bound
 from ar_pipeline.schema import ar_aging, customers, invoices, payments
 from ar_pipeline.sql_functions import bound_date, days_between, next_day, non_negative
 
@@ -96,6 +103,12 @@ def _later(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:
     return sa.case((a > b, a), else_=b)
 
 
+def _capped(balance: sa.ColumnElement, amount: sa.ColumnElement) -> sa.ColumnElement:
+    """An invoice's balance, never above its amount: settlements that net below zero (more
+    reversed than paid) do not make the customer owe more than was invoiced."""
+    return sa.case((balance > amount, amount), else_=balance)
+
+
 class AgingSource:
     """The aging rules as effective-dated ledger events, evaluated for ``dates``.
 
@@ -105,13 +118,17 @@ class AgingSource:
     that contains it. So one day and a year of days cost about the same: the work grows with
     the number of events, not with days x invoices.
 
-    Events (amounts in minor units, settlements are payments and issued credit notes):
+    Events (amounts in minor units, settlements are payments and issued credit notes; rows
+    beyond the amount bound are no events at all):
 
     * an eligible invoice (issued, kind invoice): +amount on the invoice at ``issue_date``;
     * a settlement naming an eligible invoice of the same customer and currency: -amount on the
       invoice at the later of its own date and the invoice's issue date; if it came before the
       invoice was issued, it is the customer's unapplied credit until then;
     * any other settlement: unapplied credit from its own date on, for good.
+
+    An invoice's balance is capped at its amount (:func:`_capped`): reversals beyond what was
+    paid never make it owe more than was invoiced.
 
     Only events up to the latest requested date are read. The CTEs are shared by everything one
     statement builds from the same source, so build open items and credit from one instance.
@@ -137,7 +154,7 @@ class AgingSource:
                 payments.c.invoice_id.label("names"),
                 payments.c.received_date.label("on_date"),
                 payments.c.amount_cents,
-            ),
+            ).where(within_bound(payments.c.amount_cents)),
             payments.c.customer_id,
             self.only,
         )
@@ -148,7 +165,11 @@ class AgingSource:
                 invoices.c.applies_to_invoice_id,
                 invoices.c.issue_date,
                 invoices.c.amount_cents,
-            ).where(invoices.c.kind == "credit_note", invoices.c.status == "issued"),
+            ).where(
+                invoices.c.kind == "credit_note",
+                invoices.c.status == "issued",
+                within_bound(invoices.c.amount_cents),
+            ),
             invoices.c.customer_id,
             self.only,
         )
@@ -160,6 +181,7 @@ class AgingSource:
             target.c.currency == settled.c.currency,
             target.c.kind == "invoice",
             target.c.status == "issued",
+            within_bound(target.c.amount_cents),
         )
         return (
             sa.select(
@@ -187,6 +209,7 @@ class AgingSource:
                 invoices.c.kind == "invoice",
                 invoices.c.status == "issued",
                 invoices.c.issue_date <= self.upto,
+                within_bound(invoices.c.amount_cents),
             ),
             invoices.c.customer_id,
             self.only,
@@ -258,8 +281,9 @@ class AgingSource:
         if self.point is not None:
             return self._balances_on_point()
         bal = self.invoice_balances
+        balance = _capped(bal.c.balance, invoices.c.amount_cents)
         return (
-            sa.select(*_invoice_balance_columns(bal.c.as_of, bal.c.balance))
+            sa.select(*_invoice_balance_columns(bal.c.as_of, balance))
             .select_from(bal.join(invoices, invoices.c.invoice_id == bal.c.invoice_id))
             .subquery("balances")
         )
@@ -268,7 +292,8 @@ class AgingSource:
         """The same as the events summed up to one date, written as the invoice less what was
         applied to it by then: one join instead of a union of all events and a second join back
         to the invoices (the invoice's own event is effective from its issue date, the
-        settlements' from theirs, and both are then on or before the date)."""
+        settlements' from theirs, and both are then on or before the date). Capped at the
+        invoice's amount, as the segments are."""
         st = self._settlements
         applied = (
             sa.select(st.c.applies_to, sa.func.sum(st.c.amount_cents).label("applied_cents"))
@@ -276,7 +301,10 @@ class AgingSource:
             .group_by(st.c.applies_to)
             .subquery("applied")
         )
-        balance = invoices.c.amount_cents - sa.func.coalesce(applied.c.applied_cents, 0)
+        balance = _capped(
+            invoices.c.amount_cents - sa.func.coalesce(applied.c.applied_cents, 0),
+            invoices.c.amount_cents,
+        )
         query = (
             sa.select(*_invoice_balance_columns(self.dates.c.as_of, balance))
             .select_from(
@@ -288,6 +316,7 @@ class AgingSource:
                 invoices.c.kind == "invoice",
                 invoices.c.status == "issued",
                 invoices.c.issue_date <= self.upto,
+                within_bound(invoices.c.amount_cents),
                 balance != 0,
             )
         )

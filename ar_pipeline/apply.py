@@ -6,8 +6,9 @@ For each action id, on its own:
    committed at once. A second claimant updates nothing and does nothing.
 2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
 3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets (paid
-   or credited since approval), or a hold whose conditions no longer hold, becomes
-   ``superseded`` with the reason, and nothing is sent or set. So does a letter when the
+   or credited since approval), a hold whose conditions no longer hold, or any action of a
+   customer whose ledger now has a row that cannot be right (``ar_pipeline.ledger_sanity``)
+   becomes ``superseded`` with the reason, and nothing is sent or set. So does a letter when the
    customer already has the same step or a higher one (same action type) that was sent since
    this one was proposed, whose delivery is unconfirmed, or that an earlier action is sending
    right now: a customer never receives the same step twice.
@@ -146,6 +147,25 @@ def _holds_still_due(
     return verdicts
 
 
+def _ledger_suspects(
+    connection: sa.Connection,
+    actions: Sequence[sa.Row],
+    as_of: dt.date,
+    verdicts: dict[int, str | None],
+) -> dict[int, str | None]:
+    """Actions of customers with a ledger row that cannot be right as of ``as_of`` (approved
+    before the row appeared): superseded, naming the first such row. Others keep their verdict."""
+    from ar_pipeline.ledger_sanity import customers_with_findings
+
+    suspects = customers_with_findings(connection, as_of, {a.customer_id for a in actions})
+    return {
+        a.action_id: f"a row of the customer's ledger cannot be right as of {as_of} (check "
+        f"ledger_sane): {suspects[a.customer_id]}"
+        for a in actions
+        if a.customer_id in suspects and not verdicts.get(a.action_id)
+    }
+
+
 def already_stepped(connection: sa.Connection, action: sa.Row) -> str | None:
     """Why the customer must not get this step, or None: another action of the same type and
     customer with this tier or a higher one was applied since this one was proposed, is
@@ -216,6 +236,7 @@ def apply_actions(
         hold_rows = [r for r in rows if r.action_type == "customer_program"]
         verdicts = _tiers_still_met(connection, mail_rows, as_of)
         verdicts |= _holds_still_due(connection, hold_rows, as_of, hold_policy)
+        verdicts |= _ledger_suspects(connection, [*mail_rows, *hold_rows], as_of, verdicts)
 
     for action in rows:
         outcomes.append(

@@ -4,6 +4,10 @@ thin wrappers around the rules in ``aging``, ``tiering`` and ``proposals``.
 Each asset writes its table for the run's as-of date in one transaction (a rerun replaces that
 date's rows) and publishes what the Dagster UI shows: row count, column schema, and numeric
 totals per currency that the UI plots over time.
+
+``ar_aging`` also reviews the ledger once per run (``ar_pipeline.ledger_sanity``) and hands the
+review on as its output: to the check ``ledger_sane``, and to ``tier_assignments`` and
+``proposed_actions``, which hold back the customers it names.
 """
 
 import datetime as dt
@@ -12,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from ar_pipeline import aging, proposals, tiering
+from ar_pipeline import aging, ledger_sanity, proposals, tiering
 from ar_pipeline.database import analyze
 from ar_pipeline.reporting import aging_totals, largest_overdue, largest_overdue_markdown
 from ar_pipeline.resources import ArDatabase, run_as_of
@@ -54,8 +58,8 @@ COLUMN_DESCRIPTIONS = {
     "target_tier": "Highest tier the customer qualifies for (null: below every minimum)",
     "last_applied_tier": "Tier of the last applied action in the current episode of debt",
     "proposed_tier": "Tier to propose now (null when skipped)",
-    "skip_reason": "below_minimum, paused, in_flight, already_at_tier, cooldown or "
-    "ledger_suspect",
+    "skip_reason": "below_minimum, paused, in_flight, already_at_tier or cooldown (customers held "
+    "back by the ledger check have no row)",
     "idempotency_key": "Makes a rerun of the same day stage nothing twice",
     "envelope_id": "The run's workflow_envelope row",
     "run_id": "Dagster run that staged the row",
@@ -130,22 +134,28 @@ def build_ar_aging(deps: Sequence[Any] = ()) -> dg.AssetsDefinition:
             "dagster/table_name": "ar_aging",
         },
     )
-    def ar_aging(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.MaterializeResult:
+    def ar_aging(
+        context: dg.AssetExecutionContext, ar_db: ArDatabase
+    ) -> dg.Output[ledger_sanity.LedgerReview]:
         """Open receivables aged per customer and currency as of the run date (DESIGN.md
         section 4).
 
         One row per (customer, currency) with an open item or unapplied credit; the aggregation
-        runs in SQL and replaces the rows of the run date. Amounts are minor units.
+        runs in SQL and replaces the rows of the run date. Amounts are minor units. The output
+        is the day's review of the ledger (rows that cannot be right, customers held back).
         """
         return _age_receivables(context, ar_db)
 
     return ar_aging
 
 
-def _age_receivables(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.MaterializeResult:
+def _age_receivables(
+    context: dg.AssetExecutionContext, ar_db: ArDatabase
+) -> dg.Output[ledger_sanity.LedgerReview]:
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
         row_count = aging.write_ar_aging(connection, as_of)
+        review = ledger_sanity.review_ledger(connection, as_of)
         totals = aging_totals(connection, as_of)
         top = largest_overdue(connection, as_of)
     # the next steps plan their joins on these
@@ -154,13 +164,34 @@ def _age_receivables(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg
         "as_of": as_of.isoformat(),
         "dagster/row_count": row_count,
         "largest_overdue": dg.MetadataValue.md(largest_overdue_markdown(top)),
+        "ledger_rows_suspect": review.total,
+        "customers_held_back": len(review.held_back),
     }
     for t in totals:
         metadata[f"customers_overdue_{t.currency}"] = t.customers_overdue
         for name, cents in t.cents.items():
             metadata[f"{name}_{t.currency}"] = cents
     context.log.info(f"ar_aging as of {as_of}: {row_count} rows")
-    return dg.MaterializeResult(metadata=metadata)
+    if review.held_back:
+        context.log.warning(
+            f"{review.total} ledger row(s) cannot be right; {len(review.held_back)} customer(s) "
+            "held back from today's proposals (check ledger_sane)"
+        )
+    return dg.Output(review, metadata=metadata)
+
+
+def review_for(
+    context: dg.AssetExecutionContext,
+    connection: Any,
+    review: ledger_sanity.LedgerReview,
+    as_of: dt.date,
+) -> ledger_sanity.LedgerReview:
+    """The ledger review ``ar_aging`` handed on, when it is of ``as_of``; otherwise (a step run
+    on its own for another date) a fresh one."""
+    if review.as_of == as_of:
+        return review
+    context.log.info(f"the stored ledger review is of {review.as_of}; reviewing {as_of} afresh")
+    return ledger_sanity.review_ledger(connection, as_of)
 
 
 ar_aging = build_ar_aging()
@@ -194,17 +225,22 @@ def prior_actions(context: dg.AssetExecutionContext, ar_db: ArDatabase) -> dg.Ma
     kinds=KINDS,
     owners=OWNERS,
     retry_policy=DB_RETRY,
-    deps=[ar_aging, prior_actions],
+    deps=[prior_actions],
+    ins={"review": dg.AssetIn("ar_aging")},
     metadata={
         "dagster/column_schema": table_schema(tier_assignments_table),
         "dagster/table_name": "tier_assignments",
     },
 )
 def tier_assignments(
-    context: dg.AssetExecutionContext, config: TieringConfig, ar_db: ArDatabase
+    context: dg.AssetExecutionContext,
+    config: TieringConfig,
+    ar_db: ArDatabase,
+    review: ledger_sanity.LedgerReview,
 ) -> dg.Output[tiering.TieringPlan]:
     """Which customers need a dunning step and at which tier, one row per customer with a
-    dunnable amount > 0; the rules are in ``ar_pipeline.tiering``."""
+    dunnable amount > 0; the rules are in ``ar_pipeline.tiering``. Customers held back by the
+    ledger check get no row."""
     try:
         threshold_days, tiers = config.resolve()
     except tiering.TierConfigError as error:
@@ -214,8 +250,9 @@ def tier_assignments(
         ) from error
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
+        held_back = review_for(context, connection, review, as_of).held_back
         counts = tiering.write_tier_assignments(
-            connection, as_of, tiers, threshold_days, ar_db.zone
+            connection, as_of, tiers, threshold_days, ar_db.zone, held_back=held_back
         )
     analyze(ar_db.engine, [tier_assignments_table])
     metadata: dict[str, Any] = {
@@ -227,6 +264,7 @@ def tier_assignments(
         metadata[f"proposed_tier_{tier.tier}_{tier.name}"] = counts.get(f"tier_{tier.tier}", 0)
     for reason in SKIP_REASONS:
         metadata[f"skipped_{reason}"] = counts.get(reason, 0)
+    metadata["held_back_ledger_suspect"] = len(held_back)
     # the validated tiers travel to proposed_actions, so both use the same definitions
     return dg.Output(tiering.TieringPlan(threshold_days, tiers), metadata=metadata)
 
@@ -236,21 +274,25 @@ def tier_assignments(
     kinds=KINDS,
     owners=OWNERS,
     retry_policy=DB_RETRY,
-    deps=[ar_aging],
-    ins={"plan": dg.AssetIn("tier_assignments")},
+    ins={"plan": dg.AssetIn("tier_assignments"), "review": dg.AssetIn("ar_aging")},
     metadata={
         "dagster/column_schema": table_schema(proposed_actions_table),
         "dagster/table_name": "proposed_actions",
     },
 )
 def proposed_actions(
-    context: dg.AssetExecutionContext, plan: tiering.TieringPlan, ar_db: ArDatabase
+    context: dg.AssetExecutionContext,
+    plan: tiering.TieringPlan,
+    review: ledger_sanity.LedgerReview,
+    ar_db: ArDatabase,
 ) -> dg.MaterializeResult:
     """Drafts for a human approver: one envelope per run, a letter per customer needing a step,
-    service holds, and e-mails on the sales rep's behalf. Nothing is sent here; the rules are in
+    service holds, and e-mails on the sales rep's behalf; nothing for a customer held back by
+    the ledger check (the envelope lists it). Nothing is sent here; the rules are in
     ``ar_pipeline.proposals``."""
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
+        held_back = review_for(context, connection, review, as_of).held_back
         result = proposals.stage_proposals(
             connection,
             as_of=as_of,
@@ -259,6 +301,7 @@ def proposed_actions(
             threshold_days=plan.threshold_days,
             hold_policy=ar_db.hold_policy,
             now=dt.datetime.now(dt.UTC),
+            held_back=held_back,
         )
     metadata: dict[str, Any] = {
         "as_of": as_of.isoformat(),
@@ -266,6 +309,7 @@ def proposed_actions(
         "already_staged": result.already_staged,
         "superseded_older": result.superseded,
         "cannot_contact": sum(result.cannot_contact.values()),
+        "held_back": result.held_back,
     }
     for key in ("customer_program", "email_to_customer"):
         metadata[f"staged_{key}"] = result.staged.get(key, 0)

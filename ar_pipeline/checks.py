@@ -1,5 +1,6 @@
 """Asset checks. ``aging_data_fresh`` reads the ledger's own sync log (DESIGN.md section 8:
 Dagster's FreshnessPolicy only sees Dagster materializations, not the source's syncs).
+``ledger_sane`` names the ledger rows that cannot be right (``ar_pipeline.ledger_sanity``).
 ``actions_staged`` verifies that what was staged is what the tiering called for."""
 
 import datetime as dt
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from ar_pipeline.assets import DB_RETRY, ar_aging, proposed_actions
 from ar_pipeline.ledger_generator import HOT_SYNC_TYPE
+from ar_pipeline.ledger_sanity import AMOUNT_BOUND_CENTS, LISTED, REASONS, LedgerReview
 from ar_pipeline.proposals import verify_staging
 from ar_pipeline.resources import ArDatabase, run_as_of
 from ar_pipeline.schema import sync_log, workflow_verify_results
@@ -66,6 +68,50 @@ def aging_data_fresh(ar_db: ArDatabase) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.WARN,
         description=result.description,
         metadata=metadata,
+    )
+
+
+def findings_markdown(review: LedgerReview) -> str:
+    """The first findings as a table: customer, row, reason, what is wrong."""
+    lines = ["| customer | row | reason | what is wrong |", "|---|---|---|---|"]
+    for f in review.listed:
+        lines.append(
+            f"| {f.customer_name} ({f.customer_id}) | {f.row_kind} {f.row_id} | {f.reason} "
+            f"| {f.describe()} |"
+        )
+    if review.total > len(review.listed):
+        lines.append(f"| ... | | | and {review.total - len(review.listed)} more |")
+    return "\n".join(lines)
+
+
+@dg.asset_check(asset=ar_aging, blocking=False, retry_policy=DB_RETRY)
+def ledger_sane(ar_aging: LedgerReview) -> dg.AssetCheckResult:
+    """ERROR when a ledger row cannot be right as of the run date: a reversal beyond what was
+    paid on its invoice, an invoice with more open than its amount, a payment or credit note
+    naming an invoice of another currency or customer, an amount beyond +/- 10^13 minor units
+    (the rules: ``ar_pipeline.ledger_sanity``). Names each row; its customers are held back
+    from the day's proposals (no letter, e-mail or hold; listed in the envelope) while everyone
+    else is staged as usual, so the check does not block the run."""
+    review = ar_aging  # the output of ar_aging: its review of the day's ledger
+    held = sorted(review.held_back)
+    return dg.AssetCheckResult(
+        passed=review.total == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "no ledger row that cannot be right"
+            if review.total == 0
+            else f"{review.total} ledger row(s) cannot be right; {len(held)} customer(s) held "
+            f"back from the day's proposals: {', '.join(held[:LISTED])}"
+            + (" ..." if len(held) > LISTED else "")
+        ),
+        metadata={
+            "as_of": review.as_of.isoformat(),
+            "rows_named": review.total,
+            "customers_held_back": len(held),
+            **{f"rows_{reason}": review.counts.get(reason, 0) for reason in REASONS},
+            "amount_bound_minor_units": AMOUNT_BOUND_CENTS,
+            "findings": dg.MetadataValue.md(findings_markdown(review) if review.total else "-"),
+        },
     )
 
 

@@ -370,7 +370,6 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         "cooldown": "waiting out the cooldown",
         "already_at_tier": "already at their tier",
         "in_flight": "step approved, not yet sent",
-        "ledger_suspect": "ledger rows to check first",
     }
     for reason, label in skip_labels.items():
         print(f"  Skipped: {label:<28} {outcomes.get(reason, 0):>6} customers")

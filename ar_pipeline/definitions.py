@@ -11,7 +11,7 @@ from ar_pipeline.assets import (
     proposed_actions,
     tier_assignments,
 )
-from ar_pipeline.checks import actions_staged, aging_data_fresh
+from ar_pipeline.checks import actions_staged, aging_data_fresh, ledger_sane
 from ar_pipeline.jobs import (
     apply_approved_actions,
     ar_aging_daily,
@@ -57,7 +57,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             summary,
             *source_assets,
         ],  # fmt: skip
-        asset_checks=[aging_data_fresh, actions_staged, *source_checks],
+        asset_checks=[aging_data_fresh, ledger_sane, actions_staged, *source_checks],
         jobs=[ar_aging_daily, apply_job, summary_job],
         schedules=[build_daily_schedule(settings.timezone_name)],
         sensors=[approved_actions_sensor, *build_run_status_sensors(summary_job, partitions)],

@@ -12,6 +12,11 @@ For a run as of D, in one transaction:
   involve the rep, when the customer has a rep.
 
 A customer without a billing email gets no draft; the envelope lists it under ``cannot_contact``.
+A customer **held back** by the ledger check (``ar_pipeline.ledger_sanity``: a row of its ledger
+cannot be right) gets nothing that day, neither letter, nor e-mail, nor hold; its proposals that
+are still ``proposed`` (of this day or earlier ones) are superseded, and the envelope lists it
+under ``held_back`` with the reasons.
+
 Every row starts ``proposed``. Idempotency keys make a rerun of the same day stage nothing twice,
 and a newer proposal for the same customer and action type supersedes an older one that is still
 ``proposed``, so nobody approves a stale draft.
@@ -20,7 +25,7 @@ and a newer proposal for the same customer and action type supersedes an older o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -35,12 +40,14 @@ from ar_pipeline.drafts import (
     draft_letter,
     totals_by_currency,
 )
+from ar_pipeline.ledger_sanity import HeldBack
 from ar_pipeline.schema import ar_aging, customers, proposed_actions, tier_assignments
 from ar_pipeline.tiering import TierDefinition, to_minor_units
 
 WORKFLOW_TYPE = "ar_aging_action_plan"
 CHILD_TYPES = ("collection_action", "customer_program", "email_to_customer")
 CANNOT_CONTACT_LISTED = 500  # the envelope lists this many by name, and counts all
+HELD_BACK_LISTED = 500  # the same for customers held back by the ledger check
 
 
 def envelope_key(as_of: dt.date) -> str:
@@ -65,6 +72,7 @@ class StagingResult:
     already_staged: int = 0
     superseded: int = 0
     cannot_contact: dict[int, int] = field(default_factory=dict)  # by tier
+    held_back: int = 0  # customers held back by the ledger check
 
     def count(self, key: str) -> None:
         self.staged[key] = self.staged.get(key, 0) + 1
@@ -159,10 +167,25 @@ def _credits(connection: sa.Connection, as_of: dt.date) -> dict[str, dict[str, i
 
 
 def hold_candidates(
-    connection: sa.Connection, as_of: dt.date, policy: HoldPolicy
+    connection: sa.Connection,
+    as_of: dt.date,
+    policy: HoldPolicy,
+    held_back: Iterable[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     """Customers not on hold with, in some currency, more than ``policy.min_days_overdue`` days
-    overdue and more than ``policy.min_open`` open, with the qualifying currencies."""
+    overdue and more than ``policy.min_open`` open, with the qualifying currencies; never a
+    customer in ``held_back`` (the ledger check found a row of its ledger that cannot be
+    right), nor one whose hold is already approved and not yet set (in flight)."""
+    excluded = set(held_back)
+    hold_in_flight = (
+        sa.select(proposed_actions.c.action_id)
+        .where(
+            proposed_actions.c.customer_id == ar_aging.c.customer_id,
+            proposed_actions.c.action_type == "customer_program",
+            proposed_actions.c.status.in_(("approved", "applying")),
+        )
+        .exists()
+    )
     rows = connection.execute(
         sa.select(
             ar_aging.c.customer_id,
@@ -175,11 +198,14 @@ def hold_candidates(
             ar_aging.c.as_of == as_of,
             ar_aging.c.max_days_overdue > policy.min_days_overdue,
             customers.c.service_hold.is_(False),
+            ~hold_in_flight,
         )
         .order_by(ar_aging.c.customer_id, ar_aging.c.currency)
     )
     holds: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
+        if row.customer_id in excluded:
+            continue
         if row.total_open_cents > to_minor_units(policy.min_open, row.currency):
             holds.setdefault(row.customer_id, []).append(
                 {
@@ -278,6 +304,40 @@ def supersede_older(connection: sa.Connection, as_of: dt.date, run_id: str) -> i
     return children + envelopes
 
 
+HELD_BACK_KEY_SUFFIX = ":held_back:"
+
+
+def supersede_held_back(
+    connection: sa.Connection, as_of: dt.date, customer_ids: Iterable[str], batch_size: int = 500
+) -> int:
+    """Mark superseded the still-``proposed`` proposals (as of ``as_of`` or earlier) of customers
+    held back by the ledger check, so that nobody approves them. Their idempotency key gets
+    ``:held_back:<action_id>`` appended: a rerun of the day after the ledger is put right stages
+    that customer afresh. Decided proposals are left alone."""
+    pa = proposed_actions.c
+    ids = sorted(set(customer_ids))
+    reason = f"held back on {as_of}: a row of the customer's ledger cannot be right (ledger_sane)"
+    count = 0
+    for start in range(0, len(ids), batch_size):
+        count += connection.execute(
+            proposed_actions.update()
+            .where(
+                pa.status == "proposed",
+                pa.as_of <= as_of,
+                pa.action_type.in_(CHILD_TYPES),
+                pa.customer_id.in_(ids[start : start + batch_size]),
+            )
+            .values(
+                status="superseded",
+                superseded_reason=reason,
+                idempotency_key=pa.idempotency_key
+                + HELD_BACK_KEY_SUFFIX
+                + sa.cast(pa.action_id, sa.Text),
+            )
+        ).rowcount
+    return count
+
+
 def stage_proposals(
     connection: sa.Connection,
     *,
@@ -288,11 +348,15 @@ def stage_proposals(
     hold_policy: HoldPolicy,
     now: dt.datetime,
     batch_size: int = 1000,
+    held_back: Mapping[str, HeldBack] | None = None,
 ) -> StagingResult:
-    """Stage the day's proposals inside the caller's transaction (see the module docstring)."""
+    """Stage the day's proposals inside the caller's transaction (see the module docstring).
+    ``held_back``: the customers the ledger check holds back, by id."""
+    held_back = held_back or {}
     by_tier = {t.tier: t for t in tiers}
     envelope_id = _ensure_envelope(connection, as_of, run_id, now)
-    result = StagingResult(envelope_id=envelope_id)
+    result = StagingResult(envelope_id=envelope_id, held_back=len(held_back))
+    held_back_superseded = supersede_held_back(connection, as_of, held_back)
     known = set(
         connection.execute(
             sa.select(proposed_actions.c.idempotency_key).where(proposed_actions.c.as_of == as_of)
@@ -313,6 +377,8 @@ def stage_proposals(
 
     batch: list[dict[str, Any]] = []
     for candidate in _candidates(connection, as_of, threshold_days, batch_size):
+        if candidate.customer_id in held_back:  # tier_assignments left it out already
+            continue
         tier = by_tier[candidate.tier]
         if not candidate.billing_email:
             result.cannot_contact[tier.tier] = result.cannot_contact.get(tier.tier, 0) + 1
@@ -368,7 +434,7 @@ def stage_proposals(
             batch = []
     _insert_new(connection, batch, known, result)
 
-    holds = hold_candidates(connection, as_of, hold_policy)
+    holds = hold_candidates(connection, as_of, hold_policy, held_back)
     hold_rows = [
         row(
             "customer_program",
@@ -382,8 +448,10 @@ def stage_proposals(
     for start in range(0, len(hold_rows), batch_size):
         _insert_new(connection, hold_rows[start : start + batch_size], known, result)
 
-    result.superseded = supersede_older(connection, as_of, run_id)
-    _update_envelope(connection, envelope_id, as_of, run_id, result, cannot_contact, no_sales_rep)
+    result.superseded = held_back_superseded + supersede_older(connection, as_of, run_id)
+    _update_envelope(
+        connection, envelope_id, as_of, run_id, result, cannot_contact, no_sales_rep, held_back
+    )
     return result
 
 
@@ -409,8 +477,10 @@ def _update_envelope(
     result: StagingResult,
     cannot_contact: list[dict[str, Any]],
     no_sales_rep: list[str],
+    held_back: Mapping[str, HeldBack],
 ) -> None:
-    """Counts of everything staged as of ``as_of`` (this run and earlier reruns of the day)."""
+    """Counts of everything staged as of ``as_of`` (this run and earlier reruns of the day),
+    who cannot be contacted, and who is held back by the ledger check (this run's view)."""
     counts = connection.execute(
         sa.select(
             proposed_actions.c.action_type,
@@ -439,6 +509,15 @@ def _update_envelope(
             "customers": cannot_contact,
         },
         "no_sales_rep": no_sales_rep[:CANNOT_CONTACT_LISTED],
+        "held_back": {
+            "heading": "Held back: a row of the customer's ledger cannot be right "
+            "(check ledger_sane); no letter, e-mail or hold until it is put right",
+            "count": len(held_back),
+            "customers": [
+                held_back[customer_id].as_payload()
+                for customer_id in sorted(held_back)[:HELD_BACK_LISTED]
+            ],
+        },
     }
     connection.execute(
         proposed_actions.update()
@@ -461,8 +540,13 @@ class StagingVerification:
 def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerification:
     """Compare what ``tier_assignments`` called for as of ``as_of`` (customers per proposed
     tier) with what is staged: a live ``collection_action`` of that customer and tier, or the
-    customer counted under "cannot contact" in the envelope. Staged letters that nothing called
-    for are ``unexpected``."""
+    customer counted under "cannot contact" in the envelope.
+
+    ``unexpected`` counts the letters of the day still ``proposed`` that nothing called for.
+    A letter of the day that was already decided (approved, applying, applied, failed,
+    rejected) is a record of an earlier run of the day, not something this run staged: a rerun
+    after decisions no longer calls for it (the customer is now at that tier, or its letter is
+    still on its way) and that is right."""
     ta, pa = tier_assignments.c, proposed_actions.c
     letter = proposed_actions.alias("letter")
     matched = (
@@ -510,7 +594,7 @@ def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerifica
         sa.select(sa.func.count()).where(
             pa.as_of == as_of,
             pa.action_type == "collection_action",
-            pa.status != "superseded",
+            pa.status == "proposed",
             ~assigned,
         )
     ).scalar_one()

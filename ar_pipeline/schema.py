@@ -161,7 +161,6 @@ SKIP_REASONS = (
     "cooldown",
     "already_at_tier",
     "in_flight",  # a step approved and not yet confirmed sent is the customer's current step
-    "ledger_suspect",  # a ledger row of the customer cannot be right (ledger sanity check)
 )
 
 tier_assignments = sa.Table(

@@ -19,12 +19,14 @@ The rules, for a customer as of date D with a dunnable amount > 0 in some curren
   (the next step would not go beyond the last applied tier); ``cooldown`` (fewer than the last
   applied tier's ``cooldown_days`` since it was applied).
 * **One step at a time.** proposed tier = min(target tier, last applied tier + 1).
+* **Held back.** A customer that the ledger check holds back (``ar_pipeline.ledger_sanity``)
+  gets no decision and no row that day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -419,8 +421,11 @@ def decide_tiers(
     threshold_days: int,
     timezone: ZoneInfo,
     batch_size: int = 5000,
+    held_back: Collection[str] = frozenset(),
 ) -> Iterable[TierDecision]:
-    """Stream a decision for every customer with a dunnable amount > 0 as of ``as_of``.
+    """Stream a decision for every customer with a dunnable amount > 0 as of ``as_of``, except
+    the customers in ``held_back`` (the ledger check found a row of their ledger that cannot be
+    right, ``ar_pipeline.ledger_sanity``): they get no decision and so no row.
 
     Reads the ``prior_actions`` snapshot of ``as_of``, so write that first. The SQL result is
     streamed in batches, so memory stays flat however many customers there are.
@@ -464,6 +469,8 @@ def decide_tiers(
         return assign_tier(position, last, tiers, as_of, threshold_days)
 
     for row in result:
+        if row.customer_id in held_back:
+            continue
         if row.customer_id != current_id and rows:
             decision = decision_for(rows)
             if decision is not None:
@@ -484,9 +491,11 @@ def write_tier_assignments(
     threshold_days: int,
     timezone: ZoneInfo,
     batch_size: int = 5000,
+    held_back: Collection[str] = frozenset(),
 ) -> dict[str, int]:
     """Replace the ``tier_assignments`` rows of ``as_of``; returns counts by outcome
-    (``tier_<n>`` for proposed tiers, skip reasons otherwise)."""
+    (``tier_<n>`` for proposed tiers, skip reasons otherwise). Customers in ``held_back`` get
+    no row (see :func:`decide_tiers`)."""
     from ar_pipeline.database import bulk_insert
     from ar_pipeline.schema import tier_assignments
 
@@ -496,7 +505,10 @@ def write_tier_assignments(
     ]  # fmt: skip
     counts: dict[str, int] = {}
     batch: list[tuple[Any, ...]] = []
-    for d in decide_tiers(connection, as_of, tiers, threshold_days, timezone, batch_size):
+    decisions = decide_tiers(
+        connection, as_of, tiers, threshold_days, timezone, batch_size, held_back
+    )
+    for d in decisions:
         key = f"tier_{d.proposed_tier}" if d.proposed_tier else str(d.skip_reason)
         counts[key] = counts.get(key, 0) + 1
         batch.append(

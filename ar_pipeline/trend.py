@@ -31,6 +31,7 @@ from sqlalchemy.sql import FromClause, Select
 from ar_pipeline.aging import aging_by_customer, as_of_range
 from ar_pipeline.database import bulk_insert
 from ar_pipeline.kpis import MonthSales, compute_kpis, month_before, sales_periods
+from ar_pipeline.ledger_sanity import within_bound
 from ar_pipeline.schema import (
     AGING_MONEY,
     SUMMARY_TIERS,
@@ -112,7 +113,8 @@ def daily_totals(dates: FromClause, tiers: Sequence[TierDefinition] = DEFAULT_TI
 def _daily_sales(
     connection: sa.Connection, after: dt.date, through: dt.date
 ) -> dict[str, dict[dt.date, int]]:
-    """Credit sales (issued invoices) per currency and issue date in (after, through]."""
+    """Credit sales (issued invoices) per currency and issue date in (after, through]; an
+    amount beyond the ledger bound is left out, as the aging leaves it out."""
     query = (
         sa.select(invoices.c.currency, invoices.c.issue_date, sa.func.sum(invoices.c.amount_cents))
         .where(
@@ -120,6 +122,7 @@ def _daily_sales(
             invoices.c.status == "issued",
             invoices.c.issue_date > after,
             invoices.c.issue_date <= through,
+            within_bound(invoices.c.amount_cents),
         )
         .group_by(invoices.c.currency, invoices.c.issue_date)
     )

@@ -46,8 +46,9 @@ def test_daily_job_writes_aging_and_tiers(engine, database_url, tmp_path):
     assert "Alpha GmbH (A)" in metadata["ar_aging"]["largest_overdue"]
     assert metadata["tier_assignments"]["proposed_tier_1_reminder"] == 1
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert set(checks) == {"aging_data_fresh", "actions_staged"}
+    assert set(checks) == {"aging_data_fresh", "ledger_sane", "actions_staged"}
     assert checks["actions_staged"].passed
+    assert checks["ledger_sane"].passed  # the reference ledger has no row that cannot be right
     evaluation = checks["aging_data_fresh"]
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.WARN

@@ -56,9 +56,10 @@ def test_jobs_run_in_process_with_db_retries():
 
 def test_checks_never_block():
     check_keys = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
-    assert check_keys == {"aging_data_fresh", "actions_staged"}
+    assert check_keys == {"aging_data_fresh", "ledger_sane", "actions_staged"}
     specs = {spec.name: spec for checks_def in defs.asset_checks for spec in checks_def.check_specs}
     assert specs["aging_data_fresh"].asset_key == dg.AssetKey("ar_aging")
+    assert specs["ledger_sane"].asset_key == dg.AssetKey("ar_aging")
     assert specs["actions_staged"].asset_key == dg.AssetKey("proposed_actions")
     assert not any(spec.blocking for spec in specs.values())
 

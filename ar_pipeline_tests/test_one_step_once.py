@@ -66,6 +66,8 @@ def test_approved_today_is_not_proposed_again_tomorrow_and_goes_out_once(
         if r["action_type"] in ("collection_action", "email_to_customer")
     ]  # fmt: skip
     assert letters_next_day == []
+    # Heavy's hold is approved and not yet set: not proposed again either
+    assert actions(engine, as_of=NEXT_DAY, action_type="customer_program") == []
     with engine.begin() as connection:
         approve(connection, next_ids, "alice", {"alice"}, NEXT_APPROVED_AT)
 

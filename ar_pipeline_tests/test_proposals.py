@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.proposals import verify_staging
 from ar_pipeline.runs import run_daily_job
-from ar_pipeline.schema import proposed_actions
+from ar_pipeline.schema import proposed_actions, tier_assignments
 from ar_pipeline.settings import load_settings
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 
@@ -134,3 +134,67 @@ def test_decided_proposals_are_not_superseded(engine, database_url, tmp_path):
     run_job(database_url, tmp_path, as_of=dt.date(2026, 4, 1))
     old = {r["action_id"]: r["status"] for r in actions(engine, as_of=AS_OF)}
     assert old[h_letter["action_id"]] == "approved"
+
+
+def test_rerun_after_decisions_counts_decided_letters_as_a_record(engine, database_url, tmp_path):
+    """The day's letters: A tier 3, D tier 1, H tier 1 (B cannot be contacted). H's letter is
+    approved and A's goes out at 10:00 UTC; the day is rerun.
+      A: tier 3 applied today; target 4, but tier 3's cooldown (10 days) has not passed ->
+         skipped, nothing called for. Its applied letter is a record of the morning, not an
+         unexpected letter.
+      H: approved, not yet applied: still called for at tier 1, met by its approved letter.
+    Expected {tier_1: 3} (B, D, H), staged the same, nothing unexpected. A letter still
+    proposed that nothing calls for is unexpected, as before."""
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path)
+    letters = {
+        r["customer_id"]: r["action_id"] for r in actions(engine, action_type="collection_action")
+    }
+    pa = proposed_actions.c
+    applied_at = dt.datetime(2026, 3, 31, 10, 0, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            proposed_actions.update()
+            .where(pa.action_id == letters["H"])
+            .values(status="approved", decided_by="alice", decided_at=applied_at)
+        )
+        connection.execute(
+            proposed_actions.update()
+            .where(pa.action_id == letters["A"])
+            .values(status="applied", decided_by="alice", decided_at=applied_at,
+                    applied_at=applied_at)
+        )  # fmt: skip
+
+    result = run_job(database_url, tmp_path)
+    (evaluation,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "actions_staged"
+    ]
+    assert evaluation.passed, evaluation.description
+    with engine.connect() as connection:
+        check = verify_staging(connection, AS_OF)
+    assert (check.expected, check.observed, check.unexpected) == ({"tier_1": 3}, {"tier_1": 3}, 0)
+
+    # a tiering that no longer calls for H (its approved letter is on its way) is also right
+    with engine.begin() as connection:
+        connection.execute(
+            tier_assignments.delete().where(
+                tier_assignments.c.as_of == AS_OF, tier_assignments.c.customer_id == "H"
+            )
+        )
+    with engine.connect() as connection:
+        check = verify_staging(connection, AS_OF)
+    assert (check.expected, check.observed, check.unexpected) == ({"tier_1": 2}, {"tier_1": 2}, 0)
+
+    # a still-proposed letter that nothing called for is unexpected
+    with engine.begin() as connection:
+        connection.execute(
+            proposed_actions.insert().values(
+                idempotency_key="collection_action:2026-03-31:A:tier4", as_of=AS_OF,
+                action_type="collection_action", customer_id="A", tier=4, status="proposed",
+                proposed_at=applied_at, payload_json={},
+            )
+        )  # fmt: skip
+    with engine.connect() as connection:
+        check = verify_staging(connection, AS_OF)
+    assert check.unexpected == 1 and not check.passed

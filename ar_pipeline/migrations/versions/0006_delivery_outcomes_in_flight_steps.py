@@ -17,7 +17,7 @@ depends_on = None
 OLD_STATUSES = ("proposed", "approved", "rejected", "superseded", "applying", "applied", "failed")
 NEW_STATUSES = (*OLD_STATUSES, "unconfirmed")
 OLD_SKIP_REASONS = ("below_minimum", "paused", "cooldown", "already_at_tier")
-NEW_SKIP_REASONS = (*OLD_SKIP_REASONS, "in_flight", "ledger_suspect")
+NEW_SKIP_REASONS = (*OLD_SKIP_REASONS, "in_flight")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -53,9 +53,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("UPDATE proposed_actions SET status = 'applying' WHERE status = 'unconfirmed'")
-    op.execute(
-        "DELETE FROM tier_assignments WHERE skip_reason IN ('in_flight', 'ledger_suspect')"
-    )
+    op.execute("DELETE FROM tier_assignments WHERE skip_reason = 'in_flight'")
     with op.batch_alter_table('tier_assignments', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_tier_assignments_skip_reason'), type_='check')
         batch_op.create_check_constraint(
