@@ -306,6 +306,7 @@ def _step_errors(result: Any) -> list[str]:
 
 CHECK_LABELS = {
     "aging_data_fresh": "Payment data freshness",
+    "ledger_sane": "Ledger rows that cannot be right",
     "actions_staged": "Staging verified",
     "service_periods_replenished": "Service periods replenished",
     "service_periods_continuous": "Service period continuity",
@@ -451,6 +452,12 @@ def print_staged(settings: Settings, as_of: dt.date) -> None:
     cannot_count = sum(cannot.get("count_by_tier", {}).values())
     if cannot_count:
         print(f"  Cannot contact (no billing e-mail): {cannot_count} customers")
+    held_back = (envelope.payload_json or {}).get("held_back", {})
+    if held_back.get("count"):
+        print(f"  Held back (a ledger row cannot be right; fix it first): {held_back['count']} "
+              "customers")  # fmt: skip
+        for customer in held_back.get("customers", [])[:5]:
+            print(f"    {customer['customer_name']}: {customer['reason'][:100]}")
     who = next(iter(sorted(settings.approvers)), "YOUR_NAME")
     note = "" if settings.approvers else "  (set AR_APPROVERS=YOUR_NAME first)"
     prog = _program()

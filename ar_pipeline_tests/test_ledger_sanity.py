@@ -446,3 +446,20 @@ def test_an_approved_letter_is_not_sent_once_its_ledger_cannot_be_right(
         "invoice of 30,000.00 EUR; aged as 30,000.00 EUR open"
     )
     assert smtp_server.handler.messages == []
+
+
+def test_the_page_lists_the_held_back_customers(engine, database_url, tmp_path):
+    from ar_pipeline_tests.ledger_builder import add_payment, build_dunning_ledger
+    from ar_pipeline_tests.test_proposals import run_job
+    from ar_pipeline_tests.web_client import make_client, sign_in
+
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+        add_payment(connection, "H-REV", "H", -5_000_000, "2026-03-30", "H1")
+    run_job(database_url, tmp_path, as_of=dt.date(2026, 3, 31))
+    client = make_client(engine)
+    sign_in(client, "alice")
+    page = client.get("/proposals").text
+    assert "cannot be right (check ledger_sane); no letter, e-mail or hold until it is put " \
+        "right: 1 customers" in page
+    assert "Heavy Industries (H): invoice H1: settlements net -50,000.00 EUR" in page
