@@ -422,23 +422,15 @@ def test_an_approved_letter_is_not_sent_once_its_ledger_cannot_be_right(
 ):
     """Approved before the bad row arrived: the apply job's last look supersedes it."""
     from ar_pipeline.apply import apply_actions
-    from ar_pipeline.approvals import approve
-    from ar_pipeline_tests.ledger_builder import add_payment, build_dunning_ledger
+    from ar_pipeline_tests.ledger_builder import add_payment
     from ar_pipeline_tests.test_apply import HOLDS, mailer_for, status_of
-    from ar_pipeline_tests.test_proposals import actions, run_job
+    from ar_pipeline_tests.test_one_step_once import DAY, approved_heavy_letter
 
-    day = dt.date(2026, 3, 31)
+    letter = approved_heavy_letter(engine, database_url, tmp_path)
     with engine.begin() as connection:
-        build_dunning_ledger(connection)
-    run_job(database_url, tmp_path, as_of=day)
-    (letter,) = [r["action_id"] for r in actions(engine, as_of=day, customer_id="H",
-                                                  action_type="collection_action")]  # fmt: skip
-    with engine.begin() as connection:
-        approve(connection, [letter], "alice", {"alice"}, dt.datetime(2026, 3, 31, 10, 0,
-                                                                     tzinfo=dt.UTC))
         add_payment(connection, "H-REV", "H", -5_000_000, "2026-03-31", "H1")
     (outcome,) = apply_actions(engine, mailer_for(smtp_server.port), [letter],
-                               approvers={"alice"}, as_of=day, hold_policy=HOLDS)  # fmt: skip
+                               approvers={"alice"}, as_of=DAY, hold_policy=HOLDS)  # fmt: skip
     assert outcome.outcome == "superseded"
     assert status_of(engine, letter)["superseded_reason"] == (
         "a row of the customer's ledger cannot be right as of 2026-03-31 (check ledger_sane): "

@@ -43,6 +43,25 @@ def skips(engine, as_of):
         )
 
 
+def approved_heavy_letter(engine, database_url, tmp_path, **then) -> int:
+    """Stage the ledger's proposals of DAY, approve Heavy's tier-1 letter, then set ``then``
+    on it (e.g. status); returns its id."""
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path, as_of=DAY)
+    (letter,) = [r["action_id"] for r in actions(engine, as_of=DAY, customer_id="H",
+                                                  action_type="collection_action")]  # fmt: skip
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, APPROVED_AT)
+        if then:
+            connection.execute(
+                proposed_actions.update()
+                .where(proposed_actions.c.action_id == letter)
+                .values(**then)
+            )
+    return letter
+
+
 def test_approved_today_is_not_proposed_again_tomorrow_and_goes_out_once(
     engine, database_url, tmp_path, smtp_server
 ):
@@ -91,18 +110,10 @@ def test_approved_today_is_not_proposed_again_tomorrow_and_goes_out_once(
 def test_a_retried_step_and_its_repeat_go_out_once(engine, database_url, tmp_path, smtp_server):
     """A letter that failed is not in flight, so the next morning proposes the step again. When
     an approver retries the failed one and approves the new one too, the customer gets one."""
-    with engine.begin() as connection:
-        build_dunning_ledger(connection)
-    run_job(database_url, tmp_path, as_of=DAY)
-    (first,) = [r["action_id"] for r in actions(engine, as_of=DAY, customer_id="H",
-                                                 action_type="collection_action")]  # fmt: skip
-    with engine.begin() as connection:
-        approve(connection, [first], "alice", {"alice"}, APPROVED_AT)
-        connection.execute(
-            proposed_actions.update()
-            .where(proposed_actions.c.action_id == first)
-            .values(status="failed", last_error="not accepted after 3 attempts: ...")
-        )
+    first = approved_heavy_letter(
+        engine, database_url, tmp_path, status="failed",
+        last_error="not accepted after 3 attempts: ...",
+    )  # fmt: skip
     run_job(database_url, tmp_path / "next", as_of=NEXT_DAY)
     (second,) = [r["action_id"] for r in actions(engine, as_of=NEXT_DAY, customer_id="H",
                                                   action_type="collection_action")]  # fmt: skip
@@ -120,18 +131,7 @@ def test_a_retried_step_and_its_repeat_go_out_once(engine, database_url, tmp_pat
 
 
 def test_an_unconfirmed_step_holds_back_its_repeat(engine, database_url, tmp_path, smtp_server):
-    with engine.begin() as connection:
-        build_dunning_ledger(connection)
-    run_job(database_url, tmp_path, as_of=DAY)
-    (first,) = [r["action_id"] for r in actions(engine, as_of=DAY, customer_id="H",
-                                                 action_type="collection_action")]  # fmt: skip
-    with engine.begin() as connection:
-        approve(connection, [first], "alice", {"alice"}, APPROVED_AT)
-        connection.execute(
-            proposed_actions.update()
-            .where(proposed_actions.c.action_id == first)
-            .values(status="unconfirmed")
-        )
+    approved_heavy_letter(engine, database_url, tmp_path, status="unconfirmed")
     run_job(database_url, tmp_path / "next", as_of=NEXT_DAY)
     assert skips(engine, NEXT_DAY)["H"] == "in_flight"
     assert actions(engine, as_of=NEXT_DAY, customer_id="H", action_type="collection_action") == []
