@@ -20,7 +20,6 @@ Expected outcomes, by how far the SMTP dialogue got (``ar_pipeline.mail``):
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -30,7 +29,8 @@ from ar_pipeline.mail import Mailer
 from ar_pipeline_tests.conftest import CollectingHandler, free_port
 from ar_pipeline_tests.test_apply import AS_OF, HOLDS, NOW, staged, status_of  # noqa: F401
 
-CLIENT_TIMEOUT = 0.5
+# Long enough for a loaded CI machine to connect and greet; the late server answers after 3x.
+CLIENT_TIMEOUT = 2.0
 
 
 class MisbehavingHandler(CollectingHandler):
@@ -72,7 +72,7 @@ class MisbehavingHandler(CollectingHandler):
         fault = self._fault("DATA")
         if fault == "late":  # queued at once, answered after the client gave up
             answer = await super().handle_DATA(server, session, envelope)
-            await asyncio.sleep(CLIENT_TIMEOUT * 4)
+            await asyncio.sleep(CLIENT_TIMEOUT * 3)
             return answer
         if fault == "drop":  # answers 250, then the connection is gone before QUIT
             answer = await super().handle_DATA(server, session, envelope)
@@ -136,8 +136,6 @@ def test_fault_matrix(case, staged, engine, misbehaving_server):  # noqa: F811
                              hold_policy=HOLDS, sleep=waits.append)  # fmt: skip
 
     (outcome,) = apply_once()
-    if status == "unconfirmed":
-        time.sleep(CLIENT_TIMEOUT * 5)  # let the late answer come and go
     assert outcome.outcome == status
     assert len(server.handler.messages) == messages
     assert server.handler.connections == connections
