@@ -10,8 +10,9 @@ For each action id, on its own:
    customer whose ledger now has a row that cannot be right (``ar_pipeline.ledger_sanity``)
    becomes ``superseded`` with the reason, and nothing is sent or set. So does a letter when the
    customer already has the same step or a higher one (same action type) that was sent since
-   this one was proposed, whose delivery is unconfirmed, or that an earlier action is sending
-   right now: a customer never receives the same step twice.
+   this one was proposed, whose delivery is unconfirmed, or that another run is sending right
+   now: a customer never receives the same step twice (two runs racing on two copies of a step
+   may both stand down; the next morning proposes it again).
 4. **Act**: send the mail or set the service hold (in the same transaction as the status change).
    The mail's outcome decides the status (``ar_pipeline.mail``): delivered -> ``applied``;
    refused with 5xx -> ``failed`` at once; not taken (4xx, connection trouble before the data
@@ -60,6 +61,10 @@ class ApplyOutcome:
 
 
 NEEDS_ATTENTION = ("failed", "unconfirmed")  # outcomes that make the apply run fail
+RESOLVE_HINT = (
+    "Not sent again automatically: find out whether it arrived, then "
+    "`ar-pipeline approvals resolve {0} --delivered` or `--send-again`"
+)
 
 
 def claim(engine: Engine, action_id: int, now: dt.datetime) -> bool:
@@ -166,10 +171,14 @@ def _ledger_suspects(
     }
 
 
-def already_stepped(connection: sa.Connection, action: sa.Row) -> str | None:
+def already_stepped(
+    connection: sa.Connection, action: sa.Row, batch: Collection[int] = ()
+) -> str | None:
     """Why the customer must not get this step, or None: another action of the same type and
     customer with this tier or a higher one was applied since this one was proposed, is
-    ``unconfirmed`` (it may have arrived), or is being applied by an earlier action id."""
+    ``unconfirmed`` (it may have arrived), or is ``applying`` in another run (being sent, or
+    stranded by a crash mid-send). Actions of this run's ``batch`` are taken one after the
+    other, so of two copies of a step in one batch the first goes and the second stands down."""
     pa = proposed_actions.c
     other = connection.execute(
         sa.select(pa.action_id, pa.status, pa.tier)
@@ -181,7 +190,7 @@ def already_stepped(connection: sa.Connection, action: sa.Row) -> str | None:
             sa.or_(
                 sa.and_(pa.status == "applied", pa.applied_at >= action.proposed_at),
                 pa.status == "unconfirmed",
-                sa.and_(pa.status == "applying", pa.action_id < action.action_id),
+                sa.and_(pa.status == "applying", pa.action_id.not_in(list(batch))),
             ),
         )
         .order_by(pa.action_id)
@@ -190,7 +199,7 @@ def already_stepped(connection: sa.Connection, action: sa.Row) -> str | None:
     if other is None:
         return None
     state = {"applied": "was sent", "unconfirmed": "may have been delivered (unconfirmed)",
-             "applying": "is being sent"}[other.status]  # fmt: skip
+             "applying": "is being sent (or was stranded mid-send)"}[other.status]  # fmt: skip
     return (
         f"the customer's tier {other.tier} step (action {other.action_id}) {state} since this "
         "one was proposed"
@@ -240,7 +249,8 @@ def apply_actions(
 
     for action in rows:
         outcomes.append(
-            _apply_one(engine, mailer, action, verdicts, approvers, retry_delays, sleep, clock)
+            _apply_one(engine, mailer, action, verdicts, approvers, retry_delays, sleep, clock,
+                       claimed)  # fmt: skip
         )
     return outcomes
 
@@ -254,13 +264,17 @@ def _apply_one(
     retry_delays: Sequence[float],
     sleep: Callable[[float], None],
     clock: Callable[[], dt.datetime],
+    batch: Collection[int],
 ) -> ApplyOutcome:
     action_id = action.action_id
 
-    def fail(error: str) -> ApplyOutcome:
+    def finish(status: str, error: str) -> ApplyOutcome:
         with engine.begin() as connection:
-            _finish(connection, action_id, "failed", last_error=error[:2000])
-        return ApplyOutcome(action_id, "failed", error)
+            _finish(connection, action_id, status, last_error=error[:2000])
+        return ApplyOutcome(action_id, status, error)
+
+    def fail(error: str) -> ApplyOutcome:
+        return finish("failed", error)
 
     if action.decided_by not in approvers:
         return fail(f"approved by {action.decided_by!r}, who is not in AR_APPROVERS")
@@ -269,7 +283,7 @@ def _apply_one(
     reason = verdicts.get(action_id)
     if not reason and action.action_type != "customer_program":
         with engine.connect() as connection:
-            reason = already_stepped(connection, action)
+            reason = already_stepped(connection, action, batch)
     if reason:
         with engine.begin() as connection:
             _finish(connection, action_id, "superseded", superseded_reason=reason)
@@ -322,18 +336,13 @@ def _apply_one(
         except PermanentDeliveryError as error:
             return fail(f"refused by the mail server, not retried: {error}")
         except UnknownDeliveryOutcome as error:
-            detail = (
-                f"{error}. Not sent again automatically: find out whether it arrived, then "
-                f"`ar-pipeline approvals resolve {action_id} --delivered` or `--send-again`"
-            )
-            with engine.begin() as connection:
-                _finish(connection, action_id, "unconfirmed", last_error=detail[:2000])
-            return ApplyOutcome(action_id, "unconfirmed", detail)
+            return finish("unconfirmed", f"{error}. {RESOLVE_HINT.format(action_id)}")
         except Exception as error:  # noqa: BLE001 - where it failed is unknown: never resend
-            detail = f"unexpected error while sending ({type(error).__name__}: {error})"
-            with engine.begin() as connection:
-                _finish(connection, action_id, "unconfirmed", last_error=detail[:2000])
-            return ApplyOutcome(action_id, "unconfirmed", detail)
+            return finish(
+                "unconfirmed",
+                f"unexpected error while sending ({type(error).__name__}: {error}). "
+                + RESOLVE_HINT.format(action_id),
+            )
         else:
             with engine.begin() as connection:
                 _finish(connection, action_id, "applied", applied_at=clock(), last_error=None,

@@ -136,3 +136,27 @@ def test_an_unconfirmed_step_holds_back_its_repeat(engine, database_url, tmp_pat
     assert skips(engine, NEXT_DAY)["H"] == "in_flight"
     assert actions(engine, as_of=NEXT_DAY, customer_id="H", action_type="collection_action") == []
     assert smtp_server.handler.messages == []
+
+
+def test_a_copy_being_sent_by_another_run_stands_down(engine, database_url, tmp_path, smtp_server):
+    """Two copies of the same step (an old failed one retried, and its repeat): while another
+    run holds the first in ``applying``, this run sends nothing for the second."""
+    first = approved_heavy_letter(engine, database_url, tmp_path, status="failed")
+    run_job(database_url, tmp_path / "next", as_of=NEXT_DAY)
+    (second,) = [r["action_id"] for r in actions(engine, as_of=NEXT_DAY, customer_id="H",
+                                                  action_type="collection_action")]  # fmt: skip
+    with engine.begin() as connection:
+        approve(connection, [second], "alice", {"alice"}, NEXT_APPROVED_AT)
+        connection.execute(
+            proposed_actions.update()
+            .where(proposed_actions.c.action_id == first)
+            .values(status="applying", claimed_at=NEXT_APPROVED_AT)
+        )
+    (outcome,) = apply_actions(engine, mailer_for(smtp_server.port), [second],
+                               approvers={"alice"}, as_of=NEXT_DAY, hold_policy=HOLDS)
+    assert outcome.outcome == "superseded"
+    assert status_of(engine, second)["superseded_reason"] == (
+        f"the customer's tier 1 step (action {first}) is being sent (or was stranded mid-send) "
+        "since this one was proposed"
+    )
+    assert smtp_server.handler.messages == []
