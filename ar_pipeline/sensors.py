@@ -22,6 +22,12 @@ from ar_pipeline.resources import AS_OF_TAG, ArDatabase
 from ar_pipeline.runs import record_dagster_run
 from ar_pipeline.schema import NEVER_APPLIED_TYPES, proposed_actions
 
+
+def utc_now() -> dt.datetime:
+    """The sensor's clock (one place, so tests can set it)."""
+    return dt.datetime.now(dt.UTC)
+
+
 BATCH_SIZE = 250
 STRANDED_AFTER = dt.timedelta(minutes=10)
 MAX_PER_TICK = 5000
@@ -65,7 +71,7 @@ def approved_actions_sensor(
     location's AR_APPROVERS first, so the page and the CLI refuse a decision the apply job
     would refuse (``ar_pipeline.approvals``)."""
     cursor = _parse_cursor(context.cursor)
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     with ar_db.engine.begin() as connection:
         if publish_approvers(connection, ar_db.approvers, "approved_actions_sensor", now):
             context.log.info(f"published AR_APPROVERS: {', '.join(sorted(ar_db.approvers))}")

@@ -18,6 +18,12 @@ from sqlalchemy.engine import Engine, make_url
 
 from ar_pipeline.database import get_engine, upgrade_database
 
+# The suite must not depend on the shell it runs in: settings a test needs, it sets itself.
+# (Cleared before any test module imports ar_pipeline.definitions, whose `defs` reads them.)
+for _name in [n for n in os.environ if n.startswith("AR_") and not n.startswith("AR_TEST_")]:
+    del os.environ[_name]
+os.environ.pop("DAGSTER_HOME", None)
+
 POSTGRES_SERVER_URL = os.environ.get(
     "AR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -4,8 +4,10 @@ and the run-status sensors' bookkeeping."""
 import datetime as dt
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
+from ar_pipeline import sensors
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.resources import ArDatabase
 from ar_pipeline.runs import run_daily_job
@@ -19,9 +21,15 @@ from ar_pipeline.schema import (
 from ar_pipeline.settings import load_settings
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 
-# Decisions a minute old: the sensor treats approvals older than ten minutes behind its cursor
-# as stranded, so these tests place them relative to the present.
-T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
+# Decisions a minute before the sensor's clock, which the tests set (the sensor treats
+# approvals older than ten minutes behind its cursor as stranded).
+T0 = dt.datetime(2026, 3, 31, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def sensor_clock(monkeypatch):
+    """The sensor's now: a minute after T0, whatever the wall clock says."""
+    monkeypatch.setattr(sensors, "utc_now", lambda: T0 + dt.timedelta(minutes=1))
 
 
 def _settings(database_url, tmp_path):
