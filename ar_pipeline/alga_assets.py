@@ -9,7 +9,18 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from ar_pipeline.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP, OWNERS, table_schema
+from ar_pipeline import ledger_sanity, tiering
+from ar_pipeline.assets import (
+    ACTIONS_GROUP,
+    ALGA_GROUP,
+    DB_RETRY,
+    GROUP,
+    OWNERS,
+    PROPOSED_ACTIONS_INS,
+    PROPOSED_ACTIONS_SPEC,
+    stage_day,
+    table_schema,
+)
 from ar_pipeline.database import analyze
 from ar_pipeline.jobs import APPLY_JOB, apply_approved
 from ar_pipeline.resources import AlgaPsa, ArDatabase, run_as_of
@@ -52,23 +63,86 @@ def _copy_ledger(
     return counts
 
 
-@dg.asset(group_name=GROUP, kinds=ALGA_KINDS, owners=OWNERS, retry_policy=DB_RETRY)
-def alga_ledger(
-    context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
-) -> dg.MaterializeResult:
-    """The Alga PSA tenant's clients, invoices and settlements mapped onto the ledger contract
-    (``sql/alga_psa/``) and copied, read-only, into the pipeline's ledger tables for the aging
-    (``ar_pipeline.sources.alga_psa``)."""
+ROWS_MAPPED = "alga_rows_mapped"
+
+
+def rows_mapped_result(counts: alga_psa.SyncCounts) -> dg.AssetCheckResult:
+    """WARN naming the Alga rows the copy skipped because the mapping cannot take them."""
+    lines = [f"- {row.describe()}" for row in counts.unmapped[:LISTED]]
+    more = counts.unmapped_total - len(lines)
+    if more > 0:
+        lines.append(f"- ... and {more} more")
+    names = [row.describe() for row in counts.unmapped[:LISTED]]
+    return dg.AssetCheckResult(
+        check_name=ROWS_MAPPED,
+        passed=counts.unmapped_total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "every Alga row the source reads was mapped"
+            if not counts.unmapped_total
+            else f"{counts.unmapped_total} Alga row(s) skipped, not mapped: "
+            + "; ".join(names[:5]) + (" ..." if counts.unmapped_total > 5 else "")
+        ),
+        metadata={
+            "skipped_rows": counts.unmapped_total,
+            "details": dg.MetadataValue.md("\n".join(lines) or "-"),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=ALGA_KINDS,
+    owners=OWNERS,
+    retry_policy=DB_RETRY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            ROWS_MAPPED,
+            asset="alga_ledger",
+            blocking=False,
+            description="WARN when Alga rows could not be mapped onto the ledger (a payment "
+            "of an invoice that is not finalized, a credit with no client, ...): they are "
+            "skipped, the copy goes on, and the check names each one.",
+        )
+    ],
+)
+def alga_ledger(context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa) -> Any:
+    """The Alga PSA tenant's clients, invoices and money movements mapped onto the ledger
+    contract (``sql/alga_psa/``) and copied, read-only, into the pipeline's ledger tables for
+    the aging (``ar_pipeline.sources.alga_psa``). Its value, for ``proposed_actions``: where
+    each customer's billing e-mail came from in Alga's recipient order."""
     counts = _copy_ledger(context, ar_db, alga)
-    return dg.MaterializeResult(
+    yield dg.Output(
+        counts.recipient_of,
         metadata={
             "tenant": alga.tenant,
             "customers": counts.customers,
             "invoices": counts.invoices,
             "payments": counts.payments,
+            "skipped_rows": counts.unmapped_total,
+            **{f"recipients_{source}": n for source, n in counts.recipient_sources},
             "dagster/row_count": counts.rows,
-        }
+        },
     )
+    yield rows_mapped_result(counts)
+
+
+@dg.asset(
+    name="proposed_actions",
+    ins={**PROPOSED_ACTIONS_INS, "recipients": dg.AssetIn("alga_ledger")},
+    **PROPOSED_ACTIONS_SPEC,
+)
+def proposed_actions_on_alga(
+    context: dg.AssetExecutionContext,
+    plan: tiering.TieringPlan,
+    review: ledger_sanity.LedgerReview,
+    recipients: dict[str, str],
+    ar_db: ArDatabase,
+) -> dg.MaterializeResult:
+    """``proposed_actions`` on the Alga PSA source: the same drafts, each letter saying which
+    of Alga's recipients its address is (``to_source``: billing_contact, billing_email,
+    billing_location or default_location)."""
+    return stage_day(context, plan, review, ar_db, recipient_sources=recipients)
 
 
 def _table_metadata(table: Any) -> dict[str, Any]:

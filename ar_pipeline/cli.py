@@ -311,6 +311,7 @@ CHECK_LABELS = {
     "service_periods_replenished": "Service periods replenished",
     "service_periods_continuous": "Service period continuity",
     "unapplied_credit_not_negative": "Credit on account (Alga PSA)",
+    "alga_rows_mapped": "Alga rows mapped",
 }
 
 
@@ -406,6 +407,53 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     )
 
 
+RECIPIENT_SOURCES = {
+    "billing_email": "billing e-mail",
+    "billing_contact": "Alga: billing contact",
+    "unknown": "source not known",
+}
+RECIPIENTS_LISTED = 20
+
+
+def recipient_label(source: str | None) -> str:
+    """Where a letter's address came from, in words (payload ``to_source``)."""
+    if source is None:
+        return RECIPIENT_SOURCES["billing_email"]
+    if source in RECIPIENT_SOURCES:
+        return RECIPIENT_SOURCES[source]
+    return "Alga: " + source.replace("_", " ")
+
+
+def print_recipients(settings: Settings, as_of: dt.date) -> None:
+    """Each letter staged for ``as_of`` still waiting for approval, with its address and where
+    the address came from."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.database import get_engine
+    from ar_pipeline.schema import proposed_actions as pa
+
+    with get_engine(settings.database_url).connect() as connection:
+        letters = connection.execute(
+            sa.select(pa.c.payload_json)
+            .where(
+                pa.c.as_of == as_of,
+                pa.c.action_type == "collection_action",
+                pa.c.status == "proposed",
+            )
+            .order_by(pa.c.action_id)
+            .limit(RECIPIENTS_LISTED + 1)
+        ).scalars().all()
+    if not letters:
+        return
+    print("  Letters go to:")
+    for payload in letters[:RECIPIENTS_LISTED]:
+        to = ", ".join(payload.get("to") or [])
+        label = recipient_label(payload.get("to_source"))
+        print(f"    {payload.get('customer_name', '')[:40]}: {to} ({label})")
+    if len(letters) > RECIPIENTS_LISTED:
+        print("    ... (`approvals list` shows them all)")
+
+
 def print_staged(settings: Settings, as_of: dt.date) -> None:
     """What waits for approval as of ``as_of``, and how to decide it."""
     import sqlalchemy as sa
@@ -448,6 +496,7 @@ def print_staged(settings: Settings, as_of: dt.date) -> None:
     if repairs:
         print(f"  {repairs:>6} service-period repair plans for Alga PSA (approving one records "
               "the decision; the pipeline changes nothing in Alga)")  # fmt: skip
+    print_recipients(settings, as_of)
     cannot = (envelope.payload_json or {}).get("cannot_contact", {})
     cannot_count = sum(cannot.get("count_by_tier", {}).values())
     if cannot_count:

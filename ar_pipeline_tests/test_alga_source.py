@@ -33,13 +33,7 @@ from ar_pipeline.schema import (
 )
 from ar_pipeline.sensors import approved_since
 from ar_pipeline.settings import SettingsError, load_settings
-from ar_pipeline.sources.alga_psa import AlgaSourceError, alga_engine, sync_ledger
-from ar_pipeline.sources.service_periods import (
-    CoveragePolicy,
-    stage_repair_plans,
-    write_service_period_health,
-)
-from ar_pipeline_tests.alga_fixture import (
+from ar_pipeline.sources.alga_fixture import (
     ACME,
     AS_OF,
     BETA,
@@ -47,6 +41,12 @@ from ar_pipeline_tests.alga_fixture import (
     TENANT,
     TIMEZONE,
     invoice_uuid,
+)
+from ar_pipeline.sources.alga_psa import AlgaSourceError, alga_engine, sync_ledger
+from ar_pipeline.sources.service_periods import (
+    CoveragePolicy,
+    stage_repair_plans,
+    write_service_period_health,
 )
 
 D = dt.date

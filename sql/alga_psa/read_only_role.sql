@@ -7,14 +7,26 @@
 CREATE ROLE ar_pipeline_reader LOGIN PASSWORD 'change-me';
 ALTER ROLE ar_pipeline_reader SET default_transaction_read_only = on;
 GRANT USAGE ON SCHEMA public TO ar_pipeline_reader;
-GRANT SELECT (tenant, client_id, client_name, billing_email, account_manager_id)
+GRANT SELECT (tenant, client_id, client_name, billing_email, billing_contact_id,
+              account_manager_id)
     ON clients TO ar_pipeline_reader;
+GRANT SELECT (tenant, contact_name_id, client_id, email, is_inactive)
+    ON contacts TO ar_pipeline_reader;
+GRANT SELECT (tenant, location_id, client_id, email, is_billing_address, is_default, is_active,
+              created_at)
+    ON client_locations TO ar_pipeline_reader;
 GRANT SELECT (tenant, user_id, email) ON users TO ar_pipeline_reader;
 GRANT SELECT (tenant, invoice_id, client_id, invoice_number, invoice_date, due_date,
-              total_amount, credit_applied, currency_code, status, invoice_type)
+              total_amount, credit_applied, currency_code, status, invoice_type, finalized_at,
+              is_prepayment)
     ON invoices TO ar_pipeline_reader;
-GRANT SELECT (tenant, payment_id, invoice_id, amount, payment_date, status)
+GRANT SELECT (tenant, payment_id, invoice_id, amount, payment_date, created_at, status)
     ON invoice_payments TO ar_pipeline_reader;
+GRANT SELECT (tenant, credit_id, client_id, amount, remaining_amount, created_at, updated_at,
+              expiration_date, is_expired, currency_code)
+    ON credit_tracking TO ar_pipeline_reader;
+GRANT SELECT (tenant, allocation_id, invoice_id, amount, created_at)
+    ON credit_allocations TO ar_pipeline_reader;
 GRANT SELECT (tenant, record_id, schedule_key, period_key, lifecycle_state,
               service_period_start, service_period_end, invoice_window_end, obligation_id,
               invoice_id, invoice_charge_id, invoice_charge_detail_id)

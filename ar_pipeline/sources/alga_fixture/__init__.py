@@ -309,7 +309,7 @@ def _invoices_and_payments(connection: sa.Connection) -> None:
 
 def _credit_ledger(connection: sa.Connection) -> None:
     transactions = []
-    for n, client, txn, source, amount, _rest, created, expires, _exp, cur, tenant in CREDITS:
+    for _n, client, txn, source, amount, _rest, created, expires, _exp, cur, tenant in CREDITS:
         kind = "credit_issuance_from_negative_invoice" if source in (3, 12) else "credit_issuance"
         transactions.append({
             "id": transaction_uuid(txn), "t": tenant, "i": None if source is None
@@ -462,7 +462,7 @@ def service_period_rows() -> list[dict]:
         start, end = _month(year, month)
         # January is locked and was never invoiced (window closed 2026-02-08): unbilled, and
         # its contract line gives no amount
-        add(SCHEDULE_LOW, LINE_LOW, start, end, "locked" if month == 1 else "generated")
+        add(SCHEDULE_LOW, LINE_LOW, start, end, "locked" if month == 1 else None)
 
     for year, month in _months((2026, 1), (2026, 12)):
         if month == 3:
