@@ -184,6 +184,7 @@ def service_period_health(
         short = service_periods.schedules_needing_replenishment(connection, as_of)
         issues = service_periods.continuity_issues(connection, as_of)
         unbilled = service_periods.unbilled_totals(connection, as_of)
+        voided = service_periods.unbilled_totals(connection, as_of, voided=True)
     yield dg.MaterializeResult(
         asset_key=COVERAGE,
         metadata={
@@ -211,8 +212,14 @@ def service_period_health(
         if total.currency is None:
             unbilled_metadata["periods_without_amount"] = total.periods
         else:
-            unbilled_metadata[f"unbilled_cents_{total.currency}"] = total.cents or 0
+            unbilled_metadata[f"unbilled_base_fee_cents_{total.currency}"] = total.cents or 0
             unbilled_metadata[f"unbilled_periods_{total.currency}"] = total.periods
+    for total in voided:
+        key = total.currency or "without_amount"
+        unbilled_metadata[f"billed_on_voided_invoice_periods_{key}"] = total.periods
+        if total.currency is not None:
+            unbilled_metadata[f"billed_on_voided_invoice_cents_{key}"] = total.cents or 0
+    unbilled_metadata["amounts"] = BASE_FEE_NOTE
     yield dg.MaterializeResult(asset_key=UNBILLED, metadata=unbilled_metadata)
 
 
@@ -323,15 +330,23 @@ def service_period_repair_plans(
     return dg.MaterializeResult(metadata={"as_of": as_of.isoformat(), "repair_plans": staged})
 
 
-def unbilled_lines(connection: Any, as_of: dt.date) -> list[str]:
-    """The unbilled due work of ``as_of`` in words, per currency."""
+BASE_FEE_NOTE = (
+    "base fee: the fixed recurring fee per period (pricing schedule applied); hourly, usage "
+    "and product charges, proration and tax are not included"
+)
+
+
+def unbilled_lines(connection: Any, as_of: dt.date, voided: bool = False) -> list[str]:
+    """The unbilled due work of ``as_of`` in words, per currency (``voided``: the periods
+    billed on a voided invoice). Amounts are base fees, never the whole charge."""
     lines = []
-    for total in service_periods.unbilled_totals(connection, as_of):
+    for total in service_periods.unbilled_totals(connection, as_of, voided):
         if total.currency is None:
-            lines.append(f"{total.periods} period(s) whose contract line gives no amount")
+            lines.append(f"{total.periods} period(s) whose contract line gives no base fee")
         else:
             lines.append(
-                f"{format_money(total.cents or 0, total.currency)} in {total.periods} period(s)"
+                f"base fee {format_money(total.cents or 0, total.currency)} in "
+                f"{total.periods} period(s)"
             )
     return lines
 

@@ -345,8 +345,8 @@ SUMMARY_DESCRIPTIONS = {
     "average_days_delinquent": "DSO minus best possible DSO",
     "cei_pct": "Collection effectiveness index of the month ending this day, %",
     "over_90_pct": "Share of open AR more than 90 days overdue, %",
-    "unbilled_cents": "Alga PSA: service periods due for invoicing and never invoiced (not AR; "
-    "null: not assessed that day)",
+    "unbilled_cents": "Alga PSA: base fee of the service periods due for invoicing and never "
+    "invoiced (not AR, not the whole charge; null: not assessed that day)",
     "unbilled_periods": "Alga PSA: how many such periods have an amount in this currency",
     **{
         f"tier_{t}_{kind}": f"{'Customers' if kind == 'customers' else 'Dunnable amount'} "

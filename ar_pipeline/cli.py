@@ -354,13 +354,19 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     )
 
     if settings.alga is not None:
-        from ar_pipeline.alga_assets import unbilled_lines
+        from ar_pipeline.alga_assets import BASE_FEE_NOTE, unbilled_lines
 
         with engine.connect() as connection:
             unbilled = unbilled_lines(connection, as_of)
+            voided = unbilled_lines(connection, as_of, voided=True)
         print("\nUnbilled due work (Alga PSA service periods never invoiced; not in the AR above)")
         for line in unbilled or ["none"]:
             print(f"  {line}")
+        if voided:
+            print("  Billed on a voided invoice (the periods still say billed; invoiced nowhere):")
+            for line in voided:
+                print(f"    {line}")
+        print(f"  ({BASE_FEE_NOTE})")
 
     print("\nDunning steps proposed today")
     for tier in DEFAULT_TIERS:

@@ -131,12 +131,19 @@ class UnbilledTotal:
     cents: int | None
 
 
-def unbilled_totals(connection: Connection, as_of: dt.date) -> list[UnbilledTotal]:
-    """Unbilled due work of ``as_of`` per currency, the periods without an amount last."""
+VOIDED_STATE = "billed"  # an unbilled_service_periods row billed on a voided invoice
+
+
+def unbilled_totals(
+    connection: Connection, as_of: dt.date, voided: bool = False
+) -> list[UnbilledTotal]:
+    """Unbilled due work of ``as_of`` per currency (``voided``: the periods billed on a
+    voided invoice instead), the periods without an amount last. Amounts are base fees."""
     u = unbilled_service_periods.c
+    kind = u.lifecycle_state == VOIDED_STATE if voided else u.lifecycle_state != VOIDED_STATE
     rows = connection.execute(
         sa.select(u.currency, sa.func.count(), sa.func.sum(u.amount_cents))
-        .where(u.as_of == as_of)
+        .where(u.as_of == as_of, kind)
         .group_by(u.currency)
     )
     totals = [UnbilledTotal(r[0], int(r[1]), None if r[2] is None else int(r[2])) for r in rows]

@@ -29,8 +29,10 @@ GRANT SELECT (tenant, allocation_id, invoice_id, amount, created_at)
     ON credit_allocations TO ar_pipeline_reader;
 GRANT SELECT (tenant, record_id, schedule_key, period_key, lifecycle_state,
               service_period_start, service_period_end, invoice_window_end, obligation_id,
-              invoice_id, invoice_charge_id, invoice_charge_detail_id)
+              charge_family, invoice_id, invoice_charge_id, invoice_charge_detail_id)
     ON recurring_service_periods TO ar_pipeline_reader;
 GRANT SELECT (tenant, contract_line_id, contract_id, custom_rate)
     ON contract_lines TO ar_pipeline_reader;
 GRANT SELECT (tenant, contract_id, currency_code) ON contracts TO ar_pipeline_reader;
+GRANT SELECT (tenant, contract_id, effective_date, end_date, custom_rate)
+    ON contract_pricing_schedules TO ar_pipeline_reader;
