@@ -286,6 +286,26 @@ def service_periods_continuous(
     )  # fmt: skip
 
 
+@dg.asset_check(asset=UNBILLED, blocking=False, retry_policy=DB_RETRY)
+def service_periods_not_on_voided_invoices(
+    context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
+) -> dg.AssetCheckResult:
+    """WARN when a service period is still billed and linked to an invoice that was voided:
+    voiding (unlike deleting) leaves the period billed, so the service it stands for is
+    invoiced nowhere. Lists the schedules; each gets a repair plan."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.connect() as connection:
+        periods = service_periods.periods_on_voided_invoices(connection, as_of)
+    return _warning(
+        as_of,
+        sorted({p.schedule_key for p in periods}),
+        [f"- {p.schedule_key}: {service_periods.describe_voided(p)}" for p in periods],
+        "no service period is billed on a voided invoice",
+        "with periods billed on a voided invoice",
+        {"periods_on_voided_invoices": len(periods)},
+    )
+
+
 @dg.asset_check(asset=dg.AssetKey("ar_aging"), blocking=False, retry_policy=DB_RETRY)
 def unapplied_credit_not_negative(
     context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
@@ -313,20 +333,23 @@ def unapplied_credit_not_negative(
     kinds={"sql"},
     owners=OWNERS,
     retry_policy=DB_RETRY,
-    deps=[COVERAGE, CONTINUITY],
+    deps=[COVERAGE, CONTINUITY, UNBILLED],
 )
 def service_period_repair_plans(
     context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
 ) -> dg.MaterializeResult:
-    """A repair plan per schedule that needs replenishment or has a gap or overlap, staged in
-    ``proposed_actions`` for a human (``service_period_repair``); the pipeline never applies
-    it and never writes to Alga PSA."""
+    """A repair plan per schedule that needs replenishment or a backfill, has a gap or overlap,
+    or has periods billed on a voided invoice, staged in ``proposed_actions`` for a human
+    (``service_period_repair``) with the schedule's rows as Alga's
+    ``IRecurringServicePeriodRecord``; the pipeline never applies it and never writes to
+    Alga PSA."""
     as_of = run_as_of(context, ar_db)
     horizon_end = as_of + dt.timedelta(days=alga.horizon_days)
     with ar_db.engine.begin() as connection:
         staged = service_periods.stage_repair_plans(
-            connection, as_of, context.run.run_id, horizon_end, dt.datetime.now(dt.UTC)
-        )
+            connection, as_of, context.run.run_id, horizon_end, dt.datetime.now(dt.UTC),
+            source=alga.engine, tenant=alga.tenant,
+        )  # fmt: skip
     return dg.MaterializeResult(metadata={"as_of": as_of.isoformat(), "repair_plans": staged})
 
 
@@ -385,5 +408,6 @@ ALGA_ASSETS = [alga_ledger, service_period_health, service_period_repair_plans]
 ALGA_CHECKS = [
     service_periods_replenished,
     service_periods_continuous,
+    service_periods_not_on_voided_invoices,
     unapplied_credit_not_negative,
 ]

@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("bench", help="the performance benchmark (see `ar-pipeline bench -h`)")
 
+    alga = commands.add_parser("alga", help="Alga PSA source: service-period repair plans")
+    alga_commands = alga.add_subparsers(dest="alga_command", required=True)
+    plans = alga_commands.add_parser(
+        "repair-plans",
+        help="write each repair plan's service periods as JSON for Alga's cutover helpers",
+    )
+    plans.add_argument("--as-of", type=_date, help="the plans of this run date (default: latest)")
+    plans.add_argument("--out", default="repair-plans", help="folder (default ./repair-plans)")
+
     apply = commands.add_parser("apply", help="apply one approved action now")
     apply.add_argument("id", type=_positive, metavar="ID")
     apply.add_argument("--as-of", type=_date, help="balance re-check date (default: today)")
@@ -312,6 +321,7 @@ CHECK_LABELS = {
     "service_periods_continuous": "Service period continuity",
     "unapplied_credit_not_negative": "Credit on account (Alga PSA)",
     "alga_rows_mapped": "Alga rows mapped",
+    "service_periods_not_on_voided_invoices": "Service periods on voided invoices",
 }
 
 
@@ -719,6 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_hash_password()
         elif args.command == "apply":
             return 0 if cmd_apply(settings, args) else 1
+        elif args.command == "alga":
+            cmd_alga_repair_plans(settings, args)
         elif args.command == "run":
             run_config = _load_run_config(args.config, settings)
             as_of = args.as_of or _today(settings)
@@ -730,6 +742,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ar-pipeline: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def cmd_alga_repair_plans(settings: Settings, args: argparse.Namespace) -> None:
+    """Write the service periods of each repair plan of a run date to
+    ``<out>/<n>-<schedule>.existing.json``: a JSON array of Alga's
+    ``IRecurringServicePeriodRecord``, the existing-rows file the cutover runbook's helpers
+    (assessRecurringServicePeriodGenerationCoverage, backfillRecurringServicePeriods,
+    regenerateRecurringServicePeriods) read; a backfill plan also gets
+    ``<n>-<schedule>.obligation.json``. Nothing is written to Alga."""
+    import json
+    import re
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from ar_pipeline.schema import proposed_actions as pa
+
+    engine = _prepare(settings)
+    with engine.connect() as connection:
+        as_of = args.as_of or connection.execute(
+            sa.select(sa.func.max(pa.c.as_of)).where(pa.c.action_type == "service_period_repair")
+        ).scalar_one()
+        plans = connection.execute(
+            sa.select(pa.c.action_id, pa.c.status, pa.c.payload_json)
+            .where(pa.c.action_type == "service_period_repair", pa.c.as_of == as_of)
+            .order_by(pa.c.action_id)
+        ).all()
+    if not plans:
+        print(f"No service-period repair plans{f' of {as_of}' if as_of else ''}.")
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Repair plans of {as_of} ({len(plans)}), written to {out}/:")
+    for action_id, status, payload in plans:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", payload["schedule_key"])[:120]
+        stem = out / f"{action_id}-{name}"
+        if "existing_records" not in payload:
+            print(f"  {action_id} {payload['schedule_key']} ({status}): staged without rows")
+            continue
+        existing = stem.with_name(stem.name + ".existing.json")
+        existing.write_text(json.dumps(payload["existing_records"], indent=2) + "\n")
+        written = [existing.name]
+        if "obligation" in payload:
+            obligation = stem.with_name(stem.name + ".obligation.json")
+            obligation.write_text(json.dumps(payload["obligation"], indent=2) + "\n")
+            written.append(obligation.name)
+        print(
+            f"  {action_id} {payload['schedule_key']} ({status}, "
+            f"{payload.get('runbook_helper', '-')}): {', '.join(written)}"
+        )
 
 
 def _user_error(error: Exception) -> str | None:

@@ -41,6 +41,8 @@ from ar_pipeline.sources.alga_fixture import (
     DELTA,
     EPSILON,
     GAMMA,
+    LINE_BACKUP,
+    LINE_OK,
     TENANT,
     TIMEZONE,
     allocation_uuid,
@@ -56,6 +58,7 @@ from ar_pipeline.sources.service_periods import (
 )
 
 D = dt.date
+BACKFILL_KEY = f"schedule:{TENANT}:contract_line:{LINE_BACKUP}:contract:arrears"
 
 
 @pytest.fixture
@@ -305,7 +308,7 @@ def test_service_period_health_finds_the_planted_problems_and_nothing_else(alga_
                                              r.amount_cents)
             for r in connection.execute(sa.select(unbilled_service_periods))
         }  # fmt: skip
-    assert (counts.schedules, counts.continuity_issues, counts.unbilled_periods) == (5, 2, 4)
+    assert (counts.schedules, counts.continuity_issues, counts.unbilled_periods) == (6, 2, 4)
     # 2026-03-31 + 180 days = 2026-09-27; + 45 days = 2026-05-15
     assert horizons == {(D(2026, 9, 27), D(2026, 5, 15))}
     assert coverage == {
@@ -315,6 +318,9 @@ def test_service_period_health_finds_the_planted_problems_and_nothing_else(alga_
         "schedule:gap": (11, 9, D(2027, 1, 1), True, False),
         "schedule:overlap": (12, 10, D(2027, 1, 1), True, False),
         "schedule:none": (3, 0, None, False, True),
+        # Acme's active Backup contract: a recurring line with no service period at all, under
+        # the key Alga would give its schedule
+        BACKFILL_KEY: (0, 0, None, False, True),
     }  # the other tenant's schedule is not there
     assert continuity == [
         ("schedule:gap", "gap", "2026-02", D(2026, 3, 1), "2026-04", D(2026, 4, 1), 31),
@@ -334,20 +340,25 @@ def test_service_period_health_finds_the_planted_problems_and_nothing_else(alga_
 
     now = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
     with engine.begin() as connection:
-        assert stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now) == 4
-        assert stage_repair_plans(connection, AS_OF, "run-2", D(2026, 9, 27), now) == 4
+        assert stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now) == 6
+        assert stage_repair_plans(connection, AS_OF, "run-2", D(2026, 9, 27), now) == 6
         plans = connection.execute(
             sa.select(proposed_actions.c.status, proposed_actions.c.payload_json)
             .where(proposed_actions.c.action_type == "service_period_repair")
             .order_by(proposed_actions.c.action_id)
         ).all()
-    assert [(s, p["schedule_key"]) for s, p in plans] == [
-        ("proposed", "schedule:gap"),
-        ("proposed", "schedule:low"),
-        ("proposed", "schedule:none"),
-        ("proposed", "schedule:overlap"),
+    assert [(s, p["schedule_key"], p["kinds"]) for s, p in plans] == [
+        ("proposed", BACKFILL_KEY, ["backfill"]),
+        ("proposed", "schedule:gap", ["continuity"]),
+        ("proposed", "schedule:low", ["replenish"]),
+        ("proposed", "schedule:none", ["replenish"]),
+        ("proposed", "schedule:ok", ["voided_invoice"]),
+        ("proposed", "schedule:overlap", ["continuity"]),
     ]  # fmt: skip (the rerun staged nothing twice)
-    assert "nothing covers 2026-03-01 to 2026-04-01" in plans[0][1]["body"]
+    assert "nothing covers 2026-03-01 to 2026-04-01" in plans[1][1]["body"]
+    assert "no service periods at all: backfill it" in plans[0][1]["body"]
+    assert "period 2026-01 (2026-01-01 to 2026-02-01) is billed and linked to an invoice " \
+        "that was voided" in plans[4][1]["body"]  # fmt: skip
 
 
 @pytest.fixture
@@ -378,8 +389,10 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
     assert "Acme GmbH: ada@acme.example (Alga: billing contact)" in out
     assert "Beta AG: billing@beta.example (billing e-mail)" in out
     assert "Delta SARL: invoices@delta.example (Alga: billing location)" in out
-    assert "Service periods replenished: WARN: 2 schedule(s) need replenishment: " \
-        "schedule:low, schedule:none" in out  # fmt: skip
+    assert "Service periods replenished: WARN: 3 schedule(s) need replenishment: " \
+        f"{BACKFILL_KEY}, schedule:low, schedule:none" in out  # fmt: skip
+    assert "Service periods on voided invoices: WARN: 1 schedule(s) with periods billed on a " \
+        "voided invoice: schedule:ok" in out  # fmt: skip
     assert "Service period continuity: WARN: 2 schedule(s) with gaps or overlaps: " \
         "schedule:gap, schedule:overlap" in out  # fmt: skip
     assert "Credit on account (Alga PSA): OK: no customer has negative unapplied credit" in out
@@ -430,7 +443,7 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
 
 
 STAGED_AT = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
-REPAIR_PLANS = 4
+REPAIR_PLANS = 6  # backfill, gap, low, none, ok (voided invoice), overlap
 
 
 @pytest.fixture
@@ -467,7 +480,7 @@ def test_an_approved_repair_plan_is_never_applied(repair_plans_staged, alga_url)
             .order_by(proposed_actions.c.as_of)
         ).all()
     assert sorted(tuple(s) for s in states) == [
-        (AS_OF, "approved", 3), (AS_OF, "superseded", 1), (D(2026, 4, 1), "proposed", 4),
+        (AS_OF, "approved", 3), (AS_OF, "superseded", 3), (D(2026, 4, 1), "proposed", 6),
     ]  # fmt: skip
 
 
@@ -553,7 +566,7 @@ def test_the_documented_read_only_role_is_enough(alga_url, database_url):
             health = write_service_period_health(
                 alga_engine(reader_url), connection, TENANT, AS_OF, CoveragePolicy()
             )
-        assert (health.schedules, health.continuity_issues, health.unbilled_periods) == (5, 2, 4)
+        assert (health.schedules, health.continuity_issues, health.unbilled_periods) == (6, 2, 4)
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
             with alga_engine(reader_url).connect() as connection:
                 connection.execute(sa.text("SELECT * FROM clients"))  # is_inactive: not read
@@ -596,7 +609,7 @@ def test_the_approver_sees_a_repair_plan_without_an_edit_form(repair_plans_stage
     client = make_client(repair_plans_staged)
     sign_in(client, "alice")
     page = client.get("/proposals?type=service_period_repair").text
-    assert page.count('<article class="action"') == 4
+    assert page.count('<article class="action"') == REPAIR_PLANS
     assert "Repair recurring service periods of schedule:gap" in page
     assert "gap of 31 days: nothing covers 2026-03-01 to 2026-04-01" in page
     assert "changes nothing in Alga" in page
@@ -649,3 +662,112 @@ def test_credit_applied_without_an_allocation_settles_on_the_invoice_date(mirror
     # 31 March: 1,500.00 - 450.00 - 150.00 = 900.00, 15 days; credit 550.00; dunnable 350.00
     assert at_month_end == (90000, 90000, 0, 90000, 0, 0, 0, 55000, 35000, 15,
                             invoice_uuid(7), 1)  # fmt: skip
+
+
+def test_a_repair_plan_carries_the_schedule_as_alga_records(
+    alga_url, database_url, tmp_path, monkeypatch
+):
+    """Each plan carries the schedule's live rows in the shape of Alga's
+    IRecurringServicePeriodRecord (packages/types recurringTiming.interfaces.ts, mapped as
+    Alga's recurringServicePeriodActions.ts maps its rows); a backfill plan carries none and
+    names the obligation; the CLI writes them as the runbook's JSON files."""
+    writer = sa.create_engine(alga_url)
+    with writer.begin() as connection:  # July gets an activity window and timing metadata
+        connection.execute(
+            sa.text(
+                "UPDATE recurring_service_periods SET activity_window_start = '2026-07-05', "
+                "activity_window_end = '2026-07-20', timing_metadata = '{\"anchorDay\": 1}' "
+                "WHERE record_id = :r"
+            ),
+            {"r": "30000000-0000-0000-0000-000000000008"},
+        )
+    writer.dispose()
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    source = alga_engine(alga_url)
+    with engine.begin() as connection:
+        write_service_period_health(source, connection, TENANT, AS_OF, CoveragePolicy())
+        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), STAGED_AT,
+                           source=source, tenant=TENANT)  # fmt: skip
+        plans = {
+            p["schedule_key"]: p
+            for p in connection.execute(
+                sa.select(proposed_actions.c.payload_json).where(
+                    proposed_actions.c.action_type == "service_period_repair"
+                )
+            ).scalars()
+        }
+    ok = plans["schedule:ok"]
+    assert ok["runbook_helper"] == "regenerateRecurringServicePeriods"
+    # January to October, June as its second revision; not the superseded or archived rows
+    assert [r["periodKey"] for r in ok["existing_records"]] == [
+        f"2026-{m:02d}" for m in range(1, 11)
+    ]
+    january, june, july = (ok["existing_records"][i] for i in (0, 5, 6))
+    assert january == {
+        "kind": "persisted_service_period_record",
+        "recordId": "30000000-0000-0000-0000-000000000001",
+        "scheduleKey": "schedule:ok",
+        "periodKey": "2026-01",
+        "revision": 1,
+        "sourceObligation": {
+            "tenant": TENANT, "obligationId": LINE_OK, "obligationType": "contract_line",
+            "chargeFamily": "fixed",
+        },
+        "cadenceOwner": "contract",
+        "duePosition": "arrears",
+        "lifecycleState": "billed",
+        "servicePeriod": {"start": "2026-01-01", "end": "2026-02-01", "semantics": "half_open"},
+        "invoiceWindow": {"start": "2026-02-01", "end": "2026-02-08", "semantics": "half_open"},
+        "activityWindow": None,
+        "provenance": {
+            "kind": "generated", "sourceRuleVersion": "contract-cadence:v1",
+            "reasonCode": "initial_materialization", "sourceRunKey": "materialize:2025-12-15",
+            "supersedesRecordId": None,
+        },
+        # billed on A-1004, since voided
+        "invoiceLinkage": {
+            "invoiceId": invoice_uuid(5),
+            "invoiceChargeId": "80000000-0000-0000-0000-000000000001",
+            "invoiceChargeDetailId": "90000000-0000-0000-0000-000000000001",
+            "linkedAt": "2026-02-01T06:00:00.000Z",
+        },
+        "createdAt": "2025-12-15T06:00:00.000Z",
+        "updatedAt": "2025-12-15T06:00:00.000Z",
+    }  # fmt: skip (no timingMetadata key: the row has none, Alga leaves it undefined)
+    assert (june["revision"], june["provenance"]) == (2, {
+        "kind": "regenerated", "sourceRuleVersion": "contract-cadence:v1",
+        "reasonCode": "source_rule_changed", "sourceRunKey": "materialize:2025-12-15",
+        "supersedesRecordId": "30000000-0000-0000-0000-000000000006",
+    })  # fmt: skip
+    assert (june["lifecycleState"], june["invoiceLinkage"]) == ("generated", None)
+    assert july["activityWindow"] == {
+        "start": "2026-07-05", "end": "2026-07-20", "semantics": "half_open",
+    }  # fmt: skip
+    assert july["timingMetadata"] == {"anchorDay": 1}
+    assert ok["voided_invoice_periods"] == [
+        {"record_id": "30000000-0000-0000-0000-000000000001", "period_key": "2026-01",
+         "invoice_number": "A-1004"},
+    ]  # fmt: skip
+    backfill = plans[BACKFILL_KEY]
+    assert backfill["runbook_helper"] == "backfillRecurringServicePeriods"
+    assert backfill["existing_records"] == []
+    assert backfill["obligation"] == {
+        "obligation_id": LINE_BACKUP, "contract_line_name": "Backup",
+        "contract_line_type": "Fixed", "billing_frequency": "monthly",
+        "cadence_owner": "contract", "billing_timing": "arrears", "client_id": ACME,
+        "client_contract_id": "60000000-0000-0000-0000-000000000903",
+        "contract_id": "e0000000-0000-0000-0000-000000000003", "start_date": "2026-01-01",
+        "end_date": None,
+    }  # fmt: skip
+
+    import json
+
+    for name, value in {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path / "d"),
+                        "DAGSTER_HOME": str(tmp_path / "dh")}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert main(["alga", "repair-plans", "--out", str(tmp_path / "plans")]) == 0
+    files = sorted(p.name.split("-", 1)[1] for p in (tmp_path / "plans").iterdir())
+    assert len(files) == 7  # six plans' existing rows, and the backfill's obligation
+    written = next((tmp_path / "plans").glob("*-schedule_ok.existing.json"))
+    assert json.loads(written.read_text()) == ok["existing_records"]

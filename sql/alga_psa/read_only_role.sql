@@ -27,12 +27,20 @@ GRANT SELECT (tenant, credit_id, client_id, amount, remaining_amount, created_at
     ON credit_tracking TO ar_pipeline_reader;
 GRANT SELECT (tenant, allocation_id, invoice_id, amount, created_at)
     ON credit_allocations TO ar_pipeline_reader;
-GRANT SELECT (tenant, record_id, schedule_key, period_key, lifecycle_state,
-              service_period_start, service_period_end, invoice_window_end, obligation_id,
-              charge_family, invoice_id, invoice_charge_id, invoice_charge_detail_id)
+GRANT SELECT (tenant, record_id, schedule_key, period_key, revision, obligation_id,
+              obligation_type, charge_family, cadence_owner, due_position, lifecycle_state,
+              service_period_start, service_period_end, invoice_window_start,
+              invoice_window_end, activity_window_start, activity_window_end, timing_metadata,
+              provenance_kind, source_rule_version, reason_code, source_run_key,
+              supersedes_record_id, created_at, updated_at, invoice_id, invoice_charge_id,
+              invoice_charge_detail_id, invoice_linked_at)
     ON recurring_service_periods TO ar_pipeline_reader;
-GRANT SELECT (tenant, contract_line_id, contract_id, custom_rate)
+GRANT SELECT (tenant, contract_line_id, contract_id, contract_line_name, contract_line_type,
+              billing_frequency, billing_timing, cadence_owner, custom_rate, is_active)
     ON contract_lines TO ar_pipeline_reader;
 GRANT SELECT (tenant, contract_id, currency_code) ON contracts TO ar_pipeline_reader;
 GRANT SELECT (tenant, contract_id, effective_date, end_date, custom_rate)
     ON contract_pricing_schedules TO ar_pipeline_reader;
+GRANT SELECT (tenant, client_contract_id, client_id, contract_id, template_contract_id,
+              start_date, end_date, is_active)
+    ON client_contracts TO ar_pipeline_reader;
