@@ -566,7 +566,13 @@ def test_the_documented_read_only_role_is_enough(alga_url, database_url):
             health = write_service_period_health(
                 alga_engine(reader_url), connection, TENANT, AS_OF, CoveragePolicy()
             )
+            # the repair plans read every column of the schedules' rows and the obligations
+            staged = stage_repair_plans(
+                connection, AS_OF, "run-1", D(2026, 9, 27), STAGED_AT,
+                source=alga_engine(reader_url), tenant=TENANT,
+            )  # fmt: skip
         assert (health.schedules, health.continuity_issues, health.unbilled_periods) == (6, 2, 4)
+        assert staged == REPAIR_PLANS
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
             with alga_engine(reader_url).connect() as connection:
                 connection.execute(sa.text("SELECT * FROM clients"))  # is_inactive: not read
