@@ -34,7 +34,7 @@ GENERATE = [
               md5('client' || (g % :clients + 1))::uuid, 'INV-' || g,
               timestamptz '2025-01-01 00:00+00' + (g % 450) * interval '1 day',
               timestamptz '2025-01-31 00:00+00' + (g % 450) * interval '1 day',
-              1000 + (g::bigint * 7919) % 500000, 1000 + (g * 7919) % 500000,
+              1000 + (g::bigint * 7919) % 500000, 1000 + ((g::bigint * 7919) % 500000)::int,
               CASE WHEN g % 20 = 3 THEN 1000 ELSE NULL END,
               CASE WHEN g % 5 = 0 THEN 'USD' ELSE 'EUR' END,
               CASE WHEN g % 50 = 0 THEN 'cancelled' ELSE 'sent' END,

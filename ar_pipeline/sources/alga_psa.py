@@ -67,6 +67,10 @@ def alga_engine(url: str) -> Engine:
     def _read_only(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("SET default_transaction_read_only = on")
+        # every query is read to its end through a server-side cursor: plan for all the
+        # rows, not for the first tenth (PostgreSQL's default for cursors), which picks
+        # nested loops that re-run the recipient lookup per client
+        cursor.execute("SET cursor_tuple_fraction = 1.0")
         cursor.close()
         dbapi_connection.commit()
 
