@@ -310,9 +310,10 @@ def service_periods_not_on_voided_invoices(
 def unapplied_credit_not_negative(
     context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
 ) -> dg.AssetCheckResult:
-    """WARN when a customer's unapplied credit is below zero: Alga applied credit from a source
-    the copy does not see (a manual credit adjustment), so that customer's dunnable amount is
-    overstated. Review those letters before approving them."""
+    """WARN when a customer's unapplied credit is below zero: Alga's credit ledger contradicts
+    itself for that customer (credit drawn from a row the copy skipped, see
+    ``alga_rows_mapped``), so its dunnable amount is overstated. Review those letters before
+    approving them."""
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.connect() as connection:
         rows = alga_psa.negative_credit(connection, as_of)

@@ -240,9 +240,10 @@ def sync_ledger(
 def negative_credit(connection: Connection, as_of: dt.date) -> list[sa.Row]:
     """Customers whose unapplied credit is below zero as of ``as_of``, per currency.
 
-    With this source that means Alga applied credit to an invoice from a source the copy does
-    not see (a manual credit adjustment): the draw is counted, the credit it came from is not,
-    and the dunnable amount is overstated by as much."""
+    The credit is rebuilt from Alga's own credit ledger, so on the run date it equals Alga's
+    available credit and cannot be negative; below zero means the ledger contradicts itself
+    (an allocation drawing on a credit row the copy skipped, such as one with no client) and
+    the dunnable amount is overstated by as much."""
     a = ar_aging.c
     return list(
         connection.execute(
