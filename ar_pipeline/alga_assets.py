@@ -9,7 +9,18 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from ar_pipeline.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP, OWNERS, table_schema
+from ar_pipeline import ledger_sanity, tiering
+from ar_pipeline.assets import (
+    ACTIONS_GROUP,
+    ALGA_GROUP,
+    DB_RETRY,
+    GROUP,
+    OWNERS,
+    PROPOSED_ACTIONS_INS,
+    PROPOSED_ACTIONS_SPEC,
+    stage_day,
+    table_schema,
+)
 from ar_pipeline.database import analyze
 from ar_pipeline.jobs import APPLY_JOB, apply_approved
 from ar_pipeline.resources import AlgaPsa, ArDatabase, run_as_of
@@ -52,23 +63,86 @@ def _copy_ledger(
     return counts
 
 
-@dg.asset(group_name=GROUP, kinds=ALGA_KINDS, owners=OWNERS, retry_policy=DB_RETRY)
-def alga_ledger(
-    context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
-) -> dg.MaterializeResult:
-    """The Alga PSA tenant's clients, invoices and settlements mapped onto the ledger contract
-    (``sql/alga_psa/``) and copied, read-only, into the pipeline's ledger tables for the aging
-    (``ar_pipeline.sources.alga_psa``)."""
+ROWS_MAPPED = "alga_rows_mapped"
+
+
+def rows_mapped_result(counts: alga_psa.SyncCounts) -> dg.AssetCheckResult:
+    """WARN naming the Alga rows the copy skipped because the mapping cannot take them."""
+    lines = [f"- {row.describe()}" for row in counts.unmapped[:LISTED]]
+    more = counts.unmapped_total - len(lines)
+    if more > 0:
+        lines.append(f"- ... and {more} more")
+    names = [row.describe() for row in counts.unmapped[:LISTED]]
+    return dg.AssetCheckResult(
+        check_name=ROWS_MAPPED,
+        passed=counts.unmapped_total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "every Alga row the source reads was mapped"
+            if not counts.unmapped_total
+            else f"{counts.unmapped_total} Alga row(s) skipped, not mapped: "
+            + "; ".join(names[:5]) + (" ..." if counts.unmapped_total > 5 else "")
+        ),
+        metadata={
+            "skipped_rows": counts.unmapped_total,
+            "details": dg.MetadataValue.md("\n".join(lines) or "-"),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=ALGA_KINDS,
+    owners=OWNERS,
+    retry_policy=DB_RETRY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            ROWS_MAPPED,
+            asset="alga_ledger",
+            blocking=False,
+            description="WARN when Alga rows could not be mapped onto the ledger (a payment "
+            "of an invoice that is not finalized, a credit with no client, ...): they are "
+            "skipped, the copy goes on, and the check names each one.",
+        )
+    ],
+)
+def alga_ledger(context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa) -> Any:
+    """The Alga PSA tenant's clients, invoices and money movements mapped onto the ledger
+    contract (``sql/alga_psa/``) and copied, read-only, into the pipeline's ledger tables for
+    the aging (``ar_pipeline.sources.alga_psa``). Its value, for ``proposed_actions``: where
+    each customer's billing e-mail came from in Alga's recipient order."""
     counts = _copy_ledger(context, ar_db, alga)
-    return dg.MaterializeResult(
+    yield dg.Output(
+        counts.recipient_of,
         metadata={
             "tenant": alga.tenant,
             "customers": counts.customers,
             "invoices": counts.invoices,
             "payments": counts.payments,
+            "skipped_rows": counts.unmapped_total,
+            **{f"recipients_{source}": n for source, n in counts.recipient_sources},
             "dagster/row_count": counts.rows,
-        }
+        },
     )
+    yield rows_mapped_result(counts)
+
+
+@dg.asset(
+    name="proposed_actions",
+    ins={**PROPOSED_ACTIONS_INS, "recipients": dg.AssetIn("alga_ledger")},
+    **PROPOSED_ACTIONS_SPEC,
+)
+def proposed_actions_on_alga(
+    context: dg.AssetExecutionContext,
+    plan: tiering.TieringPlan,
+    review: ledger_sanity.LedgerReview,
+    recipients: dict[str, str],
+    ar_db: ArDatabase,
+) -> dg.MaterializeResult:
+    """``proposed_actions`` on the Alga PSA source: the same drafts, each letter saying which
+    of Alga's recipients its address is (``to_source``: billing_contact, billing_email,
+    billing_location or default_location)."""
+    return stage_day(context, plan, review, ar_db, recipient_sources=recipients)
 
 
 def _table_metadata(table: Any) -> dict[str, Any]:
@@ -110,6 +184,7 @@ def service_period_health(
         short = service_periods.schedules_needing_replenishment(connection, as_of)
         issues = service_periods.continuity_issues(connection, as_of)
         unbilled = service_periods.unbilled_totals(connection, as_of)
+        voided = service_periods.unbilled_totals(connection, as_of, voided=True)
     yield dg.MaterializeResult(
         asset_key=COVERAGE,
         metadata={
@@ -137,8 +212,14 @@ def service_period_health(
         if total.currency is None:
             unbilled_metadata["periods_without_amount"] = total.periods
         else:
-            unbilled_metadata[f"unbilled_cents_{total.currency}"] = total.cents or 0
+            unbilled_metadata[f"unbilled_base_fee_cents_{total.currency}"] = total.cents or 0
             unbilled_metadata[f"unbilled_periods_{total.currency}"] = total.periods
+    for total in voided:
+        key = total.currency or "without_amount"
+        unbilled_metadata[f"billed_on_voided_invoice_periods_{key}"] = total.periods
+        if total.currency is not None:
+            unbilled_metadata[f"billed_on_voided_invoice_cents_{key}"] = total.cents or 0
+    unbilled_metadata["amounts"] = BASE_FEE_NOTE
     yield dg.MaterializeResult(asset_key=UNBILLED, metadata=unbilled_metadata)
 
 
@@ -205,13 +286,34 @@ def service_periods_continuous(
     )  # fmt: skip
 
 
+@dg.asset_check(asset=UNBILLED, blocking=False, retry_policy=DB_RETRY)
+def service_periods_not_on_voided_invoices(
+    context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
+) -> dg.AssetCheckResult:
+    """WARN when a service period is still billed and linked to an invoice that was voided:
+    voiding (unlike deleting) leaves the period billed, so the service it stands for is
+    invoiced nowhere. Lists the schedules; each gets a repair plan."""
+    as_of = run_as_of(context, ar_db)
+    with ar_db.engine.connect() as connection:
+        periods = service_periods.periods_on_voided_invoices(connection, as_of)
+    return _warning(
+        as_of,
+        sorted({p.schedule_key for p in periods}),
+        [f"- {p.schedule_key}: {service_periods.describe_voided(p)}" for p in periods],
+        "no service period is billed on a voided invoice",
+        "with periods billed on a voided invoice",
+        {"periods_on_voided_invoices": len(periods)},
+    )
+
+
 @dg.asset_check(asset=dg.AssetKey("ar_aging"), blocking=False, retry_policy=DB_RETRY)
 def unapplied_credit_not_negative(
     context: dg.AssetCheckExecutionContext, ar_db: ArDatabase
 ) -> dg.AssetCheckResult:
-    """WARN when a customer's unapplied credit is below zero: Alga applied credit from a source
-    the copy does not see (a manual credit adjustment), so that customer's dunnable amount is
-    overstated. Review those letters before approving them."""
+    """WARN when a customer's unapplied credit is below zero: Alga's credit ledger contradicts
+    itself for that customer (credit drawn from a row the copy skipped, see
+    ``alga_rows_mapped``), so its dunnable amount is overstated. Review those letters before
+    approving them."""
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.connect() as connection:
         rows = alga_psa.negative_credit(connection, as_of)
@@ -232,32 +334,43 @@ def unapplied_credit_not_negative(
     kinds={"sql"},
     owners=OWNERS,
     retry_policy=DB_RETRY,
-    deps=[COVERAGE, CONTINUITY],
+    deps=[COVERAGE, CONTINUITY, UNBILLED],
 )
 def service_period_repair_plans(
     context: dg.AssetExecutionContext, ar_db: ArDatabase, alga: AlgaPsa
 ) -> dg.MaterializeResult:
-    """A repair plan per schedule that needs replenishment or has a gap or overlap, staged in
-    ``proposed_actions`` for a human (``service_period_repair``); the pipeline never applies
-    it and never writes to Alga PSA."""
+    """A repair plan per schedule that needs replenishment or a backfill, has a gap or overlap,
+    or has periods billed on a voided invoice, staged in ``proposed_actions`` for a human
+    (``service_period_repair``) with the schedule's rows as Alga's
+    ``IRecurringServicePeriodRecord``; the pipeline never applies it and never writes to
+    Alga PSA."""
     as_of = run_as_of(context, ar_db)
     horizon_end = as_of + dt.timedelta(days=alga.horizon_days)
     with ar_db.engine.begin() as connection:
         staged = service_periods.stage_repair_plans(
-            connection, as_of, context.run.run_id, horizon_end, dt.datetime.now(dt.UTC)
-        )
+            connection, as_of, context.run.run_id, horizon_end, dt.datetime.now(dt.UTC),
+            source=alga.engine, tenant=alga.tenant,
+        )  # fmt: skip
     return dg.MaterializeResult(metadata={"as_of": as_of.isoformat(), "repair_plans": staged})
 
 
-def unbilled_lines(connection: Any, as_of: dt.date) -> list[str]:
-    """The unbilled due work of ``as_of`` in words, per currency."""
+BASE_FEE_NOTE = (
+    "base fee: the fixed recurring fee per period (pricing schedule applied); hourly, usage "
+    "and product charges, proration and tax are not included"
+)
+
+
+def unbilled_lines(connection: Any, as_of: dt.date, voided: bool = False) -> list[str]:
+    """The unbilled due work of ``as_of`` in words, per currency (``voided``: the periods
+    billed on a voided invoice). Amounts are base fees, never the whole charge."""
     lines = []
-    for total in service_periods.unbilled_totals(connection, as_of):
+    for total in service_periods.unbilled_totals(connection, as_of, voided):
         if total.currency is None:
-            lines.append(f"{total.periods} period(s) whose contract line gives no amount")
+            lines.append(f"{total.periods} period(s) whose contract line gives no base fee")
         else:
             lines.append(
-                f"{format_money(total.cents or 0, total.currency)} in {total.periods} period(s)"
+                f"base fee {format_money(total.cents or 0, total.currency)} in "
+                f"{total.periods} period(s)"
             )
     return lines
 
@@ -296,5 +409,6 @@ ALGA_ASSETS = [alga_ledger, service_period_health, service_period_repair_plans]
 ALGA_CHECKS = [
     service_periods_replenished,
     service_periods_continuous,
+    service_periods_not_on_voided_invoices,
     unapplied_credit_not_negative,
 ]

@@ -269,17 +269,20 @@ def tier_assignments(
     return dg.Output(tiering.TieringPlan(threshold_days, tiers), metadata=metadata)
 
 
-@dg.asset(
-    group_name=ACTIONS_GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    retry_policy=DB_RETRY,
-    ins={"plan": dg.AssetIn("tier_assignments"), "review": dg.AssetIn("ar_aging")},
-    metadata={
+PROPOSED_ACTIONS_SPEC: dict[str, Any] = {
+    "group_name": ACTIONS_GROUP,
+    "kinds": KINDS,
+    "owners": OWNERS,
+    "retry_policy": DB_RETRY,
+    "metadata": {
         "dagster/column_schema": table_schema(proposed_actions_table),
         "dagster/table_name": "proposed_actions",
     },
-)
+}
+PROPOSED_ACTIONS_INS = {"plan": dg.AssetIn("tier_assignments"), "review": dg.AssetIn("ar_aging")}
+
+
+@dg.asset(ins=PROPOSED_ACTIONS_INS, **PROPOSED_ACTIONS_SPEC)
 def proposed_actions(
     context: dg.AssetExecutionContext,
     plan: tiering.TieringPlan,
@@ -290,6 +293,17 @@ def proposed_actions(
     service holds, and e-mails on the sales rep's behalf; nothing for a customer held back by
     the ledger check (the envelope lists it). Nothing is sent here; the rules are in
     ``ar_pipeline.proposals``."""
+    return stage_day(context, plan, review, ar_db)
+
+
+def stage_day(
+    context: dg.AssetExecutionContext,
+    plan: tiering.TieringPlan,
+    review: ledger_sanity.LedgerReview,
+    ar_db: ArDatabase,
+    recipient_sources: dict[str, str] | None = None,
+) -> dg.MaterializeResult:
+    """The body of ``proposed_actions`` (the Alga PSA source adds where addresses came from)."""
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
         held_back = review_for(context, connection, review, as_of).held_back
@@ -302,6 +316,7 @@ def proposed_actions(
             hold_policy=ar_db.hold_policy,
             now=dt.datetime.now(dt.UTC),
             held_back=held_back,
+            recipient_sources=recipient_sources,
         )
     metadata: dict[str, Any] = {
         "as_of": as_of.isoformat(),
@@ -330,8 +345,8 @@ SUMMARY_DESCRIPTIONS = {
     "average_days_delinquent": "DSO minus best possible DSO",
     "cei_pct": "Collection effectiveness index of the month ending this day, %",
     "over_90_pct": "Share of open AR more than 90 days overdue, %",
-    "unbilled_cents": "Alga PSA: service periods due for invoicing and never invoiced (not AR; "
-    "null: not assessed that day)",
+    "unbilled_cents": "Alga PSA: base fee of the service periods due for invoicing and never "
+    "invoiced (not AR, not the whole charge; null: not assessed that day)",
     "unbilled_periods": "Alga PSA: how many such periods have an amount in this currency",
     **{
         f"tier_{t}_{kind}": f"{'Customers' if kind == 'customers' else 'Dunnable amount'} "

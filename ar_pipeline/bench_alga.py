@@ -1,11 +1,14 @@
 """Benchmark of the Alga PSA source: how long the read-only copy of a tenant's ledger takes,
 and how much memory it needs, for a large generated tenant (``ar-pipeline bench --alga``).
 
-The tenant is generated in SQL on a scratch PostgreSQL database shaped like the test fixture's
-Alga tables (``ar_pipeline_tests.alga_fixture.DDL``): one client per ten invoices, a fifth of
-them in USD, 2 % cancelled, seven in ten paid (one of those in part) a few weeks after the
-invoice date. The copy and the aging then run in a fresh interpreter on a second scratch
-database, so that the peak RSS is theirs alone.
+The tenant is generated in SQL on a scratch PostgreSQL database built from the package's Alga
+DDL (``ar_pipeline.sources.alga_fixture``, Alga's real constraints), rows shaped the way Alga
+writes them: one client per ten invoices, a fifth of them in USD, all finalized, 2 % voided
+(cancelled), dates at midnight UTC; seven in ten paid (one of those in part) a few weeks after
+the invoice date, one in fifty of those partly refunded (a negative ``refunded`` row); each
+client holds one credit (``credit_tracking``) from which one invoice in twenty had 10.00
+applied (``credit_allocations``). The copy and the aging then run in a fresh interpreter on a
+second scratch database, so that the peak RSS is theirs alone.
 """
 
 from __future__ import annotations
@@ -25,30 +28,73 @@ GENERATE = [
               'ap' || g || '@example.com'
        FROM generate_series(1, :clients) AS g""",
     """INSERT INTO invoices (tenant, invoice_id, client_id, invoice_number, invoice_date,
-                             due_date, total_amount, credit_applied, currency_code, status,
-                             invoice_type)
+                             due_date, total_amount, subtotal, credit_applied, currency_code,
+                             status, finalized_at, invoice_type)
        SELECT CAST(:tenant AS uuid), md5('invoice' || g)::uuid,
               md5('client' || (g % :clients + 1))::uuid, 'INV-' || g,
-              timestamptz '2025-01-01 08:00+00' + (g % 450) * interval '1 day',
-              timestamptz '2025-01-31 08:00+00' + (g % 450) * interval '1 day',
-              1000 + (g::bigint * 7919) % 500000, 0,
+              timestamptz '2025-01-01 00:00+00' + (g % 450) * interval '1 day',
+              timestamptz '2025-01-31 00:00+00' + (g % 450) * interval '1 day',
+              1000 + (g::bigint * 7919) % 500000, 1000 + ((g::bigint * 7919) % 500000)::int,
+              CASE WHEN g % 20 = 3 THEN 1000 ELSE NULL END,
               CASE WHEN g % 5 = 0 THEN 'USD' ELSE 'EUR' END,
-              CASE WHEN g % 50 = 0 THEN 'cancelled' ELSE 'sent' END, 'standard'
+              CASE WHEN g % 50 = 0 THEN 'cancelled' ELSE 'sent' END,
+              timestamptz '2025-01-01 00:00+00' + (g % 450) * interval '1 day', 'standard'
        FROM generate_series(1, :invoices) AS g""",
     """INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, payment_date,
                                      status)
        SELECT CAST(:tenant AS uuid), md5('payment' || g)::uuid, md5('invoice' || g)::uuid,
               CASE WHEN g % 10 = 6 THEN (1000 + (g::bigint * 7919) % 500000) / 2
-                   ELSE 1000 + (g::bigint * 7919) % 500000 END,
-              timestamptz '2025-01-20 15:00+00' + (g % 450 + g % 60) * interval '1 day',
+                   ELSE 1000 + (g::bigint * 7919) % 500000 END
+              - CASE WHEN g % 20 = 3 THEN 1000 ELSE 0 END,
+              timestamptz '2025-01-20 00:00+00' + (g % 450 + g % 60) * interval '1 day',
               'completed'
        FROM generate_series(1, :invoices) AS g
-       WHERE g % 10 < 7""",
+       WHERE g % 10 < 7 AND g % 50 <> 0""",
+    """INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, payment_date,
+                                     status)
+       SELECT CAST(:tenant AS uuid), md5('refund' || g)::uuid, md5('invoice' || g)::uuid,
+              -500, timestamptz '2025-03-01 00:00+00' + (g % 450 + g % 60) * interval '1 day',
+              'refunded'
+       FROM generate_series(1, :invoices) AS g
+       WHERE g % 10 < 7 AND g % 50 = 1""",
+    """INSERT INTO transactions (tenant, transaction_id, client_id, type, amount, currency_code,
+                                 created_at)
+       SELECT CAST(:tenant AS uuid), md5('issued' || g)::uuid, md5('client' || g)::uuid,
+              'credit_issuance', 100000, CASE WHEN g % 5 = 0 THEN 'USD' ELSE 'EUR' END,
+              timestamptz '2024-12-01 10:00+00'
+       FROM generate_series(1, :clients) AS g""",
+    """INSERT INTO credit_tracking (tenant, credit_id, client_id, transaction_id, amount,
+                                    remaining_amount, created_at, updated_at, currency_code)
+       SELECT CAST(:tenant AS uuid), md5('credit' || g)::uuid, md5('client' || g)::uuid,
+              md5('issued' || g)::uuid, 100000, 100000, timestamptz '2024-12-01 10:00+00',
+              timestamptz '2024-12-01 10:00+00', CASE WHEN g % 5 = 0 THEN 'USD' ELSE 'EUR' END
+       FROM generate_series(1, :clients) AS g""",
+    """INSERT INTO transactions (tenant, transaction_id, client_id, invoice_id, type, amount,
+                                 currency_code, created_at)
+       SELECT CAST(:tenant AS uuid), md5('applied' || g)::uuid,
+              md5('client' || (g % :clients + 1))::uuid, md5('invoice' || g)::uuid,
+              'credit_application', -1000, CASE WHEN g % 5 = 0 THEN 'USD' ELSE 'EUR' END,
+              timestamptz '2025-01-01 10:00+00' + (g % 450) * interval '1 day'
+       FROM generate_series(1, :invoices) AS g
+       WHERE g % 20 = 3""",
+    """INSERT INTO credit_allocations (tenant, allocation_id, transaction_id, invoice_id,
+                                       amount, created_at)
+       SELECT CAST(:tenant AS uuid), md5('allocation' || g)::uuid, md5('applied' || g)::uuid,
+              md5('invoice' || g)::uuid, 1000,
+              timestamptz '2025-01-01 10:00+00' + (g % 450) * interval '1 day'
+       FROM generate_series(1, :invoices) AS g
+       WHERE g % 20 = 3""",
+    # the credit rows say what remains after those applications (Alga draws them down)
+    """UPDATE credit_tracking AS t SET remaining_amount = t.amount - d.drawn
+       FROM (SELECT i.client_id, upper(i.currency_code) AS currency, sum(a.amount) AS drawn
+             FROM credit_allocations AS a JOIN invoices AS i ON i.invoice_id = a.invoice_id
+             GROUP BY 1, 2) AS d
+       WHERE t.client_id = d.client_id AND t.currency_code = d.currency""",
 ]
 
 
 def generate_alga_tenant(url: str, invoices: int) -> dict[str, Any]:
-    from ar_pipeline_tests.alga_fixture import create_alga_schema
+    from ar_pipeline.sources.alga_fixture import create_alga_schema
 
     engine = sa.create_engine(url)
     started = time.perf_counter()

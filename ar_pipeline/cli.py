@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("bench", help="the performance benchmark (see `ar-pipeline bench -h`)")
 
+    alga = commands.add_parser("alga", help="Alga PSA source: service-period repair plans")
+    alga_commands = alga.add_subparsers(dest="alga_command", required=True)
+    plans = alga_commands.add_parser(
+        "repair-plans",
+        help="write each repair plan's service periods as JSON for Alga's cutover helpers",
+    )
+    plans.add_argument("--as-of", type=_date, help="the plans of this run date (default: latest)")
+    plans.add_argument("--out", default="repair-plans", help="folder (default ./repair-plans)")
+
     apply = commands.add_parser("apply", help="apply one approved action now")
     apply.add_argument("id", type=_positive, metavar="ID")
     apply.add_argument("--as-of", type=_date, help="balance re-check date (default: today)")
@@ -311,6 +320,8 @@ CHECK_LABELS = {
     "service_periods_replenished": "Service periods replenished",
     "service_periods_continuous": "Service period continuity",
     "unapplied_credit_not_negative": "Credit on account (Alga PSA)",
+    "alga_rows_mapped": "Alga rows mapped",
+    "service_periods_not_on_voided_invoices": "Service periods on voided invoices",
 }
 
 
@@ -353,13 +364,19 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     )
 
     if settings.alga is not None:
-        from ar_pipeline.alga_assets import unbilled_lines
+        from ar_pipeline.alga_assets import BASE_FEE_NOTE, unbilled_lines
 
         with engine.connect() as connection:
             unbilled = unbilled_lines(connection, as_of)
+            voided = unbilled_lines(connection, as_of, voided=True)
         print("\nUnbilled due work (Alga PSA service periods never invoiced; not in the AR above)")
         for line in unbilled or ["none"]:
             print(f"  {line}")
+        if voided:
+            print("  Billed on a voided invoice (the periods still say billed; invoiced nowhere):")
+            for line in voided:
+                print(f"    {line}")
+        print(f"  ({BASE_FEE_NOTE})")
 
     print("\nDunning steps proposed today")
     for tier in DEFAULT_TIERS:
@@ -406,6 +423,53 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     )
 
 
+RECIPIENT_SOURCES = {
+    "billing_email": "billing e-mail",
+    "billing_contact": "Alga: billing contact",
+    "unknown": "source not known",
+}
+RECIPIENTS_LISTED = 20
+
+
+def recipient_label(source: str | None) -> str:
+    """Where a letter's address came from, in words (payload ``to_source``)."""
+    if source is None:
+        return RECIPIENT_SOURCES["billing_email"]
+    if source in RECIPIENT_SOURCES:
+        return RECIPIENT_SOURCES[source]
+    return "Alga: " + source.replace("_", " ")
+
+
+def print_recipients(settings: Settings, as_of: dt.date) -> None:
+    """Each letter staged for ``as_of`` still waiting for approval, with its address and where
+    the address came from."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.database import get_engine
+    from ar_pipeline.schema import proposed_actions as pa
+
+    with get_engine(settings.database_url).connect() as connection:
+        letters = connection.execute(
+            sa.select(pa.c.payload_json)
+            .where(
+                pa.c.as_of == as_of,
+                pa.c.action_type == "collection_action",
+                pa.c.status == "proposed",
+            )
+            .order_by(pa.c.action_id)
+            .limit(RECIPIENTS_LISTED + 1)
+        ).scalars().all()
+    if not letters:
+        return
+    print("  Letters go to:")
+    for payload in letters[:RECIPIENTS_LISTED]:
+        to = ", ".join(payload.get("to") or [])
+        label = recipient_label(payload.get("to_source"))
+        print(f"    {payload.get('customer_name', '')[:40]}: {to} ({label})")
+    if len(letters) > RECIPIENTS_LISTED:
+        print("    ... (`approvals list` shows them all)")
+
+
 def print_staged(settings: Settings, as_of: dt.date) -> None:
     """What waits for approval as of ``as_of``, and how to decide it."""
     import sqlalchemy as sa
@@ -448,6 +512,7 @@ def print_staged(settings: Settings, as_of: dt.date) -> None:
     if repairs:
         print(f"  {repairs:>6} service-period repair plans for Alga PSA (approving one records "
               "the decision; the pipeline changes nothing in Alga)")  # fmt: skip
+    print_recipients(settings, as_of)
     cannot = (envelope.payload_json or {}).get("cannot_contact", {})
     cannot_count = sum(cannot.get("count_by_tier", {}).values())
     if cannot_count:
@@ -664,6 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_hash_password()
         elif args.command == "apply":
             return 0 if cmd_apply(settings, args) else 1
+        elif args.command == "alga":
+            cmd_alga_repair_plans(settings, args)
         elif args.command == "run":
             run_config = _load_run_config(args.config, settings)
             as_of = args.as_of or _today(settings)
@@ -675,6 +742,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ar-pipeline: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def cmd_alga_repair_plans(settings: Settings, args: argparse.Namespace) -> None:
+    """Write the service periods of each repair plan of a run date to
+    ``<out>/<n>-<schedule>.existing.json``: a JSON array of Alga's
+    ``IRecurringServicePeriodRecord``, the existing-rows file the cutover runbook's helpers
+    (assessRecurringServicePeriodGenerationCoverage, backfillRecurringServicePeriods,
+    regenerateRecurringServicePeriods) read; a backfill plan also gets
+    ``<n>-<schedule>.obligation.json``. Nothing is written to Alga."""
+    import json
+    import re
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from ar_pipeline.schema import proposed_actions as pa
+
+    engine = _prepare(settings)
+    with engine.connect() as connection:
+        as_of = args.as_of or connection.execute(
+            sa.select(sa.func.max(pa.c.as_of)).where(pa.c.action_type == "service_period_repair")
+        ).scalar_one()
+        plans = connection.execute(
+            sa.select(pa.c.action_id, pa.c.status, pa.c.payload_json)
+            .where(pa.c.action_type == "service_period_repair", pa.c.as_of == as_of)
+            .order_by(pa.c.action_id)
+        ).all()
+    if not plans:
+        print(f"No service-period repair plans{f' of {as_of}' if as_of else ''}.")
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Repair plans of {as_of} ({len(plans)}), written to {out}/:")
+    for action_id, status, payload in plans:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", payload["schedule_key"])[:120]
+        stem = out / f"{action_id}-{name}"
+        if "existing_records" not in payload:
+            print(f"  {action_id} {payload['schedule_key']} ({status}): staged without rows")
+            continue
+        existing = stem.with_name(stem.name + ".existing.json")
+        existing.write_text(json.dumps(payload["existing_records"], indent=2) + "\n")
+        written = [existing.name]
+        if "obligation" in payload:
+            obligation = stem.with_name(stem.name + ".obligation.json")
+            obligation.write_text(json.dumps(payload["obligation"], indent=2) + "\n")
+            written.append(obligation.name)
+        print(
+            f"  {action_id} {payload['schedule_key']} ({status}, "
+            f"{payload.get('runbook_helper', '-')}): {', '.join(written)}"
+        )
 
 
 def _user_error(error: Exception) -> str | None:

@@ -35,6 +35,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     source_assets: list = []
     source_checks: list = []
     source_resources: dict = {}
+    staging = proposed_actions
     apply_job = apply_approved_actions
     if settings.alga is not None:
         from ar_pipeline.alga_assets import (
@@ -42,18 +43,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ALGA_CHECKS,
             alga_ledger,
             apply_approved_actions_on_alga,
+            proposed_actions_on_alga,
         )
 
         source_assets, source_checks = ALGA_ASSETS, ALGA_CHECKS
         source_resources = {"alga": AlgaPsa.from_settings(settings.alga)}
         apply_job = apply_approved_actions_on_alga  # copies the ledger again, then applies
+        staging = proposed_actions_on_alga  # letters say which Alga recipient they go to
     ar_aging = build_ar_aging(deps=[alga_ledger] if settings.alga is not None else ())
     return dg.Definitions(
         assets=[
             ar_aging,
             prior_actions,
             tier_assignments,
-            proposed_actions,
+            staging,
             summary,
             *source_assets,
         ],  # fmt: skip

@@ -349,9 +349,13 @@ def stage_proposals(
     now: dt.datetime,
     batch_size: int = 1000,
     held_back: Mapping[str, HeldBack] | None = None,
+    recipient_sources: Mapping[str, str] | None = None,
 ) -> StagingResult:
     """Stage the day's proposals inside the caller's transaction (see the module docstring).
-    ``held_back``: the customers the ledger check holds back, by id."""
+    ``held_back``: the customers the ledger check holds back, by id. ``recipient_sources``:
+    where each customer's billing e-mail came from in the source system (Alga PSA: its
+    recipient order), put in the letter's payload as ``to_source``; without it the address is
+    the ledger's ``billing_email``."""
     held_back = held_back or {}
     by_tier = {t.tier: t for t in tiers}
     envelope_id = _ensure_envelope(connection, as_of, run_id, now)
@@ -389,9 +393,15 @@ def stage_proposals(
                 )  # fmt: skip
             continue
         credit = credits.get(candidate.customer_id, {})
+        to_source = (
+            "billing_email"
+            if recipient_sources is None
+            else recipient_sources.get(candidate.customer_id, "unknown")
+        )
         common = {
             "customer_name": candidate.customer_name,
             "tier_name": tier.name,
+            "to_source": to_source,
             "invoices": [i.as_payload() for i in candidate.invoices],
             "totals_cents": totals_by_currency(candidate.invoices),
             "unapplied_credit_cents": {c: v for c, v in credit.items() if v},

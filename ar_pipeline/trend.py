@@ -173,7 +173,7 @@ def _unbilled_per_day(
     u = unbilled_service_periods.c
     for as_of, currency, cents, periods in connection.execute(
         sa.select(u.as_of, u.currency, sa.func.sum(u.amount_cents), sa.func.count())
-        .where(u.as_of.in_(days), u.currency.is_not(None))
+        .where(u.as_of.in_(days), u.currency.is_not(None), u.lifecycle_state != "billed")
         .group_by(u.as_of, u.currency)
     ):
         per_day.setdefault(as_of, {})[currency] = (int(cents), int(periods))

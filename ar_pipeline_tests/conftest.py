@@ -154,8 +154,8 @@ def smtp_server():
 def alga_url() -> Iterator[str]:
     """A throwaway PostgreSQL database holding the hand-built Alga PSA tenants
     (``alga_fixture``); the pipeline's own database is another one."""
+    from ar_pipeline.sources.alga_fixture import load_all
     from ar_pipeline.sources.alga_psa import alga_engine
-    from ar_pipeline_tests.alga_fixture import load_all
 
     require_postgres()
     url = create_postgres_database()

@@ -3,7 +3,8 @@ the recurring service periods, and ``ar-pipeline run`` on it.
 
 Alga is always PostgreSQL (``alga_url``); the pipeline's own database runs on SQLite and on
 PostgreSQL (``database_url``). Every expected figure is worked out by hand from
-``alga_fixture`` (as of 2026-03-31, business time zone Europe/Berlin).
+``ar_pipeline.sources.alga_fixture`` (as of 2026-03-31, business time zone America/New_York),
+whose DDL carries Alga's real constraints and whose rows are shaped as Alga's code writes them.
 """
 
 import datetime as dt
@@ -33,23 +34,31 @@ from ar_pipeline.schema import (
 )
 from ar_pipeline.sensors import approved_since
 from ar_pipeline.settings import SettingsError, load_settings
+from ar_pipeline.sources.alga_fixture import (
+    ACME,
+    AS_OF,
+    BETA,
+    DELTA,
+    EPSILON,
+    GAMMA,
+    LINE_BACKUP,
+    LINE_OK,
+    TENANT,
+    TIMEZONE,
+    allocation_uuid,
+    credit_uuid,
+    invoice_uuid,
+    payment_uuid,
+)
 from ar_pipeline.sources.alga_psa import AlgaSourceError, alga_engine, sync_ledger
 from ar_pipeline.sources.service_periods import (
     CoveragePolicy,
     stage_repair_plans,
     write_service_period_health,
 )
-from ar_pipeline_tests.alga_fixture import (
-    ACME,
-    AS_OF,
-    BETA,
-    GAMMA,
-    TENANT,
-    TIMEZONE,
-    invoice_uuid,
-)
 
 D = dt.date
+BACKFILL_KEY = f"schedule:{TENANT}:contract_line:{LINE_BACKUP}:contract:arrears"
 
 
 @pytest.fixture
@@ -63,7 +72,7 @@ def mirrored(alga_url, database_url):
 
 def test_the_tenant_ledger_is_mapped_onto_the_contract(mirrored):
     engine, counts = mirrored
-    assert (counts.customers, counts.invoices, counts.payments) == (3, 8, 7)
+    assert (counts.customers, counts.invoices, counts.payments) == (5, 7, 17)
     with engine.connect() as connection:
         people = {
             r.customer_id: (r.customer_name, r.billing_email, r.sales_rep_email)
@@ -79,69 +88,148 @@ def test_the_tenant_ledger_is_mapped_onto_the_contract(mirrored):
             for r in connection.execute(sa.select(payments))
         }  # fmt: skip
         synced = connection.execute(sa.select(sync_log)).one()
+    # Alga's recipient order: Acme's billing contact (not its billing e-mail), Beta's billing
+    # e-mail (its contact is inactive), Delta's active billing location (its billing e-mail
+    # "n/a" is no address, the older location is inactive), Epsilon's default location (its
+    # billing location has no e-mail), Gamma nothing
     assert people == {
-        ACME: ("Acme GmbH", "ap@acme.example", "rita.rep@vendor.example"),
+        ACME: ("Acme GmbH", "ada@acme.example", "rita.rep@vendor.example"),
         BETA: ("Beta AG", "billing@beta.example", None),
         GAMMA: ("Gamma Ltd", None, None),
+        DELTA: ("Delta SARL", "invoices@delta.example", None),
+        EPSILON: ("Epsilon Oy", "office@epsilon.example", None),
     }
-    # no cancelled A-1004, prepayment A-P1, draft A-1007, nor the other tenant's B-1
+    assert dict(counts.recipient_sources) == {
+        "billing_contact": 1, "billing_email": 1, "billing_location": 1,
+        "default_location": 1, "none": 1,
+    }  # fmt: skip
+    # receivables only: no voided A-1004, no prepayments A-P1 (paid) and A-P2 (unpaid), no
+    # credit notes A-CN1 and A-1009, no draft A-1007, no A-1010 (never finalized), nothing of
+    # the other tenant. Midnight-UTC dates are their UTC date although New York is 4-5 hours
+    # behind (A-1008's 2026-04-01 would be 31 March there); A-1002's 23:30 UTC is an instant,
+    # 18:30 on 31 January in New York.
     assert bills == {
         "A-1001": ("invoice", D(2025, 12, 1), D(2025, 12, 31), "EUR", 500000),
-        "A-1002": ("invoice", D(2026, 2, 1), D(2026, 3, 1), "EUR", 120000),
-        "A-CN1": ("credit_note", D(2026, 1, 20), D(2026, 1, 20), "EUR", 20000),
+        "A-1002": ("invoice", D(2026, 1, 31), D(2026, 3, 2), "EUR", 120000),
         "A-1003": ("invoice", D(2026, 2, 10), D(2026, 3, 12), "EUR", 80000),
         "A-1005": ("invoice", D(2026, 3, 1), D(2026, 3, 16), "EUR", 150000),
         "A-1006": ("invoice", D(2025, 10, 1), D(2025, 10, 31), "USD", 3000000),
         "A-1008": ("invoice", D(2026, 4, 1), D(2026, 5, 1), "EUR", 45000),
-        "A-1009": ("credit_note", D(2026, 3, 10), D(2026, 4, 9), "EUR", 5000),
+        "D-1": ("invoice", D(2026, 2, 1), D(2026, 3, 3), "EUR", 60000),
     }
-    p = "20000000-0000-0000-0000-00000000000"
-    i2 = invoice_uuid(2)
-    # no failed, pending or other-tenant payments
+    i1, i2, i7 = invoice_uuid(1), invoice_uuid(2), invoice_uuid(7)
+    a1, a2 = allocation_uuid(1), allocation_uuid(2)
+    c = credit_uuid
+    # every payment row but the failed and the pending one: the refund and the reversal are
+    # negative rows; the prepayment's payment adds nothing (its credit C2 is the money); the
+    # undated payment on D-1 is dated by created_at (16:00 UTC = 12:00 in New York). Stripe's
+    # 02:30 UTC is 22:30 on 30 March in New York, the reversal's 15:00 UTC 11:00 on 31 March.
     assert paid == {
-        f"{p}1": (ACME, invoice_uuid(1), D(2026, 1, 15), "EUR", 200000),
-        f"{p}2": (ACME, i2, D(2026, 3, 31), "EUR", 30000),
-        f"{p}3": (ACME, i2, D(2026, 4, 1), "EUR", 10000),
-        f"{p}6": (BETA, invoice_uuid(4), D(2026, 3, 20), "EUR", 80000),
-        f"{p}7": (BETA, invoice_uuid(6), D(2026, 2, 1), "EUR", 40000),
-        f"credit-applied:{i2}": (ACME, i2, D(2026, 2, 1), "EUR", 20000),
-        f"credit-drawn:{i2}": (ACME, None, D(2026, 2, 1), "EUR", -20000),
+        payment_uuid(1): (ACME, i1, D(2026, 1, 15), "EUR", 200000),
+        payment_uuid(9): (ACME, i1, D(2026, 2, 10), "EUR", -30000),
+        payment_uuid(2): (ACME, i2, D(2026, 3, 30), "EUR", 30000),
+        payment_uuid(10): (ACME, i2, D(2026, 3, 31), "EUR", -30000),
+        payment_uuid(3): (ACME, i2, D(2026, 4, 1), "EUR", 10000),
+        payment_uuid(6): (BETA, invoice_uuid(4), D(2026, 3, 20), "EUR", 80000),
+        payment_uuid(11): (DELTA, invoice_uuid(15), D(2026, 3, 15), "EUR", 10000),
+        # credit applied on the day of the allocation, not on the invoice date
+        f"credit-applied:{a1}": (ACME, i2, D(2026, 2, 20), "EUR", 20000),
+        f"credit-applied:{a2}": (BETA, i7, D(2026, 3, 25), "EUR", 15000),
+        # the credit ledger: issued, drawn, expired (C5 on its expiration date)
+        f"credit:{c(1)}": (ACME, None, D(2026, 1, 20), "EUR", 20000),
+        f"credit-drawn:{a1}": (ACME, None, D(2026, 2, 20), "EUR", -20000),
+        f"credit:{c(2)}": (BETA, None, D(2026, 1, 25), "EUR", 40000),
+        f"credit:{c(3)}": (BETA, None, D(2026, 3, 5), "EUR", 25000),
+        f"credit:{c(4)}": (BETA, None, D(2026, 3, 10), "EUR", 5000),
+        f"credit:{c(5)}": (BETA, None, D(2025, 6, 1), "EUR", 10000),
+        f"credit-expired:{c(5)}": (BETA, None, D(2026, 3, 1), "EUR", -10000),
+        f"credit-drawn:{a2}": (BETA, None, D(2026, 3, 25), "EUR", -15000),
     }
+    # the two rows the mapping cannot take are skipped and named, the copy went on
+    assert counts.unmapped_total == 2
+    assert [(u.alga_table, u.label, u.reason) for u in counts.unmapped] == [
+        ("credit_tracking", "EUR 7700.00", "credit with no client"),
+        ("invoices", "A-1010", "not finalized (finalized_at empty) but status sent"),
+    ]
     assert (synced.sync_type, synced.status, synced.rows_synced) == (
-        "scheduled_hot_customer_payments", "ok", 18,
+        "scheduled_hot_customer_payments", "ok", 29,
     )  # fmt: skip
 
 
-def test_aging_of_the_tenant_is_worked_out_by_hand(mirrored):
-    engine, _ = mirrored
+def aging_rows(engine, as_of):
     with engine.begin() as connection:
-        assert aging.write_ar_aging(connection, AS_OF) == 3
-        rows = {
+        aging.write_ar_aging(connection, as_of)
+        return {
             (r.customer_id, r.currency): (
                 r.total_open_cents, r.overdue_cents, r.current_cents, r.days_1_30_cents,
                 r.days_31_60_cents, r.days_61_90_cents, r.days_over_90_cents,
                 r.unapplied_credit_cents, r.dunnable_cents, r.max_days_overdue,
                 r.oldest_overdue_invoice_id, r.open_item_count,
             )
-            for r in connection.execute(sa.select(ar_aging).where(ar_aging.c.as_of == AS_OF))
+            for r in connection.execute(sa.select(ar_aging).where(ar_aging.c.as_of == as_of))
         }  # fmt: skip
-    assert rows == {
-        # A-1001: 5,000.00 - 2,000.00 paid = 3,000.00, due 2025-12-31: 90 days (61-90);
-        # A-1002: 1,200.00 - 200.00 credit applied - 300.00 paid on 03-31 in Berlin = 700.00,
-        # due 03-01 in Berlin: 30 days (1-30). The 100.00 paid 04-01 in Berlin does not count,
-        # the failed and pending payments never do. The credit note was drawn by A-1002: no
-        # credit left on account. A-1008 is issued 04-01 in Berlin: not yet.
-        (ACME, "EUR"): (370000, 370000, 0, 70000, 0, 300000, 0, 0, 370000, 90,
+
+
+def test_aging_of_the_tenant_is_worked_out_by_hand(mirrored):
+    engine, _ = mirrored
+    assert aging_rows(engine, AS_OF) == {
+        # A-1001: 5,000.00 - 2,000.00 paid + 300.00 refunded = 3,300.00, due 2025-12-31:
+        # 90 days (61-90). A-1002: 1,200.00 - 200.00 credit - 300.00 paid + 300.00 reversed =
+        # 1,000.00, due 03-02: 29 days (1-30); the 100.00 paid on 04-01 does not count yet, the
+        # failed and pending payments never do. The credit note's 200.00 went to A-1002: no
+        # credit left. A-1008 is dated 04-01: not yet.
+        (ACME, "EUR"): (430000, 430000, 0, 100000, 0, 330000, 0, 0, 430000, 90,
                         invoice_uuid(1), 2),
-        # A-1005: 1,500.00, 15 days; A-1003 paid in full; the paid prepayment is 400.00 of
-        # cash on account and the negative invoice A-1009 a 50.00 credit: dunnable
-        # 1,500.00 - 450.00 = 1,050.00
-        (BETA, "EUR"): (150000, 150000, 0, 150000, 0, 0, 0, 45000, 105000, 15,
+        # A-1005: 1,500.00 - 150.00 credit = 1,350.00, due 03-16: 15 days; A-1003 paid. Credit:
+        # 400.00 (A-P1) + 250.00 (A-P2, unpaid) + 50.00 (A-1009) + 100.00 (expired 03-01)
+        # - 100.00 expired - 150.00 drawn = 550.00; dunnable 1,350.00 - 550.00 = 800.00
+        (BETA, "EUR"): (135000, 135000, 0, 135000, 0, 0, 0, 55000, 80000, 15,
                         invoice_uuid(7), 1),
         # A-1006: 30,000.00 USD due 2025-10-31: 151 days
         (GAMMA, "USD"): (3000000, 3000000, 0, 0, 0, 0, 3000000, 0, 3000000, 151,
                          invoice_uuid(8), 1),
+        # D-1: 600.00 - 100.00 (the undated payment, created 03-15) = 500.00, due 03-03: 28 days
+        (DELTA, "EUR"): (50000, 50000, 0, 50000, 0, 0, 0, 0, 50000, 28, invoice_uuid(15), 1),
     }  # fmt: skip
+
+
+def test_earlier_days_ignore_later_credit_expiry_and_applications(mirrored):
+    engine, _ = mirrored
+    beta = {k: v for k, v in aging_rows(engine, D(2026, 2, 28)).items() if k[0] == BETA}
+    # 28 February: A-1003 (800.00, due 03-12) is not due yet, A-1005 not issued; the credit is
+    # A-P1's 400.00 and the 100.00 that only expires on 1 March; A-P2, A-1009 and the
+    # application to A-1005 come later
+    assert beta == {
+        (BETA, "EUR"): (80000, 0, 80000, 0, 0, 0, 0, 50000, 0, 0, None, 1),
+    }
+    beta = {k: v for k, v in aging_rows(engine, D(2026, 3, 20)).items() if k[0] == BETA}
+    # 20 March: A-1003 paid that day; A-1005 still 1,500.00 (the credit is applied on 03-25),
+    # 4 days overdue; credit 400.00 + 250.00 + 50.00 (the 100.00 expired) = 700.00
+    assert beta == {
+        (BETA, "EUR"): (150000, 150000, 0, 150000, 0, 0, 0, 70000, 80000, 4,
+                        invoice_uuid(7), 1),
+    }  # fmt: skip
+
+
+def test_an_instant_is_dated_in_the_business_time_zone_and_a_date_in_utc(alga_url, database_url):
+    """Berlin is ahead of UTC: A-1002's 23:30 UTC is 00:30 on 1 February there, while the
+    midnight-UTC values keep their date in any zone."""
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    sync_ledger(alga_engine(alga_url), engine, TENANT, "Europe/Berlin")
+    with engine.connect() as connection:
+        dates = dict(
+            connection.execute(
+                sa.select(invoices.c.invoice_number, invoices.c.issue_date).where(
+                    invoices.c.invoice_number.in_(["A-1001", "A-1002", "A-1008"])
+                )
+            ).all()
+        )
+        stripe = connection.execute(
+            sa.select(payments.c.received_date).where(payments.c.payment_id == payment_uuid(2))
+        ).scalar_one()
+    assert dates == {"A-1001": D(2025, 12, 1), "A-1002": D(2026, 2, 1), "A-1008": D(2026, 4, 1)}
+    assert stripe == D(2026, 3, 31)  # 02:30 UTC is 04:30 in Berlin
 
 
 def test_a_resync_replaces_the_copy_and_keeps_what_the_pipeline_owns(mirrored, alga_url):
@@ -157,8 +245,8 @@ def test_a_resync_replaces_the_copy_and_keeps_what_the_pipeline_owns(mirrored, a
         gamma = connection.execute(
             sa.select(customers).where(customers.c.customer_id == GAMMA)
         ).one()
-        assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 8
-    assert counts.invoices == 8
+        assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 7
+    assert counts.invoices == 7
     assert (gamma.service_hold, gamma.dunning_paused_until) == (True, D(2026, 4, 30))
 
 
@@ -220,7 +308,7 @@ def test_service_period_health_finds_the_planted_problems_and_nothing_else(alga_
                                              r.amount_cents)
             for r in connection.execute(sa.select(unbilled_service_periods))
         }  # fmt: skip
-    assert (counts.schedules, counts.continuity_issues, counts.unbilled_periods) == (5, 2, 3)
+    assert (counts.schedules, counts.continuity_issues, counts.unbilled_periods) == (6, 2, 4)
     # 2026-03-31 + 180 days = 2026-09-27; + 45 days = 2026-05-15
     assert horizons == {(D(2026, 9, 27), D(2026, 5, 15))}
     assert coverage == {
@@ -230,34 +318,47 @@ def test_service_period_health_finds_the_planted_problems_and_nothing_else(alga_
         "schedule:gap": (11, 9, D(2027, 1, 1), True, False),
         "schedule:overlap": (12, 10, D(2027, 1, 1), True, False),
         "schedule:none": (3, 0, None, False, True),
+        # Acme's active Backup contract: a recurring line with no service period at all, under
+        # the key Alga would give its schedule
+        BACKFILL_KEY: (0, 0, None, False, True),
     }  # the other tenant's schedule is not there
     assert continuity == [
         ("schedule:gap", "gap", "2026-02", D(2026, 3, 1), "2026-04", D(2026, 4, 1), 31),
         ("schedule:overlap", "overlap", "2026-02", D(2026, 3, 1), "2026-03", D(2026, 2, 15), 14),
     ]
     assert unbilled == {
+        # the line's base fee, 250.00 a month
         ("schedule:ok", "2026-02"): ("generated", D(2026, 3, 8), 23, "EUR", 25000),
+        # billed on A-1004, which was voided afterwards: still billed and linked, invoiced
+        # nowhere (reported beside the unbilled work)
+        ("schedule:ok", "2026-01"): ("billed", D(2026, 2, 8), 51, "EUR", 25000),
         ("schedule:low", "2026-01"): ("locked", D(2026, 2, 8), 51, None, None),
-        # the window [03-24, 03-31) has closed on the as-of date
-        ("schedule:overlap", "2026-02"): ("edited", D(2026, 3, 31), 0, "EUR", 10000),
+        # the window [03-24, 03-31) has closed on the as-of date; the line says 100.00, but
+        # the contract's pricing schedule makes it 120.00 from 2026-02-01
+        ("schedule:overlap", "2026-02"): ("edited", D(2026, 3, 31), 0, "EUR", 12000),
     }
 
     now = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
     with engine.begin() as connection:
-        assert stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now) == 4
-        assert stage_repair_plans(connection, AS_OF, "run-2", D(2026, 9, 27), now) == 4
+        assert stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), now) == 6
+        assert stage_repair_plans(connection, AS_OF, "run-2", D(2026, 9, 27), now) == 6
         plans = connection.execute(
             sa.select(proposed_actions.c.status, proposed_actions.c.payload_json)
             .where(proposed_actions.c.action_type == "service_period_repair")
             .order_by(proposed_actions.c.action_id)
         ).all()
-    assert [(s, p["schedule_key"]) for s, p in plans] == [
-        ("proposed", "schedule:gap"),
-        ("proposed", "schedule:low"),
-        ("proposed", "schedule:none"),
-        ("proposed", "schedule:overlap"),
+    assert [(s, p["schedule_key"], p["kinds"]) for s, p in plans] == [
+        ("proposed", BACKFILL_KEY, ["backfill"]),
+        ("proposed", "schedule:gap", ["continuity"]),
+        ("proposed", "schedule:low", ["replenish"]),
+        ("proposed", "schedule:none", ["replenish"]),
+        ("proposed", "schedule:ok", ["voided_invoice"]),
+        ("proposed", "schedule:overlap", ["continuity"]),
     ]  # fmt: skip (the rerun staged nothing twice)
-    assert "nothing covers 2026-03-01 to 2026-04-01" in plans[0][1]["body"]
+    assert "nothing covers 2026-03-01 to 2026-04-01" in plans[1][1]["body"]
+    assert "no service periods at all: backfill it" in plans[0][1]["body"]
+    assert "period 2026-01 (2026-01-01 to 2026-02-01) is billed and linked to an invoice " \
+        "that was voided" in plans[4][1]["body"]  # fmt: skip
 
 
 @pytest.fixture
@@ -279,17 +380,28 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["run", "--as-of", "2026-03-31"]) == 0
     out = capsys.readouterr().out
-    assert "5,200.00 EUR" in out  # total open EUR: 3,700.00 + 1,500.00
-    assert "4,750.00 EUR" in out  # dunnable EUR: 3,700.00 + 1,050.00
+    assert "6,150.00 EUR" in out  # total open EUR: 4,300.00 + 1,350.00 + 500.00
+    assert "5,600.00 EUR" in out  # dunnable EUR: 4,300.00 + 800.00 + 500.00
     assert "30,000.00 USD" in out
-    assert re.search(r"Tier 1 reminder\s+3 customers", out)
-    assert "Service periods replenished: WARN: 2 schedule(s) need replenishment: " \
-        "schedule:low, schedule:none" in out  # fmt: skip
+    assert re.search(r"Tier 1 reminder\s+4 customers", out)
+    assert "Alga rows mapped: WARN: 2 Alga row(s) skipped, not mapped: credit_tracking" in out
+    # where each letter's address came from, in Alga's recipient order
+    assert "Acme GmbH: ada@acme.example (Alga: billing contact)" in out
+    assert "Beta AG: billing@beta.example (billing e-mail)" in out
+    assert "Delta SARL: invoices@delta.example (Alga: billing location)" in out
+    assert "Service periods replenished: WARN: 3 schedule(s) need replenishment: " \
+        f"{BACKFILL_KEY}, schedule:low, schedule:none" in out  # fmt: skip
+    assert "Service periods on voided invoices: WARN: 1 schedule(s) with periods billed on a " \
+        "voided invoice: schedule:ok" in out  # fmt: skip
     assert "Service period continuity: WARN: 2 schedule(s) with gaps or overlaps: " \
         "schedule:gap, schedule:overlap" in out  # fmt: skip
     assert "Credit on account (Alga PSA): OK: no customer has negative unapplied credit" in out
-    assert "350.00 EUR in 2 period(s)" in out  # unbilled, apart from the AR above
-    assert "1 period(s) whose contract line gives no amount" in out
+    # unbilled, apart from the AR above: base fees 250.00 + 120.00 (pricing schedule)
+    assert "base fee 370.00 EUR in 2 period(s)" in out
+    assert "1 period(s) whose contract line gives no base fee" in out
+    assert "Billed on a voided invoice" in out
+    assert "    base fee 250.00 EUR in 1 period(s)" in out
+    assert "hourly, usage and product charges, proration and tax are not included" in out
 
     engine = get_engine(database_url)
     with engine.connect() as connection:
@@ -307,16 +419,31 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
             ),
             {"d": AS_OF},
         ).all()
-    # letters to Acme and Beta; Gamma has no billing e-mail (cannot contact) but 151 days and
-    # 30,000.00 USD open earn it a service hold; four schedules need a repair plan
+    # letters to Acme, Beta and Delta; Gamma has no address (cannot contact) but 151 days
+    # and 30,000.00 USD open earn it a service hold
     assert staged == {
-        "workflow_envelope": 1, "collection_action": 2, "customer_program": 1,
-        "service_period_repair": 4,
+        "workflow_envelope": 1, "collection_action": 3, "customer_program": 1,
+        "service_period_repair": REPAIR_PLANS,
     }  # fmt: skip
-    assert [tuple(r) for r in summary] == [("EUR", 520000, 35000, 2), ("USD", 3000000, 0, 0)]
+    with engine.connect() as connection:
+        sources = dict(
+            connection.execute(
+                sa.select(proposed_actions.c.customer_id, proposed_actions.c.payload_json).where(
+                    proposed_actions.c.action_type == "collection_action"
+                )
+            ).all()
+        )
+    assert {k: (v["to"], v["to_source"]) for k, v in sources.items()} == {
+        ACME: (["ada@acme.example"], "billing_contact"),
+        BETA: (["billing@beta.example"], "billing_email"),
+        DELTA: (["invoices@delta.example"], "billing_location"),
+    }
+    # the voided invoice's period is not in the trend's unbilled figure
+    assert [tuple(r) for r in summary] == [("EUR", 615000, 37000, 2), ("USD", 3000000, 0, 0)]
 
 
 STAGED_AT = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
+REPAIR_PLANS = 6  # backfill, gap, low, none, ok (voided invoice), overlap
 
 
 @pytest.fixture
@@ -353,7 +480,7 @@ def test_an_approved_repair_plan_is_never_applied(repair_plans_staged, alga_url)
             .order_by(proposed_actions.c.as_of)
         ).all()
     assert sorted(tuple(s) for s in states) == [
-        (AS_OF, "approved", 3), (AS_OF, "superseded", 1), (D(2026, 4, 1), "proposed", 4),
+        (AS_OF, "approved", 3), (AS_OF, "superseded", 3), (D(2026, 4, 1), "proposed", 6),
     ]  # fmt: skip
 
 
@@ -380,11 +507,11 @@ def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
     ids = [letters[ACME], letters[BETA]]
     assert main(["approvals", "approve", *map(str, ids), "--by", "alice"]) == 0
     writer = sa.create_engine(alga_url)
-    with writer.begin() as connection:  # Beta pays A-1005 in full, in Alga
+    with writer.begin() as connection:  # Beta pays what is left of A-1005, in Alga
         connection.execute(
             sa.text(
                 "INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, "
-                "payment_date) VALUES (:t, :p, :i, 150000, '2026-03-31 09:00+00')"
+                "payment_date) VALUES (:t, :p, :i, 135000, '2026-03-31 00:00+00')"
             ),
             {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7)},
         )
@@ -399,9 +526,11 @@ def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
         )
     assert result.output_for_node("apply_approved") == {"applied": 1, "superseded": 1}
     (received,) = smtp_server.handler.messages
-    assert received["rcpt_tos"] == ["ap@acme.example"]
-    # only Acme's and Beta's rows were copied again: 2 customers, 4 + 3 invoices, 5 + 3
-    # payments (Beta's new one included); Gamma's invoice is still there from the run
+    assert received["rcpt_tos"] == ["ada@acme.example"]
+    # only Acme's and Beta's rows were copied again: 2 customers, 3 + 2 invoices, 8 + 9
+    # payments (Acme: 5 payment rows, an application, its draw, a credit; Beta: 2 payments,
+    # Beta's new one included, an application, its draw, 4 credits, an expiry); Gamma's
+    # invoice is still there from the run
     with engine.connect() as connection:
         recheck = connection.execute(
             sa.select(sync_log.c.status, sync_log.c.rows_synced).where(
@@ -411,7 +540,7 @@ def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
         gamma = connection.execute(
             sa.select(sa.func.count()).where(invoices.c.customer_id == GAMMA)
         ).scalar_one()
-    assert [tuple(r) for r in recheck] == [("ok", 17)]
+    assert [tuple(r) for r in recheck] == [("ok", 24)]
     assert gamma == 1
 
 
@@ -431,12 +560,19 @@ def test_the_documented_read_only_role_is_enough(alga_url, database_url):
         engine = get_engine(database_url)
         upgrade_database(engine)
         counts = sync_ledger(alga_engine(reader_url), engine, TENANT, TIMEZONE)
-        assert (counts.customers, counts.invoices, counts.payments) == (3, 8, 7)
+        assert (counts.customers, counts.invoices, counts.payments) == (5, 7, 17)
+        assert counts.unmapped_total == 2
         with engine.begin() as connection:
             health = write_service_period_health(
                 alga_engine(reader_url), connection, TENANT, AS_OF, CoveragePolicy()
             )
-        assert (health.schedules, health.continuity_issues, health.unbilled_periods) == (5, 2, 3)
+            # the repair plans read every column of the schedules' rows and the obligations
+            staged = stage_repair_plans(
+                connection, AS_OF, "run-1", D(2026, 9, 27), STAGED_AT,
+                source=alga_engine(reader_url), tenant=TENANT,
+            )  # fmt: skip
+        assert (health.schedules, health.continuity_issues, health.unbilled_periods) == (6, 2, 4)
+        assert staged == REPAIR_PLANS
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
             with alga_engine(reader_url).connect() as connection:
                 connection.execute(sa.text("SELECT * FROM clients"))  # is_inactive: not read
@@ -479,7 +615,7 @@ def test_the_approver_sees_a_repair_plan_without_an_edit_form(repair_plans_stage
     client = make_client(repair_plans_staged)
     sign_in(client, "alice")
     page = client.get("/proposals?type=service_period_repair").text
-    assert page.count('<article class="action"') == 4
+    assert page.count('<article class="action"') == REPAIR_PLANS
     assert "Repair recurring service periods of schedule:gap" in page
     assert "gap of 31 days: nothing covers 2026-03-01 to 2026-04-01" in page
     assert "changes nothing in Alga" in page
@@ -492,7 +628,7 @@ def test_a_tenant_without_clients_is_refused_and_the_copy_kept(mirrored, alga_ur
         sync_ledger(alga_engine(alga_url), engine, "99999999-9999-9999-9999-999999999999",
                     TIMEZONE)  # fmt: skip
     with engine.connect() as connection:
-        assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 8
+        assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 7
         logged = (
             connection.execute(sa.select(sync_log.c.status).order_by(sync_log.c.sync_id))
             .scalars()
@@ -509,10 +645,12 @@ def test_an_unreachable_alga_is_a_clear_error(database_url):
         sync_ledger(alga_engine(nowhere), engine, TENANT, TIMEZONE)
 
 
-def test_credit_drawn_from_a_source_the_copy_cannot_see_is_flagged(alga_env, alga_url, capsys):
-    """Beta's A-1005 gets 600.00 of credit applied in Alga, but the credit Beta has that the
-    copy can see is 450.00 (the prepayment and A-1009): 150.00 came from elsewhere (a manual
-    credit), so Beta's unapplied credit shows -150.00 and the check warns."""
+def test_credit_applied_without_an_allocation_settles_on_the_invoice_date(mirrored, alga_url):
+    """Alga applied credit before it kept credit_allocations: A-1005's credit_applied says
+    600.00 but its allocations only 150.00 (on 03-25). Alga's balance due is 1,500.00 - 600.00
+    = 900.00; the 450.00 without a date settles A-1005 on its invoice date (03-01). Beta's
+    credit is what Alga's credit ledger says remains: 550.00, unchanged."""
+    engine, _ = mirrored
     writer = sa.create_engine(alga_url)
     with writer.begin() as connection:
         connection.execute(
@@ -520,10 +658,122 @@ def test_credit_drawn_from_a_source_the_copy_cannot_see_is_flagged(alga_env, alg
             {"i": invoice_uuid(7)},
         )
     writer.dispose()
-    assert main(["db", "upgrade"]) == 0
-    assert main(["run", "--as-of", "2026-03-31"]) == 0
-    out = capsys.readouterr().out
-    assert (
-        "Credit on account (Alga PSA): WARN: 1 customer(s) with negative unapplied credit "
-        "(dunnable overstated): Beta AG"
-    ) in out
+    sync_ledger(alga_engine(alga_url), engine, TENANT, TIMEZONE)
+    on_invoice_day = aging_rows(engine, D(2026, 3, 1))[(BETA, "EUR")]
+    at_month_end = aging_rows(engine, AS_OF)[(BETA, "EUR")]
+    # 1 March: A-1005 1,500.00 - 450.00 = 1,050.00, not yet due; A-1003 800.00 not due;
+    # credit 400.00 + 100.00 (expires that day: gone) = 400.00
+    assert on_invoice_day[:3] == (185000, 0, 185000)
+    assert on_invoice_day[7] == 40000
+    # 31 March: 1,500.00 - 450.00 - 150.00 = 900.00, 15 days; credit 550.00; dunnable 350.00
+    assert at_month_end == (90000, 90000, 0, 90000, 0, 0, 0, 55000, 35000, 15,
+                            invoice_uuid(7), 1)  # fmt: skip
+
+
+def test_a_repair_plan_carries_the_schedule_as_alga_records(
+    alga_url, database_url, tmp_path, monkeypatch
+):
+    """Each plan carries the schedule's live rows in the shape of Alga's
+    IRecurringServicePeriodRecord (packages/types recurringTiming.interfaces.ts, mapped as
+    Alga's recurringServicePeriodActions.ts maps its rows); a backfill plan carries none and
+    names the obligation; the CLI writes them as the runbook's JSON files."""
+    writer = sa.create_engine(alga_url)
+    with writer.begin() as connection:  # July gets an activity window and timing metadata
+        connection.execute(
+            sa.text(
+                "UPDATE recurring_service_periods SET activity_window_start = '2026-07-05', "
+                "activity_window_end = '2026-07-20', timing_metadata = '{\"anchorDay\": 1}' "
+                "WHERE record_id = :r"
+            ),
+            {"r": "30000000-0000-0000-0000-000000000008"},
+        )
+    writer.dispose()
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    source = alga_engine(alga_url)
+    with engine.begin() as connection:
+        write_service_period_health(source, connection, TENANT, AS_OF, CoveragePolicy())
+        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), STAGED_AT,
+                           source=source, tenant=TENANT)  # fmt: skip
+        plans = {
+            p["schedule_key"]: p
+            for p in connection.execute(
+                sa.select(proposed_actions.c.payload_json).where(
+                    proposed_actions.c.action_type == "service_period_repair"
+                )
+            ).scalars()
+        }
+    ok = plans["schedule:ok"]
+    assert ok["runbook_helper"] == "regenerateRecurringServicePeriods"
+    # January to October, June as its second revision; not the superseded or archived rows
+    assert [r["periodKey"] for r in ok["existing_records"]] == [
+        f"2026-{m:02d}" for m in range(1, 11)
+    ]
+    january, june, july = (ok["existing_records"][i] for i in (0, 5, 6))
+    assert january == {
+        "kind": "persisted_service_period_record",
+        "recordId": "30000000-0000-0000-0000-000000000001",
+        "scheduleKey": "schedule:ok",
+        "periodKey": "2026-01",
+        "revision": 1,
+        "sourceObligation": {
+            "tenant": TENANT, "obligationId": LINE_OK, "obligationType": "contract_line",
+            "chargeFamily": "fixed",
+        },
+        "cadenceOwner": "contract",
+        "duePosition": "arrears",
+        "lifecycleState": "billed",
+        "servicePeriod": {"start": "2026-01-01", "end": "2026-02-01", "semantics": "half_open"},
+        "invoiceWindow": {"start": "2026-02-01", "end": "2026-02-08", "semantics": "half_open"},
+        "activityWindow": None,
+        "provenance": {
+            "kind": "generated", "sourceRuleVersion": "contract-cadence:v1",
+            "reasonCode": "initial_materialization", "sourceRunKey": "materialize:2025-12-15",
+            "supersedesRecordId": None,
+        },
+        # billed on A-1004, since voided
+        "invoiceLinkage": {
+            "invoiceId": invoice_uuid(5),
+            "invoiceChargeId": "80000000-0000-0000-0000-000000000001",
+            "invoiceChargeDetailId": "90000000-0000-0000-0000-000000000001",
+            "linkedAt": "2026-02-01T06:00:00.000Z",
+        },
+        "createdAt": "2025-12-15T06:00:00.000Z",
+        "updatedAt": "2025-12-15T06:00:00.000Z",
+    }  # fmt: skip (no timingMetadata key: the row has none, Alga leaves it undefined)
+    assert (june["revision"], june["provenance"]) == (2, {
+        "kind": "regenerated", "sourceRuleVersion": "contract-cadence:v1",
+        "reasonCode": "source_rule_changed", "sourceRunKey": "materialize:2025-12-15",
+        "supersedesRecordId": "30000000-0000-0000-0000-000000000006",
+    })  # fmt: skip
+    assert (june["lifecycleState"], june["invoiceLinkage"]) == ("generated", None)
+    assert july["activityWindow"] == {
+        "start": "2026-07-05", "end": "2026-07-20", "semantics": "half_open",
+    }  # fmt: skip
+    assert july["timingMetadata"] == {"anchorDay": 1}
+    assert ok["voided_invoice_periods"] == [
+        {"record_id": "30000000-0000-0000-0000-000000000001", "period_key": "2026-01",
+         "invoice_number": "A-1004"},
+    ]  # fmt: skip
+    backfill = plans[BACKFILL_KEY]
+    assert backfill["runbook_helper"] == "backfillRecurringServicePeriods"
+    assert backfill["existing_records"] == []
+    assert backfill["obligation"] == {
+        "obligation_id": LINE_BACKUP, "contract_line_name": "Backup",
+        "contract_line_type": "Fixed", "billing_frequency": "monthly",
+        "cadence_owner": "contract", "billing_timing": "arrears", "client_id": ACME,
+        "client_contract_id": "60000000-0000-0000-0000-000000000903",
+        "contract_id": "e0000000-0000-0000-0000-000000000003", "start_date": "2026-01-01",
+        "end_date": None,
+    }  # fmt: skip
+
+    import json
+
+    for name, value in {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path / "d"),
+                        "DAGSTER_HOME": str(tmp_path / "dh")}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert main(["alga", "repair-plans", "--out", str(tmp_path / "plans")]) == 0
+    files = sorted(p.name.split("-", 1)[1] for p in (tmp_path / "plans").iterdir())
+    assert len(files) == 7  # six plans' existing rows, and the backfill's obligation
+    written = next((tmp_path / "plans").glob("*-schedule_ok.existing.json"))
+    assert json.loads(written.read_text()) == ok["existing_records"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,6 +67,10 @@ def alga_engine(url: str) -> Engine:
     def _read_only(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("SET default_transaction_read_only = on")
+        # every query is read to its end through a server-side cursor: plan for all the
+        # rows, not for the first tenth (PostgreSQL's default for cursors), which picks
+        # nested loops that re-run the recipient lookup per client
+        cursor.execute("SET cursor_tuple_fraction = 1.0")
         cursor.close()
         dbapi_connection.commit()
 
@@ -95,10 +99,33 @@ def stream(
 
 
 @dataclass(frozen=True)
+class UnmappedRow:
+    """A row of Alga that the mapping cannot take: skipped, and named by the check
+    ``alga_rows_mapped``."""
+
+    alga_table: str
+    row_id: str
+    label: str | None
+    reason: str
+
+    def describe(self) -> str:
+        label = f" {self.label}" if self.label else ""
+        return f"{self.alga_table}{label} ({self.row_id}): {self.reason}"
+
+
+UNMAPPED_KEPT = 1000  # rows kept for the check's listing; all of them are counted
+
+
+@dataclass(frozen=True)
 class SyncCounts:
     customers: int
     invoices: int
     payments: int
+    unmapped_total: int = 0
+    unmapped: tuple[UnmappedRow, ...] = ()
+    recipient_sources: tuple[tuple[str, int], ...] = ()  # (source, customers), by source
+    # customer id -> where its billing e-mail came from (recipients.sql), for the letters
+    recipient_of: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
@@ -154,6 +181,10 @@ def sync_ledger(
     sync_type = HOT_SYNC_TYPE if clients is None else RECHECK_SYNC_TYPE
     params = {"tenant": tenant, "timezone": timezone, "only_clients": clients}
     counted = {"customers": 0, "invoices": 0, "payments": 0}
+    sources: dict[str, int] = {}
+    recipient_of: dict[str, str] = {}
+    unmapped: list[UnmappedRow] = []
+    unmapped_total = 0
     try:
         with snapshot(source) as alga, alga.begin(), target.begin() as mirror:
             for table in (payments, invoices):
@@ -163,8 +194,16 @@ def sync_ledger(
                     else table.delete().where(table.c.customer_id.in_(clients))
                 )
             customer_params = {"tenant": tenant, "only_clients": clients}
-            for columns, chunk in stream(alga, load_sql("customers"), customer_params):
-                _upsert_customers(mirror, columns, chunk)
+            customer_query = load_sql("customers", "recipients")
+            for columns, chunk in stream(alga, customer_query, customer_params):
+                at = columns.index("recipient_source")
+                for row in chunk:
+                    key = row[at] or "none"
+                    sources[key] = sources.get(key, 0) + 1
+                    if row[at]:
+                        recipient_of[row[0]] = row[at]
+                kept = [c for c in columns if c != "recipient_source"]
+                _upsert_customers(mirror, kept, [row[:at] + row[at + 1 :] for row in chunk])
                 counted["customers"] += len(chunk)
             if clients is None and not counted["customers"]:
                 # a mistyped tenant would otherwise age an empty ledger and report all is well
@@ -176,7 +215,18 @@ def sync_ledger(
                 for columns, chunk in stream(alga, load_sql(name), params):
                     bulk_insert(mirror, table, columns, chunk)
                     counted[name] += len(chunk)
-            counts = SyncCounts(**counted)
+            if clients is None:
+                for _columns, chunk in stream(alga, load_sql("unmapped_rows"), {"tenant": tenant}):
+                    unmapped_total += len(chunk)
+                    room = UNMAPPED_KEPT - len(unmapped)
+                    unmapped.extend(UnmappedRow(*row) for row in chunk[: max(room, 0)])
+            counts = SyncCounts(
+                **counted,
+                unmapped_total=unmapped_total,
+                unmapped=tuple(unmapped),
+                recipient_sources=tuple(sorted(sources.items())),
+                recipient_of=recipient_of,
+            )
             _log_sync(mirror, sync_type, started, now(), "ok", counts.rows)
     except (sa.exc.DBAPIError, AlgaSourceError) as error:
         with target.begin() as log:
@@ -190,9 +240,10 @@ def sync_ledger(
 def negative_credit(connection: Connection, as_of: dt.date) -> list[sa.Row]:
     """Customers whose unapplied credit is below zero as of ``as_of``, per currency.
 
-    With this source that means Alga applied credit to an invoice from a source the copy does
-    not see (a manual credit adjustment): the draw is counted, the credit it came from is not,
-    and the dunnable amount is overstated by as much."""
+    The credit is rebuilt from Alga's own credit ledger, so on the run date it equals Alga's
+    available credit and cannot be negative; below zero means the ledger contradicts itself
+    (an allocation drawing on a credit row the copy skipped, such as one with no client) and
+    the dunnable amount is overstated by as much."""
     a = ar_aging.c
     return list(
         connection.execute(

@@ -1,57 +1,137 @@
--- Alga PSA settlements as ledger payments (DESIGN.md section 3), one tenant.
+-- Alga PSA money movements as ledger payments (DESIGN.md section 3), one tenant.
 -- Parameters: :tenant (uuid text), :timezone (IANA name, AR_TIMEZONE), :only_clients (uuid
 -- text array, or NULL for all clients).
 --
--- 1. Recorded payments (invoice_payments) in status 'completed', or with no status (Alga's
---    default is 'completed'); pending, failed and refunded ones are not money received.
---    The payment's client and currency are those of the invoice it names. A payment of an
---    invoice the ledger leaves out (a prepayment, a cancelled invoice) names no receivable,
---    so the aging makes it the client's cash on account.
--- 2. Credit applied (invoices.credit_applied) is a settlement of that invoice on its invoice
---    date (Alga keeps no date on the invoice row; credit is applied when the invoice is
---    finalized). Alga draws that credit from the client's credit balance, which credit notes
---    and paid prepayments filled; so the same amount also leaves the client's credit on
---    account ("credit drawn", a negative row with no invoice). Otherwise a credit note would
---    count twice: once as unapplied credit and once against the invoice.
+-- Alga's balance due of an invoice is total_amount - credit_applied - the sum of ALL its
+-- invoice_payments rows (InvoiceService.ts, PaymentService.ts, recordExternalPayment.ts):
+-- a refund is a negative row in status 'refunded', a reversal a negative row in status
+-- 'reversed'. Dates follow one rule: a value at exactly midnight UTC is a date-only value
+-- (Alga writes 'YYYY-MM-DD' on UTC sessions) and is that UTC calendar date; any other value is
+-- an instant and is its calendar date in AR_TIMEZONE.
+--
+-- 1. payment:  every invoice_payments row of a receivable (invoices.sql's rule), refunds and
+--    reversals included, except the statuses that are no money movement: 'pending' and
+--    'failed' (a NULL status is Alga's default, 'completed'). A row without payment_date is
+--    dated by its created_at (when Alga recorded it), else by the invoice date. Payments of
+--    a prepayment are not copied: the prepayment's credit was issued in full when it was
+--    finalized (invoiceModification.ts) and is in credit_tracking (part 4); payments of
+--    drafts are named by unmapped_rows.sql; voided invoices keep no net payment (voiding
+--    refuses while payments sum above zero).
+-- 2. credit-applied: each credit_allocations row on a receivable settles it on the date it was
+--    made (created_at). Where invoices.credit_applied differs from the sum of its allocations
+--    (applications from before Alga kept allocations), the difference settles it on its
+--    invoice date.
+-- 3-6. The client's credit on account, from Alga's credit ledger (creditBalance.ts: available
+--    credit is the remaining_amount of credit_tracking rows that are not expired), as rows
+--    naming no invoice, in the credit's currency:
+--    3. credit:  each credit_tracking row adds its amount on its created_at;
+--    4. credit-expired: an expired row (is_expired, or expiration_date passed) loses what
+--       remained on it, on its expiration_date;
+--    5. credit-drawn: each allocation takes its amount out, on its created_at;
+--    6. credit-adjusted: whatever else moved the balance (a voided invoice's applications
+--       given back, a voided credit note clawed back) is the difference between those rows
+--       and Alga's remaining_amount, per client and currency, dated by the last change of the
+--       client's credit rows (updated_at).
+--    Credit rows without a client, or with amounts not in whole minor units, are left out and
+--    named by unmapped_rows.sql.
 -- Ids of the derived rows are prefixed so they never collide with Alga's payment ids.
+WITH receivable AS (
+    SELECT i.invoice_id, i.client_id, i.invoice_date, i.credit_applied,
+           upper(i.currency_code) AS currency
+    FROM invoices AS i
+    WHERE i.tenant = CAST(:tenant AS uuid)
+      AND (CAST(:only_clients AS uuid[]) IS NULL
+           OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
+      AND i.finalized_at IS NOT NULL
+      AND i.is_prepayment = false
+      AND i.status <> 'cancelled'
+      AND i.invoice_type NOT IN ('credit_note', 'prepayment')
+      AND i.total_amount > 0
+      AND upper(i.currency_code) ~ '^[A-Z]{3}$'
+),
+allocation AS (
+    SELECT a.allocation_id, a.invoice_id, i.client_id, upper(i.currency_code) AS currency,
+           a.amount::bigint AS amount, a.created_at
+    FROM credit_allocations AS a
+    JOIN invoices AS i ON i.tenant = a.tenant AND i.invoice_id = a.invoice_id
+    WHERE a.tenant = CAST(:tenant AS uuid)
+      AND (CAST(:only_clients AS uuid[]) IS NULL
+           OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
+      AND a.amount = trunc(a.amount)
+),
+credit AS (
+    SELECT t.credit_id, t.client_id, upper(t.currency_code) AS currency,
+           t.amount::bigint AS amount, t.remaining_amount::bigint AS remaining, t.created_at,
+           COALESCE(t.updated_at, t.created_at) AS changed_at,
+           COALESCE(t.expiration_date, t.updated_at, t.created_at) AS expired_at,
+           (t.is_expired OR t.expiration_date <= CURRENT_TIMESTAMP) AS expired
+    FROM credit_tracking AS t
+    WHERE t.tenant = CAST(:tenant AS uuid)
+      AND t.client_id IS NOT NULL
+      AND (CAST(:only_clients AS uuid[]) IS NULL
+           OR t.client_id = ANY(CAST(:only_clients AS uuid[])))
+      AND t.amount = trunc(t.amount) AND t.remaining_amount = trunc(t.remaining_amount)
+      AND upper(t.currency_code) ~ '^[A-Z]{3}$'
+),
+movement AS (
+    SELECT
+        p.payment_id::text AS payment_id,
+        r.client_id,
+        r.invoice_id,
+        COALESCE(p.payment_date, p.created_at, r.invoice_date) AS at,
+        r.currency,
+        p.amount
+    FROM invoice_payments AS p
+    JOIN receivable AS r ON r.invoice_id = p.invoice_id
+    WHERE p.tenant = CAST(:tenant AS uuid)
+      AND (p.status IS NULL OR p.status NOT IN ('pending', 'failed'))
+      AND p.amount <> 0
+    UNION ALL
+    SELECT 'credit-applied:' || a.allocation_id::text, a.client_id, a.invoice_id, a.created_at,
+           a.currency, a.amount
+    FROM allocation AS a
+    JOIN receivable AS r ON r.invoice_id = a.invoice_id
+    WHERE a.amount <> 0
+    UNION ALL
+    SELECT 'credit-applied:' || r.invoice_id::text, r.client_id, r.invoice_id, r.invoice_date,
+           r.currency, COALESCE(r.credit_applied, 0) - COALESCE(s.allocated, 0)
+    FROM receivable AS r
+    LEFT JOIN (SELECT invoice_id, sum(amount) AS allocated FROM allocation GROUP BY invoice_id)
+        AS s ON s.invoice_id = r.invoice_id
+    WHERE COALESCE(r.credit_applied, 0) <> COALESCE(s.allocated, 0)
+    UNION ALL
+    SELECT 'credit:' || c.credit_id::text, c.client_id, NULL, c.created_at, c.currency, c.amount
+    FROM credit AS c
+    WHERE c.amount <> 0
+    UNION ALL
+    SELECT 'credit-expired:' || c.credit_id::text, c.client_id, NULL, c.expired_at, c.currency,
+           -c.remaining
+    FROM credit AS c
+    WHERE c.expired AND c.remaining <> 0
+    UNION ALL
+    SELECT 'credit-drawn:' || a.allocation_id::text, a.client_id, NULL, a.created_at,
+           a.currency, -a.amount
+    FROM allocation AS a
+    WHERE a.amount <> 0
+    UNION ALL
+    SELECT 'credit-adjusted:' || c.client_id::text || ':' || c.currency, c.client_id, NULL,
+           max(c.changed_at), c.currency,
+           -(sum(c.amount) - sum(c.remaining) - COALESCE(max(d.drawn), 0))
+    FROM credit AS c
+    LEFT JOIN (SELECT client_id, currency, sum(amount) AS drawn FROM allocation
+               GROUP BY client_id, currency) AS d
+        ON d.client_id = c.client_id AND d.currency = c.currency
+    GROUP BY c.client_id, c.currency
+    HAVING sum(c.amount) - sum(c.remaining) - COALESCE(max(d.drawn), 0) <> 0
+)
 SELECT
-    p.payment_id::text AS payment_id,
-    i.client_id::text AS customer_id,
-    p.invoice_id::text AS invoice_id,
-    (p.payment_date AT TIME ZONE :timezone)::date AS received_date,
-    upper(i.currency_code) AS currency,
-    p.amount::bigint AS amount_cents
-FROM invoice_payments AS p
-JOIN invoices AS i
-    ON i.tenant = p.tenant AND i.invoice_id = p.invoice_id
-WHERE p.tenant = CAST(:tenant AS uuid)
-  AND (CAST(:only_clients AS uuid[]) IS NULL OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
-  AND COALESCE(p.status, 'completed') = 'completed'
-  AND p.amount <> 0
-UNION ALL
-SELECT
-    'credit-applied:' || i.invoice_id::text,
-    i.client_id::text,
-    i.invoice_id::text,
-    (i.invoice_date AT TIME ZONE :timezone)::date,
-    upper(i.currency_code),
-    i.credit_applied::bigint
-FROM invoices AS i
-WHERE i.tenant = CAST(:tenant AS uuid)
-  AND (CAST(:only_clients AS uuid[]) IS NULL OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
-  AND i.credit_applied > 0
-  AND i.status NOT IN ('draft', 'cancelled', 'void')
-UNION ALL
-SELECT
-    'credit-drawn:' || i.invoice_id::text,
-    i.client_id::text,
-    CAST(NULL AS text),
-    (i.invoice_date AT TIME ZONE :timezone)::date,
-    upper(i.currency_code),
-    -i.credit_applied::bigint
-FROM invoices AS i
-WHERE i.tenant = CAST(:tenant AS uuid)
-  AND (CAST(:only_clients AS uuid[]) IS NULL OR i.client_id = ANY(CAST(:only_clients AS uuid[])))
-  AND i.credit_applied > 0
-  AND i.status NOT IN ('draft', 'cancelled', 'void')
+    m.payment_id,
+    m.client_id::text AS customer_id,
+    m.invoice_id::text AS invoice_id,
+    CASE WHEN (m.at AT TIME ZONE 'UTC')::time = time '00:00'
+         THEN (m.at AT TIME ZONE 'UTC')::date
+         ELSE (m.at AT TIME ZONE :timezone)::date END AS received_date,
+    m.currency,
+    CAST(m.amount AS bigint) AS amount_cents
+FROM movement AS m
 ORDER BY 1

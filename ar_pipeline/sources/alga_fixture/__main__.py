@@ -1,0 +1,5 @@
+import sys
+
+from ar_pipeline.sources.alga_fixture import main
+
+sys.exit(main(sys.argv[1:]))
