@@ -191,14 +191,14 @@ def create_app(
 
     def login_form(
         request: Request, next_path: str, http_status: int = 200, error: str | None = None,
-        retry_after: int | None = None,
+        retry_after: int | None = None, username: str = "",
     ) -> Response:  # fmt: skip
         nonce = request.cookies.get(sign_in_cookie) or ""
         if not (20 <= len(nonce) <= 100 and nonce.replace("-", "").replace("_", "").isalnum()):
             nonce = secrets.token_urlsafe(32)
         response = render(
             request, "login.html", http_status=http_status, user=None,
-            csrf=sign_in_token(secret, nonce), next=next_path, error=error,
+            csrf=sign_in_token(secret, nonce), next=next_path, error=error, username=username,
         )  # fmt: skip
         cookie(response, sign_in_cookie, nonce)
         if retry_after is not None:
@@ -235,7 +235,7 @@ def create_app(
                 request, next_path, 429,
                 f"Too many failed sign-ins for this user name or from this computer. Wait "
                 f"{wait_in_words(wait)}, then try again. Nothing was checked this time.",
-                retry_after=int(-(-wait.total_seconds() // 1)),
+                retry_after=int(-(-wait.total_seconds() // 1)), username=name,
             )  # fmt: skip
         limits.begin(name, address, now)
         failed = True
@@ -247,7 +247,8 @@ def create_app(
         finally:
             limits.finish(name, address, now, failed)
         if failed:
-            return login_form(request, next_path, 401, "Wrong user name or password.")
+            return login_form(request, next_path, 401, "Wrong user name or password.",
+                              username=name)  # fmt: skip
         previous = session_of(request)
         if previous is not None:
             store.end(previous)

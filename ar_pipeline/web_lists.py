@@ -36,6 +36,9 @@ VIEWS = {
     "attention": "Needs attention",
 }
 HISTORY_STATUSES = ("applied", "failed", "superseded", "rejected")
+# the approval sensor requests an approved action again after 10 minutes; longer than that,
+# nothing is picking approvals up (ar_pipeline.sensors)
+SENSOR_RETRY = dt.timedelta(minutes=10)
 # the old ``status=`` filter of the page, for bookmarks
 STATUS_VIEWS = {"proposed": "pending", "approved": "waiting", "applying": "attention",
                 "unconfirmed": "attention", "failed": "attention"}  # fmt: skip
@@ -257,6 +260,8 @@ class Line:
     letter: dict[str, Any] | None = None  # subject, body, to, cc, edited_by
     details: list[str] = field(default_factory=list)  # a hold's reason, a plan's problems
     row: Any = None  # the database row, for the times and the decision
+    stranded: bool = False  # applying for longer than STRANDED_AFTER: a crash left it
+    waited: dt.timedelta | None = None  # approved this long ago and not picked up yet
 
     @property
     def label(self) -> str:
@@ -272,8 +277,9 @@ def dunnable_by_currency(payload: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def _money_list(amounts: dict[str, int]) -> str:
-    return "; ".join(format_money(int(cents), cur) for cur, cents in sorted(amounts.items()))
+def _money_list(amounts: dict[str, int], separator: str = "; ") -> str:
+    """Amounts of several currencies, never added up: ``1,233.00 EUR; 50.00 USD``."""
+    return separator.join(format_money(int(cents), cur) for cur, cents in sorted(amounts.items()))
 
 
 def _major_amount(major: Any, currency: str) -> str:
@@ -284,6 +290,10 @@ def _major_amount(major: Any, currency: str) -> str:
         return f"{major} {currency}"
 
 
+def _days(count: int) -> str:
+    return "1 day" if count == 1 else f"{count} days"
+
+
 def why_this_tier(
     payload: dict[str, Any], tier: int, target: int | None, last_applied: int | None
 ) -> str:
@@ -292,12 +302,12 @@ def why_this_tier(
     days = max((int(i.get("days_overdue", 0)) for i in payload.get("invoices") or []),
                default=None)  # fmt: skip
     due = dunnable_by_currency(payload)
-    owed = _money_list({c: v for c, v in due.items() if v}) or "nothing"
-    head = f"{days} days overdue, {owed} due" if days is not None else f"{owed} due"
+    owed = _money_list({c: v for c, v in due.items() if v}, " and ") or "nothing"
+    head = f"{_days(days)} overdue, {owed} due" if days is not None else f"{owed} due"
     rule = payload.get("tier_rule") or {}
     currency = next(iter(sorted(due)), "EUR")
     rule_text = (
-        f"tier {tier} from {rule['min_days_overdue']} days and "
+        f"tier {tier} from {_days(int(rule['min_days_overdue']))} and "
         f"{_major_amount(rule['min_dunnable'], currency)}"
         if rule
         else f"tier {tier}"
@@ -352,7 +362,11 @@ def describe(row: Any, now: dt.datetime) -> Line:
         action_id=row["action_id"], status=row["status"], action_type=action_type,
         as_of=row["as_of"], envelope_id=row["envelope_id"], customer_id=row["customer_id"],
         who=who, what=what, amount="", why="", row=row,
+        stranded=row["status"] == "applying"
+        and (row["claimed_at"] is None or row["claimed_at"] < now - STRANDED_AFTER),
     )  # fmt: skip
+    if row["status"] == "approved" and row["decided_at"] is not None:
+        line.waited = now - row["decided_at"]
     if action_type == "customer_program":
         line.amount, line.why = hold_reason(original)
     elif action_type == "service_period_repair":
@@ -373,6 +387,14 @@ def describe(row: Any, now: dt.datetime) -> Line:
     return line
 
 
+def _duration(span: dt.timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    hours = minutes // 60
+    return f"{hours} hours" if hours < 48 else f"{hours // 24} days"
+
+
 def outcome_in_words(line: Line) -> str:
     """What became of an action, for the waiting, attention and history views."""
     r = line.row
@@ -381,9 +403,15 @@ def outcome_in_words(line: Line) -> str:
     if status == "approved":
         who = f" by {r['decided_by']}" if r["decided_by"] else ""
         when = f" at {r['decided_at']:{at}}" if r["decided_at"] else ""
-        return f"approved{who}{when}; the apply job sends it shortly"
+        does = "sets it" if line.action_type == "customer_program" else "sends it"
+        if line.waited is not None and line.waited > SENSOR_RETRY:
+            return (f"approved{who}{when}; not picked up after {_duration(line.waited)}: is the "
+                    "Dagster daemon (its approval sensor) running?")  # fmt: skip
+        return f"approved{who}{when}; the apply job {does} shortly"
     if status == "applying":
         since = f"{r['claimed_at']:{at}}" if r["claimed_at"] else "an unknown time"
+        if line.stranded:
+            return f"stuck while sending since {since}: outcome unknown"
         return f"being sent since {since}"
     if status == "applied":
         text = f"sent {r['applied_at']:{at}}" if r["applied_at"] else "sent"

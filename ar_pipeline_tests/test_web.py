@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from ar_pipeline.schema import customers, proposed_actions
+from ar_pipeline.web_lists import hold_reason, why_this_tier
 from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, build_dunning_ledger
 from ar_pipeline_tests.test_proposals import actions, run_job
 from ar_pipeline_tests.web_client import Clock, csrf_token, make_client, sign_in
@@ -89,6 +90,35 @@ def test_the_list_says_who_how_much_which_tier_and_why(engine, staged):
     assert trend.status_code == 200 and "No trend yet" in trend.text
     filtered = client.get("/proposals?type=customer_program")
     assert "Filtered to type service hold: 1 proposal." in text_of(filtered)
+
+
+def test_why_this_tier_in_words():
+    one_day = {"invoices": [{"days_overdue": 1}], "totals_cents": {"EUR": 1234},
+               "tier_rule": {"min_days_overdue": 1, "min_dunnable": "10.00"}}  # fmt: skip
+    assert why_this_tier(one_day, 1, 1, None) == (
+        "1 day overdue, 12.34 EUR due (tier 1 from 1 day and 10.00 EUR); first letter for this debt"
+    )
+    two = {"invoices": [{"days_overdue": 12}, {"days_overdue": 61}],
+           "totals_cents": {"USD": 5000, "EUR": 123400}, "unapplied_credit_cents": {"EUR": 100},
+           "tier_rule": {"min_days_overdue": 30, "min_dunnable": "100.00"}}  # fmt: skip
+    assert why_this_tier(two, 3, 3, 2) == (
+        "61 days overdue, 1,233.00 EUR and 50.00 USD due (tier 3 from 30 days and 100.00 EUR); "
+        "one step after tier 2, the last letter sent"
+    )
+    assert why_this_tier(two, 3, 4, 2) == (
+        "61 days overdue, 1,233.00 EUR and 50.00 USD due (enough for tier 4); one step after "
+        "tier 2, the last letter sent"
+    )
+    # no tiering row for the day: the tier's own rule only
+    assert why_this_tier(two, 3, None, None) == (
+        "61 days overdue, 1,233.00 EUR and 50.00 USD due (tier 3 from 30 days and 100.00 EUR)"
+    )
+    jpy = {"currencies": [{"currency": "JPY", "open_cents": 3_000_000, "max_days_overdue": 95}],
+           "reason": "Over 90 days overdue with more than 25000.00 open: ..."}  # fmt: skip
+    assert hold_reason(jpy) == (
+        "3,000,000 JPY", "3,000,000 JPY open, oldest 95 days overdue (a hold is proposed above "
+        "90 days and 25,000 JPY)")  # fmt: skip
+    assert hold_reason({"reason": "set by hand"}) == ("", "set by hand")
 
 
 def test_decision_is_stamped_with_the_signed_in_user(engine, staged):
@@ -214,7 +244,8 @@ def test_waiting_to_be_sent_and_needs_attention(engine, staged):
         "Approve again"
     )
     assert line_of(attention, letter_a).startswith(
-        "Alpha GmbH letter, tier 3 final notice 800.00 EUR being sent since 2026-03-31 08:40 UTC")
+        "Alpha GmbH letter, tier 3 final notice 800.00 EUR stuck while sending since 2026-03-31 "
+        "08:40 UTC: outcome unknown")
     assert "It was delivered" in attention.text and "Send it again" in attention.text
     assert f"Message-ID &lt;ar-action-{letter_a}@…&gt;" in attention.text
     assert f'id="action-{letter_d}"' not in attention.text  # 5 minutes: may still be sending
@@ -228,6 +259,12 @@ def test_waiting_to_be_sent_and_needs_attention(engine, staged):
     after = statuses(engine)
     assert (after[letter_a], after[email_a]) == ("applied", "approved")
     assert "Nothing needs attention." in text_of(client.get(back))
+    clock.now += dt.timedelta(minutes=20)  # nothing picked Heavy's letter up
+    assert line_of(client.get("/proposals?view=waiting"), letter_h) == (
+        "Heavy Industries letter, tier 1 reminder 30,000.00 EUR approved by alice at "
+        "2026-03-31 09:00 UTC; not picked up after 20 minutes: is the Dagster daemon (its "
+        "approval sensor) running?"
+    )
 
 
 def test_history_is_newest_decision_first_and_undecided_last(engine):
@@ -360,6 +397,6 @@ def test_thousands_of_rows_are_paged(engine):
     first = client.get("/proposals")
     assert "2120 proposals, page 1 of 43." in text_of(first)
     assert first.text.count('<li class="line') == 50
-    assert "Approve all 50 shown on this page…" in first.text
+    assert "Approve all 50 on this page…" in first.text
     last = client.get("/proposals?page=43").text
     assert last.count('<li class="line') == 20
