@@ -255,7 +255,7 @@ def create_app(
         token, _ = store.create(name, now)
         response = RedirectResponse(next_path, 303)
         cookie(response, session_cookie, token, max_age=int(SESSION_LIFETIME.total_seconds()))
-        response.delete_cookie(sign_in_cookie, path="/")
+        response.delete_cookie(sign_in_cookie, path="/", secure=secure_cookie)
         return response
 
     async def logout(request: Request) -> Response:
@@ -267,7 +267,7 @@ def create_app(
                 return message_page(request, refusal.status, str(refusal))
             store.end(session)
         response = RedirectResponse("/login", 303)
-        response.delete_cookie(session_cookie, path="/")
+        response.delete_cookie(session_cookie, path="/", secure=secure_cookie)
         return response
 
     # --- the lists ----------------------------------------------------------------------------

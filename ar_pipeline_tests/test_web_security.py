@@ -222,9 +222,18 @@ def test_the_secure_setting_marks_the_cookies_secure(engine):
         "/login", data={"csrf": token, "username": "alice", "password": PASSWORDS["alice"]}
     )
     assert response.status_code == 303
-    header = response.headers.get_list("set-cookie")[0]
+    header, forget_sign_in = response.headers.get_list("set-cookie")
     assert header.startswith("__Host-ar_session=")
     assert "; secure" in header.lower() and "Path=/" in header and "domain" not in header.lower()
+    # a browser ignores a __Host- cookie set (or deleted) without Secure
+    assert forget_sign_in.startswith('__Host-ar_sign_in="";')
+    assert "; secure" in forget_sign_in.lower()
+    session = re.search(r"__Host-ar_session=([^;]+)", header).group(1)
+    client.cookies.set("__Host-ar_session", session)
+    token = csrf_token(client, "/proposals")
+    signed_out = client.post("/logout", data={"csrf": token})
+    assert signed_out.headers["set-cookie"].startswith('__Host-ar_session="";')
+    assert "; secure" in signed_out.headers["set-cookie"].lower()
 
 
 # --- password guessing and user names ---------------------------------------------------------
