@@ -116,7 +116,7 @@ def _ids(values: Sequence[Any]) -> list[int]:
     seen: dict[int, None] = {}
     for value in values:
         text = str(value)
-        if text.isdigit() and len(text) < 19:
+        if text.isascii() and text.isdigit() and len(text) < 19:
             seen.setdefault(int(text), None)
     return list(seen)
 

@@ -92,6 +92,11 @@ def view_counts(connection: sa.Connection, now: dt.datetime) -> dict[str, int]:
     }
 
 
+def _number(text: str, longest: int) -> bool:
+    """Plain ASCII digits, shorter than ``longest`` ('²' is a digit to Python, not to int)."""
+    return text.isascii() and text.isdigit() and len(text) < longest
+
+
 @dataclass(frozen=True)
 class Filters:
     """The list's filter, from the query string (anything unknown is ignored)."""
@@ -110,10 +115,10 @@ class Filters:
         page = query.get("page") or "1"
         return cls(
             view=view if view in VIEWS else "pending",
-            tier=tier if tier.isdigit() and len(tier) < 4 else "",
+            tier=tier if _number(tier, 4) else "",
             action_type=action_type if action_type in KINDS else "",
             customer=(query.get("customer") or "").strip()[:100],
-            page=max(1, int(page)) if page.isdigit() and len(page) < 7 else 1,
+            page=max(1, int(page)) if _number(page, 7) else 1,
         )
 
     def query(self, **changes: Any) -> str:

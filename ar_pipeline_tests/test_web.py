@@ -90,6 +90,9 @@ def test_the_list_says_who_how_much_which_tier_and_why(engine, staged):
     assert trend.status_code == 200 and "No trend yet" in trend.text
     filtered = client.get("/proposals?type=customer_program")
     assert "Filtered to type service hold: 1 proposal." in text_of(filtered)
+    # odd filters are ignored, never an error
+    odd = client.get("/proposals?tier=%C2%B2&page=%C2%B2&type=nope&view=everything")
+    assert odd.status_code == 200 and "5 proposals." in text_of(odd)
 
 
 def test_why_this_tier_in_words():
@@ -206,6 +209,9 @@ def test_bulk_decides_what_the_filter_shows_after_a_confirmation(engine, staged)
     envelope = client.post("/proposals/decide", data={
         "csrf": token, "ids": [staged[("workflow_envelope", None)]], "decision": "approve"})
     assert envelope.status_code == 400 and "not whole runs" in envelope.text
+    odd = client.post("/proposals/decide",
+                      data={"csrf": token, "ids": ["²"], "decision": "approve"})  # fmt: skip
+    assert odd.status_code == 400 and "Select at least one proposal" in odd.text
     assert statuses(engine) == after
 
 
