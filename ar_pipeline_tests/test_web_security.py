@@ -9,6 +9,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from ar_pipeline import accounts
 from ar_pipeline.accounts import hash_password, verify_password
@@ -21,6 +22,7 @@ from ar_pipeline_tests.web_client import (
     Clock,
     another_browser,
     csrf_token,
+    make_app,
     make_client,
     sign_in,
 )
@@ -338,6 +340,14 @@ def test_security_headers_on_every_response(engine):
         "forged sign-in": client.post("/login", data={"username": "alice", "password": "x"}),
         "stylesheet": client.get("/static/page.css"),
     }
+    def broken_chart():
+        raise RuntimeError("the trend query failed")
+
+    broken = TestClient(make_app(engine, chart_rows=broken_chart), follow_redirects=False,
+                        raise_server_exceptions=False)  # fmt: skip
+    sign_in(broken, "alice")
+    responses["server error"] = broken.get("/trend")
+    assert responses["server error"].status_code == 500
     sign_in(client, "alice")
     for path in ("/proposals", "/proposals?view=waiting", "/proposals?view=attention",
                  "/history", "/trend"):  # fmt: skip
