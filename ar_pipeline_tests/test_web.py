@@ -81,7 +81,7 @@ def test_the_list_says_who_how_much_which_tier_and_why(engine, staged):
     assert page.text.count('<details class="letter">') == 4
     assert "Letter: “Final notice before further action” to ap@alpha.example.com" in text_of(page)
     # names, not customer ids
-    cannot = "Cannot contact: no billing e-mail address: 1 customers Beta Ltd, tier 1"
+    cannot = "Cannot contact: no billing e-mail address: 1 customer Beta Ltd, tier 1"
     assert cannot in text_of(page)
     assert "Beta Ltd (B)" not in page.text
     assert re.search(r'To decide <span class="count">5</span>', page.text)
