@@ -662,7 +662,8 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
             return recent_rows(connection, _today(settings), 365)
 
     app = create_app(
-        engine, accounts, settings.approvers, session_secret(settings), chart_rows=chart_rows
+        engine, accounts, settings.approvers, session_secret(settings), chart_rows=chart_rows,
+        secure_cookie=settings.web_secure_cookie,
     )
     host, port = args.host or settings.web_host, args.port or settings.web_port
     print(f"Approver's page on http://{host}:{port}/ (Ctrl+C stops it)")

@@ -262,6 +262,21 @@ published_settings = sa.Table(
     sa.Column("published_at", Timestamp, nullable=False),
 )
 
+# Signed-in sessions of the approver's page (``ar_pipeline.web_sessions``). The browser's cookie
+# holds a random token; only its SHA-256 is kept here, so a copy of this table opens no session.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),  # hex SHA-256 of the cookie's token
+    sa.Column("user_name", sa.Text, nullable=False),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),  # for the idle timeout
+    sa.Column("expires_at", Timestamp, nullable=False),  # absolute end, whatever the activity
+    sa.Column("flash_json", sa.JSON),  # the outcome of the last decision, shown once
+    sa.Index(None, "expires_at"),
+)
+
 # --- run bookkeeping (DESIGN.md section 5) -------------------------------------------------------
 
 RUN_STATUSES = ("running", "succeeded", "failed")

@@ -66,6 +66,7 @@ class Settings:
     web_users_file: Path | None
     web_users: str | None
     web_secret: str | None
+    web_secure_cookie: bool = False  # the page is served over HTTPS: the cookie is Secure
     source: str = "ledger"
     alga: AlgaSettings | None = None
     # the variable the business database comes from: AR_DATA_DIR when it is the default SQLite
@@ -347,6 +348,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_users_file=Path(users_file) if (users_file := get("AR_WEB_USERS_FILE")) else None,
         web_users=get("AR_WEB_USERS"),
         web_secret=get("AR_WEB_SECRET"),
+        web_secure_cookie=_parse_bool(
+            "AR_WEB_SECURE_COOKIE", get("AR_WEB_SECURE_COOKIE") or "false"
+        ),
         source=source,
         alga=_parse_alga(get) if source == "alga_psa" else None,
         database_setting="AR_DATABASE_URL" if get("AR_DATABASE_URL") else "AR_DATA_DIR",

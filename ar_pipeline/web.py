@@ -1,11 +1,17 @@
-"""The approver's page (``ar-pipeline web``): review, edit, approve and reject proposals.
+"""The approver's page (``ar-pipeline web``): review, edit, approve and reject proposals, and
+settle sends whose outcome is unknown.
 
 A small Starlette app on the business database. Rules, the same as the CLI's: only a signed-in
 account decides, the decision is stamped with the signed-in name (never one sent by the
-browser), and only names in ``AR_APPROVERS`` may decide at all. Sessions are signed cookies
-(``AR_WEB_SECRET``) that expire after ``SESSION_HOURS``; every change is a POST carrying the
-session's CSRF token; nothing changes on GET. Lists are paged in SQL, so a few thousand pending
-rows cost one page at a time.
+browser), and only names in ``AR_APPROVERS`` may decide at all. Sessions, the sign-in
+throttle, same-site redirects and the security headers are in ``ar_pipeline.web_sessions``;
+what the lists hold and how a proposal reads, in ``ar_pipeline.web_lists``.
+
+Every change is a POST carrying the session's CSRF token; nothing changes on GET. Deciding more
+than one proposal at once (a selection, or everything the filter shows) first shows the exact
+proposals and their number and asks for confirmation; the confirmed form carries those IDs, so
+nothing that arrives meanwhile is decided with them. A refused decision shows the list again
+with the error and the selection kept.
 """
 
 from __future__ import annotations
@@ -14,30 +20,62 @@ import base64
 import datetime as dt
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import groupby
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ar_pipeline import accounts as accounts_module
 from ar_pipeline import approvals
-from ar_pipeline.schema import ACTION_TYPES, customers, proposed_actions
+from ar_pipeline.schema import proposed_actions
 from ar_pipeline.tiering import format_money
+from ar_pipeline.web_lists import (
+    ACTION_TYPE_CHOICES,
+    PAGE_SIZE,
+    VIEWS,
+    Filters,
+    Line,
+    customers_with_hold_proposed,
+    envelopes,
+    lines_by_id,
+    outcome_in_words,
+    page_of_lines,
+    view_counts,
+)
+from ar_pipeline.web_sessions import (
+    SESSION_LIFETIME,
+    SecurityHeaders,
+    Session,
+    SessionStore,
+    SignInLimits,
+    safe_path,
+    sign_in_token,
+    sign_in_token_matches,
+    wait_in_words,
+)
 
-PAGE_SIZE = 50
-SESSION_HOURS = 8
-HISTORY_STATUSES = ("applied", "failed", "superseded", "rejected")
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "web_templates"))
+TEMPLATES_DIR = Path(__file__).resolve().parent / "web_templates"
+TEMPLATES = Jinja2Templates(directory=str(TEMPLATES_DIR))
 TEMPLATES.env.filters["money"] = lambda cents, currency: format_money(int(cents), currency)
+TEMPLATES.env.globals["outcome_in_words"] = outcome_in_words
+STYLESHEET = (TEMPLATES_DIR / "page.css").read_text()
+# PBKDF2 runs in worker threads, at most this many at once, so that sign-ins (honest or not)
+# never stall the pages of the people already signed in
+HASHING_THREADS = 4
+DECISIONS = ("approve", "reject", *approvals.RESOLUTIONS)
+DONE = {"approve": "Approved", "reject": "Rejected", "delivered": "Recorded as delivered",
+        "send_again": "Sent again"}  # fmt: skip
 
 Clock = Callable[[], dt.datetime]
 
@@ -52,41 +90,39 @@ class Refused(Exception):
         self.status = status
 
 
-def dunnable_by_currency(payload: dict[str, Any]) -> dict[str, int]:
-    """Listed overdue amount net of unapplied credit, per currency (as the letter shows it)."""
-    credit = payload.get("unapplied_credit_cents") or {}
-    return {
-        currency: max(0, cents - int(credit.get(currency, 0)))
-        for currency, cents in (payload.get("totals_cents") or {}).items()
-    }
+class _Starlette(Starlette):
+    """Starlette with the security headers outside everything, its own error pages too."""
+
+    def build_middleware_stack(self) -> Any:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page") or "1"
-    return max(1, int(raw)) if raw.isdigit() else 1
+def dummy_hash(accounts: dict[str, str]) -> str:
+    """A hash no password matches, as costly to check as the accounts' own (the most
+    iterations among them): an unknown user name costs the same work as a known one."""
+    iterations = []
+    for encoded in accounts.values():
+        try:
+            iterations.append(int(encoded.split("$")[1]))
+        except (IndexError, ValueError):
+            continue
+    rounds = max(iterations, default=accounts_module.ITERATIONS)
+    salt, digest = (base64.b64encode(secrets.token_bytes(n)).decode() for n in (16, 32))
+    return f"{accounts_module.ALGORITHM}${rounds}${salt}${digest}"
 
 
-def _page_of_actions(
-    connection: sa.Connection, where: list[Any], order_by: tuple[Any, ...], page: int
-) -> tuple[int, list[Any]]:
-    """How many actions match, and one page of them with the customer's name (paged in SQL)."""
-    pa = proposed_actions.c
-    total = connection.execute(
-        sa.select(sa.func.count()).select_from(proposed_actions).where(*where)
-    ).scalar_one()
-    rows = (
-        connection.execute(
-            sa.select(proposed_actions, customers.c.customer_name)
-            .outerjoin(customers, customers.c.customer_id == pa.customer_id)
-            .where(*where)
-            .order_by(*order_by)
-            .limit(PAGE_SIZE)
-            .offset((page - 1) * PAGE_SIZE)
-        )
-        .mappings()
-        .all()
-    )
-    return total, list(rows)
+def _ids(values: Sequence[Any]) -> list[int]:
+    """Action IDs from a form, each once, in order."""
+    seen: dict[int, None] = {}
+    for value in values:
+        text = str(value)
+        if text.isascii() and text.isdigit() and len(text) < 19:
+            seen.setdefault(int(text), None)
+    return list(seen)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def create_app(
@@ -96,190 +132,296 @@ def create_app(
     secret: str,
     clock: Clock = _utcnow,
     chart_rows: Callable[[], list[dict[str, Any]]] | None = None,
+    secure_cookie: bool = False,
+    limits: SignInLimits | None = None,
 ) -> Starlette:
-    """The app; ``clock`` is injectable so that session expiry can be tested."""
-    from ar_pipeline.accounts import verify_password
+    """The app. ``clock`` gives the time of sessions and throttling (tests pass their own);
+    ``secure_cookie`` marks the cookies ``Secure`` (the page is served over HTTPS);
+    ``secret`` signs the sign-in form's token."""
+    store = SessionStore(engine)
+    limits = limits or SignInLimits.default()
+    unknown_user_hash = dummy_hash(accounts)
+    prefix = "__Host-" if secure_cookie else ""  # __Host-: Secure, path /, this host only
+    session_cookie, sign_in_cookie = f"{prefix}ar_session", f"{prefix}ar_sign_in"
+    hashing: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
 
-    def render(request: Request, name: str, http_status: int = 200, **context: Any) -> Response:
-        context.update(user=request.session.get("user"), csrf=_csrf(request))
+    def cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
+        response.set_cookie(name, value, max_age=max_age, path="/", httponly=True,
+                            samesite="strict", secure=secure_cookie)  # fmt: skip
+
+    def session_of(request: Request) -> Session | None:
+        if not hasattr(request.state, "session"):
+            request.state.session = store.load(request.cookies.get(session_cookie), clock())
+        return request.state.session
+
+    def render(
+        request: Request, name: str, http_status: int = 200, **context: Any
+    ) -> Response:
+        session = session_of(request)
+        if session is not None and "user" not in context:
+            context.update(user=session.user, csrf=session.csrf)
+            with engine.connect() as connection:
+                context["counts"] = view_counts(connection, clock())
+            if session.flash:
+                context["flash"] = session.flash
+                store.set_flash(session, None)
+        context.setdefault("views", VIEWS)
         return TEMPLATES.TemplateResponse(request, name, context, status_code=http_status)
 
-    def _csrf(request: Request) -> str:
-        token = request.session.get("csrf")
-        if not token:
-            token = secrets.token_urlsafe(32)
-            request.session["csrf"] = token
-        return token
+    def message_page(request: Request, http_status: int, message: str) -> Response:
+        return render(request, "message.html", http_status=http_status, error=message)
 
-    def signed_in(request: Request) -> str | None:
-        user = request.session.get("user")
-        issued = request.session.get("issued_at")
-        if not user or issued is None:
-            return None
-        if clock().timestamp() - float(issued) > SESSION_HOURS * 3600:
-            request.session.clear()
-            return None
-        return user if user in accounts else None
+    def require_session(request: Request) -> Session | Response:
+        session = session_of(request)
+        if session is None or session.user not in accounts:
+            target = request.url.path if request.method == "GET" else "/proposals"
+            if request.method == "GET" and request.url.query:
+                target += f"?{request.url.query}"
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
+        return session
 
-    async def checked_form(request: Request) -> Any:
+    async def checked_form(request: Request, session: Session) -> Any:
         """The POSTed form, after the session's CSRF token matched."""
         form = await request.form()
-        expected = request.session.get("csrf") or ""
-        sent = str(form.get("csrf") or "")
-        if not expected or not hmac.compare_digest(expected, sent):
+        if not hmac.compare_digest(session.csrf, str(form.get("csrf") or "")):
             raise Refused(403, "The form has expired or did not come from this page; reload it.")
         return form
 
+    # --- signing in and out -------------------------------------------------------------------
+
+    def login_form(
+        request: Request, next_path: str, http_status: int = 200, error: str | None = None,
+        retry_after: int | None = None, username: str = "",
+    ) -> Response:  # fmt: skip
+        nonce = request.cookies.get(sign_in_cookie) or ""
+        if not (20 <= len(nonce) <= 100 and nonce.replace("-", "").replace("_", "").isalnum()):
+            nonce = secrets.token_urlsafe(32)
+        response = render(
+            request, "login.html", http_status=http_status, user=None,
+            csrf=sign_in_token(secret, nonce), next=next_path, error=error, username=username,
+        )  # fmt: skip
+        cookie(response, sign_in_cookie, nonce)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
     async def login_page(request: Request) -> Response:
-        return render(request, "login.html", next=request.query_params.get("next", "/proposals"))
+        return login_form(request, safe_path(request.query_params.get("next"), "/proposals"))
+
+    async def verify(password: str, encoded: str) -> bool:
+        if not hashing:
+            hashing.append(anyio.CapacityLimiter(HASHING_THREADS))
+        return await anyio.to_thread.run_sync(
+            accounts_module.verify_password, password, encoded, limiter=hashing[0]
+        )
 
     async def login(request: Request) -> Response:
+        form = await request.form()
+        next_path = safe_path(form.get("next"), "/proposals")
+        if not sign_in_token_matches(
+            secret, request.cookies.get(sign_in_cookie), str(form.get("csrf") or "")
+        ):
+            return login_form(
+                request, next_path, 403,
+                "The sign-in form has expired or did not come from this page; sign in again.",
+            )  # fmt: skip
+        name = str(form.get("username") or "").strip()[:200]
+        password = str(form.get("password") or "")[:1024]
+        address = request.client.host if request.client else "unknown"
+        now = clock()
+        wait = limits.wait(name, address, now)
+        if wait is not None:
+            return login_form(
+                request, next_path, 429,
+                f"Too many failed sign-ins for this user name or from this computer. Wait "
+                f"{wait_in_words(wait)}, then try again. Nothing was checked this time.",
+                retry_after=int(-(-wait.total_seconds() // 1)), username=name,
+            )  # fmt: skip
+        limits.begin(name, address, now)
+        failed = True
         try:
-            form = await checked_form(request)
-        except Refused as refusal:
-            return render(request, "login.html", http_status=refusal.status, error=str(refusal))
-        name = str(form.get("username") or "").strip()
-        password = str(form.get("password") or "")
-        encoded = accounts.get(name)
-        if encoded is None or not verify_password(password, encoded):
-            return render(
-                request, "login.html", http_status=401, error="Wrong user name or password."
-            )
-        request.session.clear()
-        request.session.update(
-            user=name, issued_at=clock().timestamp(), csrf=secrets.token_urlsafe(32)
-        )
-        target = str(form.get("next") or "/proposals")
-        return RedirectResponse(target if target.startswith("/") else "/proposals", 303)
+            encoded = accounts.get(name)
+            # an unknown name is checked against a dummy hash: the same work, the same answer
+            matches = await verify(password, encoded or unknown_user_hash)
+            failed = encoded is None or not matches
+        finally:
+            limits.finish(name, address, now, failed)
+        if failed:
+            return login_form(request, next_path, 401, "Wrong user name or password.",
+                              username=name)  # fmt: skip
+        previous = session_of(request)
+        if previous is not None:
+            store.end(previous)
+        token, _ = store.create(name, now)
+        response = RedirectResponse(next_path, 303)
+        cookie(response, session_cookie, token, max_age=int(SESSION_LIFETIME.total_seconds()))
+        response.delete_cookie(sign_in_cookie, path="/", secure=secure_cookie)
+        return response
 
     async def logout(request: Request) -> Response:
-        try:
-            await checked_form(request)
-        except Refused as refusal:
-            return HTMLResponse(str(refusal), refusal.status)
-        request.session.clear()
-        return RedirectResponse("/login", 303)
+        session = session_of(request)
+        if session is not None:
+            try:
+                await checked_form(request, session)
+            except Refused as refusal:
+                return message_page(request, refusal.status, str(refusal))
+            store.end(session)
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(session_cookie, path="/", secure=secure_cookie)
+        return response
 
-    def require_user(request: Request) -> str | Response:
-        user = signed_in(request)
-        if user is None:
-            query = urlencode({"next": request.url.path})
-            return RedirectResponse(f"/login?{query}", 303)
-        return user
+    # --- the lists ----------------------------------------------------------------------------
 
-    async def proposals_page(request: Request) -> Response:
-        user = require_user(request)
-        if isinstance(user, Response):
-            return user
-        q = request.query_params
-        status = q.get("status") or "proposed"
-        tier = q.get("tier") or ""
-        action_type = q.get("type") or ""
-        page = _page_number(request)
-        pa = proposed_actions.c
-        where = [pa.action_type != "workflow_envelope"]
-        if status != "all":
-            where.append(pa.status == status)
-        if tier.isdigit():
-            where.append(pa.tier == int(tier))
-        if action_type in ACTION_TYPES:
-            where.append(pa.action_type == action_type)
+    def list_page(
+        request: Request, session: Session, filters: Filters, http_status: int = 200,
+        error: str | None = None, selected: Sequence[int] = (), reason: str = "",
+    ) -> Response:  # fmt: skip
+        now = clock()
         with engine.connect() as connection:
-            counts = dict(
-                connection.execute(
-                    sa.select(pa.status, sa.func.count())
-                    .where(pa.action_type != "workflow_envelope")
-                    .group_by(pa.status)
-                ).all()
+            total, lines = page_of_lines(connection, filters, now)
+            runs = envelopes(connection, {line.envelope_id for line in lines if line.envelope_id})
+            holds = customers_with_hold_proposed(
+                connection, {line.customer_id for line in lines if line.customer_id}
             )
-            total, rows = _page_of_actions(
-                connection,
-                where,
-                (pa.as_of.desc(), pa.envelope_id.desc(), pa.customer_id, pa.action_id),
-                page,
-            )
-            envelope_ids = sorted(
-                {r["envelope_id"] for r in rows if r["envelope_id"]}, reverse=True
-            )
-            envelopes = {
-                r["action_id"]: r
-                for r in connection.execute(
-                    sa.select(proposed_actions).where(pa.action_id.in_(envelope_ids))
-                ).mappings()
-            }
-            holds = set(
-                connection.execute(
-                    sa.select(pa.customer_id).where(
-                        pa.action_type == "customer_program",
-                        pa.status == "proposed",
-                        pa.customer_id.in_({r["customer_id"] for r in rows}),
-                    )
-                ).scalars()
-            )
-        grouped: dict[int | None, list[Any]] = {}
-        for r in rows:  # rows come newest run first
-            grouped.setdefault(r["envelope_id"], []).append(r)
-        groups = [(envelopes.get(key), group) for key, group in grouped.items()]
+        groups = []
+        for as_of, group in groupby(lines, key=lambda line: line.as_of):
+            members = list(group)
+            envelope = next((runs[m.envelope_id] for m in members if m.envelope_id in runs), None)
+            groups.append((as_of, envelope, members))
+        decidable = [line.action_id for line in lines if line.status == "proposed"]
         return render(
-            request, "proposals.html", groups=groups, counts=counts, total=total, page=page,
-            pages=max(1, -(-total // PAGE_SIZE)), status=status, tier=tier,
-            action_type=action_type, holds=holds, action_types=ACTION_TYPES,
-            dunnable=dunnable_by_currency, message=request.query_params.get("message"),
-            may_decide=user in approvers,
+            request, "proposals.html", http_status=http_status, filters=filters, total=total,
+            current=filters.view,
+            groups=groups if filters.view == "pending" else [(None, None, lines)] if lines else [],
+            lines=lines, pages=max(1, -(-total // PAGE_SIZE)), holds=holds,
+            decidable=decidable, action_types=ACTION_TYPE_CHOICES,
+            back=f"/proposals?{filters.query()}", error=error, selected=set(selected),
+            reason=reason, may_decide=session.user in approvers, page_size=PAGE_SIZE,
         )  # fmt: skip
 
+    async def proposals_page(request: Request) -> Response:
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
+        return list_page(request, session, Filters.from_query(request.query_params))
+
+    def history_page_for(
+        request: Request, session: Session, page: int, http_status: int = 200,
+        error: str | None = None,
+    ) -> Response:  # fmt: skip
+        filters = Filters(page=page)
+        with engine.connect() as connection:
+            total, lines = page_of_lines(connection, filters, clock(), view="history")
+        return render(
+            request, "history.html", http_status=http_status, lines=lines, page=page,
+            current="history",
+            total=total, pages=max(1, -(-total // PAGE_SIZE)), error=error,
+            may_decide=session.user in approvers,
+        )  # fmt: skip
+
+    async def history_page(request: Request) -> Response:
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
+        return history_page_for(request, session, Filters.from_query(request.query_params).page)
+
+    def back_to(
+        request: Request, session: Session, back: str, http_status: int, error: str,
+        selected: Sequence[int] = (), reason: str = "",
+    ) -> Response:  # fmt: skip
+        """The page the form came from, again, with the error and the selection kept."""
+        parts = urlsplit(back)
+        query = QueryParams(parts.query)
+        if parts.path == "/proposals":
+            return list_page(request, session, Filters.from_query(query), http_status, error,
+                             selected, reason)  # fmt: skip
+        if parts.path == "/history":
+            return history_page_for(request, session, Filters.from_query(query).page,
+                                    http_status, error)  # fmt: skip
+        return message_page(request, http_status, error)
+
+    # --- deciding -----------------------------------------------------------------------------
+
     async def decide(request: Request) -> Response:
-        user = require_user(request)
-        if isinstance(user, Response):
-            return user
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
         try:
-            form = await checked_form(request)
-            ids = [int(i) for i in form.getlist("ids") if str(i).isdigit()]
-            if not ids:
-                raise Refused(400, "Select at least one proposal.")
-            decision = str(form.get("decision") or "")
-            now = clock()
+            form = await checked_form(request, session)
+        except Refused as refusal:
+            return message_page(request, refusal.status, str(refusal))
+        back = safe_path(form.get("back"), "/proposals")
+        decision, _, scope = str(form.get("decision") or "").partition(":")
+        selected = _ids(form.getlist("ids"))
+        ids = _ids(form.getlist("shown")) if scope == "shown" else selected
+        reason = str(form.get("reason") or "").strip()
+        bulk = form.get("bulk") == "1" or len(ids) > 1
+
+        def refuse(http_status: int, message: str) -> Response:
+            return back_to(request, session, back, http_status, message, selected, reason)
+
+        if session.user not in approvers:
+            return refuse(403, f"{session.user!r} is not in AR_APPROVERS and may not decide; "
+                               "nothing was changed.")  # fmt: skip
+        if decision not in DECISIONS:
+            return refuse(400, "Unknown decision; nothing was changed.")
+        if not ids:
+            return refuse(400, "Select at least one proposal (tick its box), then choose "
+                               "Approve or Reject. Nothing was changed.")  # fmt: skip
+        now = clock()
+        with engine.connect() as connection:
+            lines = lines_by_id(connection, ids, now)
+        found = {line.action_id for line in lines}
+        if missing := [str(i) for i in ids if i not in found]:
+            return refuse(400, f"No proposal {', '.join(missing)}; nothing was changed.")
+        if any(line.action_type == "workflow_envelope" for line in lines):
+            return refuse(400, "The page decides proposals, not whole runs: filter the list "
+                               "and use the buttons for what it shows. Nothing was changed.")
+        if decision == "reject" and not reason:
+            who = lines[0].label if len(lines) == 1 else _plural(len(lines), "proposal")
+            return refuse(400, f"Give a reason to reject {who}: it is recorded and shown in "
+                               "History. Nothing was changed.")  # fmt: skip
+        if bulk and form.get("confirmed") != str(len(ids)):
+            return render(
+                request, "confirm.html", lines=lines, decision=decision, reason=reason,
+                back=back, done=DONE[decision], scope=scope,
+            )  # fmt: skip
+        try:
             with engine.begin() as connection:
                 if decision == "approve":
-                    results = approvals.approve(connection, ids, user, approvers, now)
+                    results = approvals.approve(connection, ids, session.user, approvers, now)
                 elif decision == "reject":
-                    reason = str(form.get("reason") or "")
-                    results = approvals.reject(connection, ids, user, reason, approvers, now)
-                elif decision in approvals.RESOLUTIONS:  # an unconfirmed or stranded send
-                    note = str(form.get("reason") or "")
-                    results = approvals.resolve(
-                        connection, ids, decision, user, approvers, now, note
-                    )
-                else:
-                    raise Refused(400, "Unknown decision.")
+                    results = approvals.reject(connection, ids, session.user, reason, approvers,
+                                               now)  # fmt: skip
+                else:  # an unconfirmed or stranded send
+                    results = approvals.resolve(connection, ids, decision, session.user,
+                                                approvers, now, reason)  # fmt: skip
         except approvals.DecisionRefused as error:
-            return render(request, "message.html", http_status=403, message=str(error))
-        except Refused as refusal:
-            return render(request, "message.html", http_status=refusal.status, message=str(refusal))
-        summary = "; ".join(
-            f"{r.action_id}: {r.outcome}" + (f" (+{r.children} in envelope)" if r.children else "")
-            for r in results
-        )
-        back = str(form.get("back") or "/proposals")
-        back = back if back.startswith("/") else "/proposals"
-        separator = "&" if "?" in back else "?"
-        return RedirectResponse(f"{back}{separator}{urlencode({'message': summary})}", 303)
+            return refuse(403, str(error))
+        by_id = {line.action_id: line for line in lines}
+        store.set_flash(session, _flash(decision, results, by_id))
+        return RedirectResponse(back, 303)
 
     async def edit(request: Request) -> Response:
-        user = require_user(request)
-        if isinstance(user, Response):
-            return user
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
         action_id = int(request.path_params["action_id"])
         try:
-            form = await checked_form(request)
-            if user not in approvers:
-                raise Refused(403, f"{user!r} is not in AR_APPROVERS and may not edit drafts.")
+            form = await checked_form(request, session)
+        except Refused as refusal:
+            return message_page(request, refusal.status, str(refusal))
+        back = safe_path(form.get("back"), "/proposals")
+        try:
+            if session.user not in approvers:
+                raise Refused(403, f"{session.user!r} is not in AR_APPROVERS and may not edit "
+                                   "drafts.")  # fmt: skip
             subject = str(form.get("subject") or "").strip()
             body = str(form.get("body") or "").replace("\r\n", "\n")
             if not subject or "\n" in subject or "\r" in subject:
-                raise Refused(400, "subject: one line of text is required.")
+                raise Refused(400, "Subject: one line of text is required; nothing was saved.")
             if not body.strip():
-                raise Refused(400, "body: the letter may not be empty.")
+                raise Refused(400, "Letter: it may not be empty; nothing was saved.")
             pa = proposed_actions.c
             with engine.begin() as connection:
                 row = connection.execute(
@@ -290,9 +432,9 @@ def create_app(
                     or row.status != "proposed"
                     or "subject" not in (row.payload_json or {})
                 ):
-                    raise Refused(409, "Only a pending draft can be edited.")
+                    raise Refused(409, "Only a pending draft can be edited; nothing was saved.")
                 edited = {**row.payload_json, "subject": subject, "body": body,
-                          "edited_by": user, "edited_at": clock().isoformat()}  # fmt: skip
+                          "edited_by": session.user, "edited_at": clock().isoformat()}  # fmt: skip
                 changed = connection.execute(
                     proposed_actions.update()
                     .where(pa.action_id == action_id, pa.status == "proposed")
@@ -300,42 +442,31 @@ def create_app(
                 ).rowcount
                 if not changed:
                     raise Refused(409, "The draft was decided meanwhile; nothing was saved.")
+                name = row.payload_json.get("customer_name") or "the customer"
         except Refused as refusal:
-            return render(request, "message.html", http_status=refusal.status, message=str(refusal))
-        query = urlencode({"message": f"{action_id}: draft saved; the edited text will be sent"})
-        return RedirectResponse(f"/proposals?{query}#action-{action_id}", 303)
-
-    async def history_page(request: Request) -> Response:
-        user = require_user(request)
-        if isinstance(user, Response):
-            return user
-        page = _page_number(request)
-        pa = proposed_actions.c
-        where = [pa.status.in_(HISTORY_STATUSES), pa.action_type != "workflow_envelope"]
-        with engine.connect() as connection:
-            total, rows = _page_of_actions(
-                connection,
-                where,
-                (sa.func.coalesce(pa.applied_at, pa.decided_at).desc(), pa.action_id.desc()),
-                page,
-            )
-        return render(
-            request, "history.html", rows=rows, page=page, total=total,
-            pages=max(1, -(-total // PAGE_SIZE)), may_decide=user in approvers,
-            message=request.query_params.get("message"),
-        )  # fmt: skip
+            return back_to(request, session, back, refusal.status, str(refusal))
+        store.set_flash(session, {
+            "kind": "ok", "focus": action_id,
+            "lines": [f"Draft for {name} saved; the edited text is what will be sent."],
+        })  # fmt: skip
+        return RedirectResponse(f"{back}#action-{action_id}", 303)
 
     async def trend_page(request: Request) -> Response:
-        user = require_user(request)
-        if isinstance(user, Response):
-            return user
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
         from ar_pipeline.charts import trend_png
 
         rows = chart_rows() if chart_rows else []
         chart = base64.b64encode(trend_png(rows)).decode() if rows else None
         latest_day = max((r["as_of"] for r in rows), default=None)
         latest = [r for r in rows if r["as_of"] == latest_day]
-        return render(request, "trend.html", chart=chart, latest=latest, day=latest_day)
+        return render(request, "trend.html", chart=chart, latest=latest, day=latest_day,
+                      current="trend")
+
+    async def stylesheet(request: Request) -> Response:
+        return Response(STYLESHEET, media_type="text/css",
+                        headers={"cache-control": "max-age=600"})  # fmt: skip
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/proposals", 303)
@@ -350,17 +481,27 @@ def create_app(
         Route("/proposals/{action_id:int}/edit", edit, methods=["POST"]),
         Route("/history", history_page, methods=["GET"]),
         Route("/trend", trend_page, methods=["GET"]),
+        Route("/static/page.css", stylesheet, methods=["GET"]),
     ]
-    middleware = [
-        Middleware(
-            SessionMiddleware,
-            secret_key=secret,
-            session_cookie="ar_session",
-            max_age=SESSION_HOURS * 3600,
-            same_site="strict",
-        )
-    ]
-    return Starlette(routes=routes, middleware=middleware)
+    return _Starlette(routes=routes)
+
+
+def _flash(decision: str, results: list[approvals.Decision], lines: dict[int, Line]) -> dict:
+    """What the next page says about a decision: what changed, and what did not and why."""
+    done = [r for r in results if not r.outcome.startswith("not ")]
+    lines_out = []
+    if done:
+        labels = ", ".join(lines[r.action_id].label for r in done)
+        text = f"{DONE[decision]}: {labels}."
+        if decision in ("approve", "send_again"):
+            text += " The apply job sends approved letters within a minute or two; until then "
+            text += "they are under “Waiting to be sent”."
+        lines_out.append(text)
+    for r in results:
+        if r.outcome.startswith("not "):
+            why = r.outcome.removeprefix("not changed: ")
+            lines_out.append(f"Not changed: {lines[r.action_id].label}: {why}.")
+    return {"kind": "ok" if len(done) == len(results) else "warn", "lines": lines_out}
 
 
 def session_secret(settings: Any) -> str:

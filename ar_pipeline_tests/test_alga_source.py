@@ -615,7 +615,7 @@ def test_the_approver_sees_a_repair_plan_without_an_edit_form(repair_plans_stage
     client = make_client(repair_plans_staged)
     sign_in(client, "alice")
     page = client.get("/proposals?type=service_period_repair").text
-    assert page.count('<article class="action"') == REPAIR_PLANS
+    assert page.count('<li class="line') == REPAIR_PLANS
     assert "Repair recurring service periods of schedule:gap" in page
     assert "gap of 31 days: nothing covers 2026-03-01 to 2026-04-01" in page
     assert "changes nothing in Alga" in page

@@ -453,5 +453,5 @@ def test_the_page_lists_the_held_back_customers(engine, database_url, tmp_path):
     sign_in(client, "alice")
     page = client.get("/proposals").text
     assert "cannot be right (check ledger_sane); no letter, e-mail or hold until it is put " \
-        "right: 1 customers" in page
-    assert "Heavy Industries (H): invoice H1: settlements net -50,000.00 EUR" in page
+        "right: 1 customer" in page
+    assert "Heavy Industries: invoice H1: settlements net -50,000.00 EUR" in page  # a name, no id

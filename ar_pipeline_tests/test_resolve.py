@@ -139,8 +139,8 @@ def test_the_page_resolves_an_unconfirmed_letter(unconfirmed, engine):
     clock.now = CLAIMED + dt.timedelta(hours=1)
     client = make_client(engine, clock)
     sign_in(client, "alice")
-    page = client.get("/proposals?status=unconfirmed")
-    assert "Outcome unknown: no answer after the message data was sent" in page.text
+    page = client.get("/proposals?view=attention")
+    assert "outcome unknown: no answer after the message data was sent" in page.text
     assert "It was delivered" in page.text and "Send it again" in page.text
     response = client.post("/proposals/decide", data={
         "csrf": csrf_token(client, "/proposals"), "ids": [unconfirmed], "decision": "delivered",

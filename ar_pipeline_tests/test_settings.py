@@ -91,6 +91,8 @@ def test_malformed_setting_is_named(name, value):
          "commas, like alice,bob (no spaces, ';', ':' or quotes in a name), got 'bob carol'"),
         ("AR_TREND_START_DATE", "0001-01-01",
          "AR_TREND_START_DATE: must be from 1900-01-01 to 2999-12-31, got 0001-01-01"),
+        ("AR_WEB_SECURE_COOKIE", "https",
+         "AR_WEB_SECURE_COOKIE: must be true or false, got 'https'"),
     ],
 )  # fmt: skip
 def test_malformed_setting_is_one_line_naming_it(name, value, message):
@@ -109,3 +111,9 @@ def test_edge_values_that_are_accepted():
     assert str(s.hold_min_open) == "0"  # '-0' is zero, and shown as 0
     assert s.freshness_max_age_hours == 1000.0  # hours are a number, not money: 1e3 is fine
     assert s.hold_min_days_overdue == 36500
+
+
+def test_secure_cookie_setting():
+    assert load_settings({}).web_secure_cookie is False
+    assert load_settings({"AR_WEB_SECURE_COOKIE": "true"}).web_secure_cookie is True
+    assert load_settings({"AR_WEB_SECURE_COOKIE": "0"}).web_secure_cookie is False

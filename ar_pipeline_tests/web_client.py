@@ -12,6 +12,7 @@ from ar_pipeline.web import create_app
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-3"}
 APPROVERS = {"alice", "bob"}  # carol may sign in and look, not decide
+HASH_ITERATIONS = 1_000  # few iterations keep the tests fast; production hashes use the default
 
 
 class Clock:
@@ -22,14 +23,23 @@ class Clock:
         return self.now
 
 
-def make_client(engine, clock: Clock | None = None, chart_rows=None) -> TestClient:
-    # few iterations keep the tests fast; production hashes use the default
-    accounts = {name: hash_password(pw, iterations=1_000) for name, pw in PASSWORDS.items()}
-    app = create_app(
+def make_app(engine, clock: Clock | None = None, chart_rows=None, **options):
+    accounts = {
+        name: hash_password(pw, iterations=HASH_ITERATIONS) for name, pw in PASSWORDS.items()
+    }
+    return create_app(
         engine, accounts, APPROVERS, "test-session-secret", clock=clock or Clock(),
-        chart_rows=chart_rows,
+        chart_rows=chart_rows, **options,
     )  # fmt: skip
-    return TestClient(app, follow_redirects=False)
+
+
+def make_client(engine, clock: Clock | None = None, chart_rows=None, **options) -> TestClient:
+    return TestClient(make_app(engine, clock, chart_rows, **options), follow_redirects=False)
+
+
+def another_browser(client: TestClient, address: str = "testclient") -> TestClient:
+    """A second browser on the same app (no cookies), from ``address``."""
+    return TestClient(client.app, follow_redirects=False, client=(address, 50000))
 
 
 def csrf_token(client: TestClient, path: str = "/login") -> str:
@@ -37,9 +47,9 @@ def csrf_token(client: TestClient, path: str = "/login") -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
-def sign_in(client: TestClient, user: str, password: str | None = None):
+def sign_in(client: TestClient, user: str, password: str | None = None, **fields):
     return client.post(
         "/login",
         data={"csrf": csrf_token(client), "username": user,
-              "password": PASSWORDS[user] if password is None else password},
+              "password": PASSWORDS[user] if password is None else password, **fields},
     )  # fmt: skip
