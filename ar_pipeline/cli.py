@@ -423,21 +423,7 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     )
 
 
-RECIPIENT_SOURCES = {
-    "billing_email": "billing e-mail",
-    "billing_contact": "Alga: billing contact",
-    "unknown": "source not known",
-}
 RECIPIENTS_LISTED = 20
-
-
-def recipient_label(source: str | None) -> str:
-    """Where a letter's address came from, in words (payload ``to_source``)."""
-    if source is None:
-        return RECIPIENT_SOURCES["billing_email"]
-    if source in RECIPIENT_SOURCES:
-        return RECIPIENT_SOURCES[source]
-    return "Alga: " + source.replace("_", " ")
 
 
 def print_recipients(settings: Settings, as_of: dt.date) -> None:
@@ -446,6 +432,7 @@ def print_recipients(settings: Settings, as_of: dt.date) -> None:
     import sqlalchemy as sa
 
     from ar_pipeline.database import get_engine
+    from ar_pipeline.proposals import recipient_label
     from ar_pipeline.schema import proposed_actions as pa
 
     with get_engine(settings.database_url).connect() as connection:

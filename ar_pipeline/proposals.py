@@ -609,3 +609,19 @@ def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerifica
         )
     ).scalar_one()
     return StagingVerification(expected, observed, int(unexpected))
+
+
+RECIPIENT_SOURCES = {
+    "billing_email": "billing e-mail",
+    "billing_contact": "Alga: billing contact",
+    "unknown": "source not known",
+}
+
+
+def recipient_label(source: str | None) -> str:
+    """Where a letter's address came from, in words (payload ``to_source``)."""
+    if source is None:
+        return RECIPIENT_SOURCES["billing_email"]
+    if source in RECIPIENT_SOURCES:
+        return RECIPIENT_SOURCES[source]
+    return "Alga: " + source.replace("_", " ")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
+import json
 import secrets
 from collections.abc import Callable, Sequence
 from itertools import groupby
@@ -319,6 +320,31 @@ def create_app(
             may_decide=session.user in approvers,
         )  # fmt: skip
 
+    async def repair_plan_file(request: Request) -> Response:
+        """A repair plan's rows as the JSON file Alga's cutover runbook asks for: ``existing``
+        (the schedule's rows as IRecurringServicePeriodRecord) or ``obligation`` (backfill)."""
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
+        action_id, part = request.path_params["action_id"], request.path_params["part"]
+        key = {"existing": "existing_records", "obligation": "obligation"}.get(part)
+        with engine.connect() as connection:
+            payload = connection.execute(
+                sa.select(proposed_actions.c.payload_json).where(
+                    proposed_actions.c.action_id == action_id,
+                    proposed_actions.c.action_type == "service_period_repair",
+                )
+            ).scalar_one_or_none()
+        if key is None or payload is None or key not in payload:
+            return Response("No such file.", status_code=404, media_type="text/plain")
+        name = f"{action_id}-{payload.get('schedule_key', 'plan')}.{part}.json"
+        safe_name = "".join(c if c.isalnum() or c in "-._" else "_" for c in name)
+        return Response(
+            json.dumps(payload[key], indent=2) + "\n",
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+        )
+
     async def history_page(request: Request) -> Response:
         session = require_session(request)
         if isinstance(session, Response):
@@ -480,6 +506,7 @@ def create_app(
         Route("/proposals/decide", decide, methods=["POST"]),
         Route("/proposals/{action_id:int}/edit", edit, methods=["POST"]),
         Route("/history", history_page, methods=["GET"]),
+        Route("/proposals/{action_id:int}/{part:str}.json", repair_plan_file, methods=["GET"]),
         Route("/trend", trend_page, methods=["GET"]),
         Route("/static/page.css", stylesheet, methods=["GET"]),
     ]

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ar_pipeline.approvals import STRANDED_AFTER
+from ar_pipeline.proposals import recipient_label
 from ar_pipeline.schema import ACTION_TYPES, customers, proposed_actions, tier_assignments
 from ar_pipeline.tiering import format_money, to_minor_units
 
@@ -264,6 +265,7 @@ class Line:
     why: str
     letter: dict[str, Any] | None = None  # subject, body, to, cc, edited_by
     details: list[str] = field(default_factory=list)  # a hold's reason, a plan's problems
+    files: list[tuple[str, str]] = field(default_factory=list)  # a plan's runbook JSON files
     row: Any = None  # the database row, for the times and the decision
     stranded: bool = False  # applying for longer than STRANDED_AFTER: a crash left it
     waited: dt.timedelta | None = None  # approved this long ago and not picked up yet
@@ -378,6 +380,16 @@ def describe(row: Any, now: dt.datetime) -> Line:
         line.why = "; ".join(original.get("problems") or []) or original.get("subject", "")
         line.details = ["Approving records your decision; the pipeline changes nothing in "
                         "Alga PSA: the repair is done there."]  # fmt: skip
+        if original.get("runbook_helper"):
+            line.details.append(f"Runbook helper: {original['runbook_helper']}")
+        line.files = [
+            (part, label)
+            for part, key, label in (
+                ("existing", "existing_records", "the schedule's rows (JSON)"),
+                ("obligation", "obligation", "the obligation to backfill (JSON)"),
+            )
+            if key in original
+        ]
         line.letter = {"subject": original.get("subject", ""), "body": original.get("body", ""),
                        "to": [], "cc": []}  # fmt: skip
     else:
@@ -387,6 +399,7 @@ def describe(row: Any, now: dt.datetime) -> Line:
         line.letter = {
             "subject": p.get("subject", ""), "body": p.get("body", ""),
             "to": p.get("to") or [], "cc": p.get("cc") or [],
+            "to_source": recipient_label(original.get("to_source")),
             "edited_by": p.get("edited_by") if row["edited_payload_json"] else None,
         }  # fmt: skip
     return line

@@ -441,6 +441,16 @@ def test_run_on_the_alga_source(alga_env, database_url, capsys):
     # the voided invoice's period is not in the trend's unbilled figure
     assert [tuple(r) for r in summary] == [("EUR", 615000, 37000, 2), ("USD", 3000000, 0, 0)]
 
+    # the approver's page says where each address came from, too
+    from ar_pipeline_tests.web_client import make_client, sign_in
+
+    client = make_client(engine)
+    sign_in(client, "alice")
+    page = client.get("/proposals?type=collection_action").text
+    assert "to ada@acme.example (Alga: billing contact)" in page
+    assert "to billing@beta.example (billing e-mail)" in page
+    assert "to invoices@delta.example (Alga: billing location)" in page
+
 
 STAGED_AT = dt.datetime(2026, 3, 31, 6, tzinfo=dt.UTC)
 REPAIR_PLANS = 6  # backfill, gap, low, none, ok (voided invoice), overlap
@@ -449,14 +459,15 @@ REPAIR_PLANS = 6  # backfill, gap, low, none, ok (voided invoice), overlap
 @pytest.fixture
 def repair_plans_staged(alga_url, database_url):
     """The pipeline's database with the fixture's service periods assessed as of 2026-03-31
-    and their four repair plans staged."""
+    and their repair plans staged, with the schedules' rows from Alga."""
     engine = get_engine(database_url)
     upgrade_database(engine)
     with engine.begin() as connection:
         write_service_period_health(
             alga_engine(alga_url), connection, TENANT, AS_OF, CoveragePolicy()
         )
-        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), STAGED_AT)
+        stage_repair_plans(connection, AS_OF, "run-1", D(2026, 9, 27), STAGED_AT,
+                           alga_engine(alga_url), TENANT)  # fmt: skip
     return engine
 
 
@@ -620,6 +631,26 @@ def test_the_approver_sees_a_repair_plan_without_an_edit_form(repair_plans_stage
     assert "gap of 31 days: nothing covers 2026-03-01 to 2026-04-01" in page
     assert "changes nothing in Alga" in page
     assert "/edit" not in page  # a plan is approved or rejected, not edited
+    # the runbook's file, offered for download: the schedule's current rows as Alga's records
+    with repair_plans_staged.connect() as connection:
+        gap_plan = connection.execute(
+            sa.select(proposed_actions.c.action_id).where(
+                proposed_actions.c.action_type == "service_period_repair",
+                proposed_actions.c.payload_json["schedule_key"].as_string() == "schedule:gap",
+            )
+        ).scalar_one()
+    assert f'href="/proposals/{gap_plan}/existing.json"' in page
+    download = client.get(f"/proposals/{gap_plan}/existing.json")
+    assert download.status_code == 200
+    assert download.headers["content-disposition"] == (
+        f'attachment; filename="{gap_plan}-schedule_gap.existing.json"'
+    )
+    records = download.json()
+    assert {r["scheduleKey"] for r in records} == {"schedule:gap"}
+    assert records[0]["kind"] == "persisted_service_period_record"
+    assert records[0]["servicePeriod"]["semantics"] == "half_open"
+    assert client.get(f"/proposals/{gap_plan}/obligation.json").status_code == 404  # no backfill
+    assert client.get(f"/proposals/{gap_plan}/other.json").status_code == 404
 
 
 def test_a_tenant_without_clients_is_refused_and_the_copy_kept(mirrored, alga_url):
