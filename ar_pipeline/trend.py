@@ -30,7 +30,7 @@ from sqlalchemy.sql import FromClause, Select
 
 from ar_pipeline.aging import aging_by_customer, as_of_range
 from ar_pipeline.database import bulk_insert
-from ar_pipeline.kpis import MonthSales, compute_kpis, month_before, sales_periods
+from ar_pipeline.kpis import MonthSales, beginning_of_period, compute_kpis, sales_periods
 from ar_pipeline.ledger_sanity import within_bound
 from ar_pipeline.schema import (
     AGING_MONEY,
@@ -185,8 +185,8 @@ def summary_rows(
 ) -> list[dict[str, Any]]:
     """The ``ar_aging_summary`` rows of ``dates`` (computed, not written)."""
     wanted = sorted(set(dates))
-    beginning = {d: month_before(d) for d in wanted}
-    # One contiguous range covers the wanted days and each one's beginning of month (for CEI);
+    beginning = {d: beginning_of_period(d) for d in wanted}
+    # One contiguous range covers the wanted days and each one's beginning of period (for CEI);
     # evaluating a few extra days costs little next to reading the ledger's events once.
     first_needed = min(beginning.values())
     totals: dict[tuple[dt.date, str], dict[str, Any]] = {}
