@@ -45,9 +45,14 @@ COLUMN_DESCRIPTIONS = {
     "days_1_30_cents": "Open balance 1-30 days overdue",
     "days_31_60_cents": "Open balance 31-60 days overdue",
     "days_61_90_cents": "Open balance 61-90 days overdue",
-    "days_over_90_cents": "Open balance 91 or more days overdue",
+    "days_91_120_cents": "Open balance 91-120 days overdue (null on rows written before the "
+    "split of over 90, revision 0008)",
+    "days_over_120_cents": "Open balance 121 or more days overdue (null likewise)",
+    "days_over_90_cents": "Open balance 91 or more days overdue: 91-120 plus over 120",
     "disputed_cents": "Open balance of disputed items (never dunned)",
     "unapplied_credit_cents": "Cash on account, unapplied credit notes and overpayments",
+    "net_balance_cents": "Net receivable: open balance less unapplied credit, which equals "
+    "invoices - credit notes - payments as of the date (negative: the customer is in credit)",
     "dunnable_cents": "max(0, undisputed overdue - unapplied credit)",
     "max_days_overdue": "Days overdue of the oldest overdue open item (0 if none)",
     "oldest_overdue_invoice_id": "The overdue open item with the earliest due date",
@@ -322,14 +327,26 @@ TREND_GROUP = "ar_trend"
 SUMMARY_DESCRIPTIONS = {
     "customers_with_open": "Customers with an open balance in this currency",
     "customers_overdue": "Customers with an overdue balance in this currency",
+    "net_balance_cents": "Net receivables: open balance less unapplied credit, over all customers "
+    "(those in credit included) = invoices - credit notes - payments as of this day",
     "actions_staged": "Proposals staged as of this day (all currencies; do not add across)",
     "actions_applied": "Actions applied on this day (all currencies; do not add across)",
-    "credit_sales_3m_cents": "Invoices issued in the 3 months up to this day",
-    "dso_days": "Days sales outstanding, countback over 3 months of credit sales",
-    "best_possible_dso_days": "Countback DSO of current (not yet due) AR",
+    "credit_sales_3m_cents": "Invoices issued in the three periods of dso_days",
+    "net_current_cents": "Net receivables not yet due: each customer's current AR less the "
+    "unapplied credit left after it settled the overdue items (oldest first)",
+    "net_over_90_cents": "Net receivables more than 90 days overdue: each customer's over 90 less "
+    "its unapplied credit (oldest first), at least 0",
+    "dso_days": "Days sales outstanding of net receivables, countback over three periods of "
+    "credit sales: calendar months when this day is a month-end, else month-long periods ending "
+    "on this day's date each month (a shorter month: on its last day)",
+    "best_possible_dso_days": "Countback DSO of net current receivables, same periods",
     "average_days_delinquent": "DSO minus best possible DSO",
-    "cei_pct": "Collection effectiveness index of the month ending this day, %",
-    "over_90_pct": "Share of open AR more than 90 days overdue, %",
+    "cei_pct": "Collection effectiveness index of the period ending this day (the calendar month "
+    "at a month-end), on net receivables, %",
+    "over_90_pct": "Net receivables more than 90 days overdue / net receivables, %",
+    "dso_gross_days": "Countback DSO of open items alone (unapplied credit left aside)",
+    "cei_gross_pct": "CEI on open items alone, %",
+    "over_90_gross_pct": "Open balance over 90 days / total open balance, %",
     "unbilled_cents": "Alga PSA: service periods due for invoicing and never invoiced (not AR; "
     "null: not assessed that day)",
     "unbilled_periods": "Alga PSA: how many such periods have an amount in this currency",

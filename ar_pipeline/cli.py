@@ -334,12 +334,15 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         "days_1_30_cents": "1-30 days overdue",
         "days_31_60_cents": "31-60 days overdue",
         "days_61_90_cents": "61-90 days overdue",
-        "days_over_90_cents": "Over 90 days overdue",
+        "days_91_120_cents": "91-120 days overdue",
+        "days_over_120_cents": "Over 120 days overdue",
     }
     rows = [(labels[c], c) for c in BUCKET_COLUMNS.values()] + [
         ("Total open", "total_open_cents"),
+        ("  of which over 90 days", "days_over_90_cents"),
         ("  of which disputed", "disputed_cents"),
         ("Unapplied credit", "unapplied_credit_cents"),
+        ("Net receivables (open less credit)", "net_balance_cents"),
         ("Dunnable (overdue, undisputed, net)", "dunnable_cents"),
     ]
     width = 22
@@ -379,12 +382,17 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         from ar_pipeline.trend import recent_rows
 
         trend_today = recent_rows(connection, as_of, 1)
+    def shown(value: Any) -> str:
+        return "-" if value is None else str(value)
+
     for row in trend_today:
         print(
-            f"\nKPIs ({row['currency']}): DSO {row['dso_days'] or '-'} days, best possible "
-            f"{row['best_possible_dso_days'] or '-'}, average days delinquent "
-            f"{row['average_days_delinquent'] or '-'}, CEI {row['cei_pct'] or '-'} %, "
-            f"over 90 days {row['over_90_pct'] or '-'} % of open AR"
+            f"\nKPIs ({row['currency']}, net receivables): DSO {shown(row['dso_days'])} days, "
+            f"best possible {shown(row['best_possible_dso_days'])}, average days delinquent "
+            f"{shown(row['average_days_delinquent'])}, CEI {shown(row['cei_pct'])} %, "
+            f"over 90 days {shown(row['over_90_pct'])} % of net AR"
+            f"\n  on open items alone (gross): DSO {shown(row['dso_gross_days'])} days, "
+            f"CEI {shown(row['cei_gross_pct'])} %, over 90 days {shown(row['over_90_gross_pct'])} %"
         )
 
     if top:
