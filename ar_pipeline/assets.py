@@ -12,6 +12,7 @@ review on as its output: to the check ``ledger_sane``, and to ``tier_assignments
 
 import datetime as dt
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -357,41 +358,54 @@ SUMMARY_DESCRIPTIONS = {
         for kind in ("customers", "cents")
     },
 }
-KPI_METADATA = ("dso_days", "best_possible_dso_days", "average_days_delinquent", "cei_pct",
-                "over_90_pct")  # fmt: skip
 
 
-def _day_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Numeric metadata of one day: money in minor units and KPIs, per currency."""
-    metadata: dict[str, Any] = {}
+def _major(cents: int, currency: str) -> float:
+    """Minor units as a number in major units, for plotting (``86124706`` EUR -> 861247.06)."""
+    from ar_pipeline.tiering import currency_exponent
+
+    return float(Decimal(int(cents)).scaleb(-currency_exponent(currency)))
+
+
+def day_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The numeric metadata of one day's partition, which the asset's plots draw by partition:
+    per currency, in major units with the currency in the label, the open balance, the net
+    receivables, the balance over 90 days, DSO and CEI (on net receivables); and the number of
+    rows (currencies) that day. A KPI without a value that day is left out."""
+    metadata: dict[str, Any] = {"dagster/row_count": len(rows)}
     for row in rows:
-        currency = row["currency"]
-        for name in ("total_open_cents", "overdue_cents", *aging.BUCKET_COLUMNS.values(),
-                     "unapplied_credit_cents", "customers_overdue"):  # fmt: skip
-            metadata[f"{name}_{currency}"] = int(row[name])
-        for name in KPI_METADATA:
-            if row[name] is not None:
-                metadata[f"{name}_{currency}"] = float(row[name])
+        money = row["currency"]
+        metadata[f"{money} total open"] = _major(row["total_open_cents"], money)
+        metadata[f"{money} net receivables"] = _major(row["net_balance_cents"], money)
+        metadata[f"{money} over 90 days"] = _major(row["days_over_90_cents"], money)
+        if row["dso_days"] is not None:
+            metadata[f"{money} DSO (days)"] = float(row["dso_days"])
+        if row["cei_pct"] is not None:
+            metadata[f"{money} CEI (%)"] = float(row["cei_pct"])
         if row.get("unbilled_cents") is not None:  # Alga PSA source only, apart from AR
-            metadata[f"unbilled_cents_{currency}"] = int(row["unbilled_cents"])
+            metadata[f"{money} unbilled (not AR)"] = _major(row["unbilled_cents"], money)
     return metadata
 
 
 def _last_days_markdown(rows: list[dict[str, Any]]) -> str:
     from ar_pipeline.tiering import format_money
 
+    def shown(value: Any) -> str:
+        return "-" if value is None else str(value)
+
     lines = [
-        "| day | currency | open | overdue | over 90 | DSO | CEI % |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| day | currency | open | net | over 90 | over 120 | DSO | CEI % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in reversed(rows):
         money = r["currency"]
+        over_120 = r["days_over_120_cents"]
         lines.append(
             f"| {r['as_of']} | {money} | {format_money(r['total_open_cents'], money)}"
-            f" | {format_money(r['overdue_cents'], money)}"
-            f" | {format_money(r['days_over_90_cents'], r['currency'])}"
-            f" | {r['dso_days'] if r['dso_days'] is not None else '-'}"
-            f" | {r['cei_pct'] if r['cei_pct'] is not None else '-'} |"
+            f" | {format_money(r['net_balance_cents'], money)}"
+            f" | {format_money(r['days_over_90_cents'], money)}"
+            f" | {'-' if over_120 is None else format_money(over_120, money)}"
+            f" | {shown(r['dso_days'])} | {shown(r['cei_pct'])} |"
         )
     return "\n".join(lines)
 
@@ -416,54 +430,54 @@ def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
     def ar_aging_summary(
         context: dg.AssetExecutionContext, ar_db: ArDatabase
     ) -> dg.MaterializeResult:
-        """The aging trend: per day and currency, AR by bucket, customers per tier, actions,
-        and DSO / best possible DSO / average days delinquent / CEI / share over 90 days, as of
+        """The aging trend: per day and currency, AR by bucket, net receivables, customers per
+        tier, actions, and DSO / best possible DSO / average days delinquent / CEI / share over
+        90 days on net receivables (with gross DSO, CEI and share over 90 beside them), as of
         that day (``ar_pipeline.trend`` and ``ar_pipeline.kpis``). Rebuilding a range replaces
-        its rows in one transaction."""
+        its rows in one transaction; each day's partition carries that day's figures."""
         import base64
         from pathlib import Path
 
         from ar_pipeline import charts, trend
 
-        window = context.partition_time_window
-        first = window.start.date()
-        last = window.end.date() - dt.timedelta(days=1)
+        keys = list(context.partition_keys)
+        first, last = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
         with ar_db.engine.begin() as connection:
             rows = trend.write_summary(connection, first, last, ar_db.zone)
             recent = trend.recent_rows(connection, last, 365)
         by_day: dict[dt.date, list[dict[str, Any]]] = {}
         for row in rows:
             by_day.setdefault(row["as_of"], []).append(row)
-        if len(by_day) > 1:  # a range: each day's figures go on that day's partition
-            for day, day_rows in by_day.items():
-                context.log_event(
-                    dg.AssetObservation(
-                        asset_key=context.asset_key,
-                        partition=day.isoformat(),
-                        metadata=_day_metadata(day_rows),
-                    )
-                )
+        # each partition's materialization carries its own day's figures (a single-run backfill
+        # records one materialization per partition)
+        for key in keys:
+            context.add_asset_metadata(
+                day_metadata(by_day.get(dt.date.fromisoformat(key), [])), partition_key=key
+            )
         png = charts.trend_png(recent)
         chart_path = Path(ar_db.charts_dir) / "ar_aging_trend.png"
         chart_path.parent.mkdir(parents=True, exist_ok=True)
         chart_path.write_bytes(png)
-        metadata: dict[str, Any] = {
-            "first_day": first.isoformat(),
-            "last_day": last.isoformat(),
-            "days_rebuilt": (last - first).days + 1,
-            "dagster/row_count": len(rows),
-            "trend_chart": dg.MetadataValue.md(
-                "![aging trend](data:image/png;base64," + base64.b64encode(png).decode() + ")"
-            ),
-            "trend_chart_file": dg.MetadataValue.path(str(chart_path)),
-            "last_30_days": dg.MetadataValue.md(
-                _last_days_markdown(
-                    [r for r in recent if r["as_of"] > last - dt.timedelta(days=30)]
-                )
-            ),
-        }
-        if len(by_day) == 1:
-            metadata.update(_day_metadata(rows))
-        return dg.MaterializeResult(metadata=metadata)
+        # the chart and the table describe the year up to the last day: on that day's partition
+        # only, not copied onto every partition of a long backfill
+        context.add_asset_metadata(
+            {
+                "trend_chart": dg.MetadataValue.md(
+                    "![aging trend](data:image/png;base64," + base64.b64encode(png).decode() + ")"
+                ),
+                "trend_chart_file": dg.MetadataValue.path(str(chart_path)),
+                "last_30_days": dg.MetadataValue.md(
+                    _last_days_markdown(
+                        [r for r in recent if r["as_of"] > last - dt.timedelta(days=30)]
+                    )
+                ),
+            },
+            partition_key=keys[-1],
+        )
+        context.log.info(f"ar_aging_summary: {len(rows)} rows for {first}..{last}")
+        # text, not a number: the same on every partition of the run, so nothing to plot
+        return dg.MaterializeResult(
+            metadata={"rebuilt_in_this_run": f"{first} to {last} ({len(keys)} days)"}
+        )
 
     return ar_aging_summary
