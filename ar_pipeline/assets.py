@@ -1,5 +1,7 @@
-"""The assets: group ``ar_aging`` (aging and tiering) and group ``ar_actions`` (proposals),
-thin wrappers around the rules in ``aging``, ``tiering`` and ``proposals``.
+"""The assets: group ``ledger`` (the ledger tables, external: written by the source's sync or,
+with the Alga PSA source, by ``alga_ledger``), group ``ar_aging`` (aging and tiering), group
+``ar_actions`` (proposals) and group ``ar_trend`` (the daily trend), thin wrappers around the
+rules in ``aging``, ``tiering``, ``proposals``, ``trend`` and ``kpis``.
 
 Each asset writes its table for the run's as-of date in one transaction (a rerun replaces that
 date's rows) and publishes what the Dagster UI shows: row count, column schema, and numeric
@@ -124,9 +126,93 @@ class TieringConfig(dg.Config):
         )
 
 
+LEDGER_GROUP = "ledger"
+LEDGER_KINDS = {"sql", "table"}
+LEDGER_DESCRIPTIONS = {
+    "customers": "Customers: contact, sales rep, dunning pause and service hold.",
+    "invoices": "Invoices and credit notes (kind), issued, draft or void, in integer minor units "
+    "of their currency; a credit note may name the invoice it settles.",
+    "payments": "Payments received, in minor units of their currency; a payment may name the "
+    "invoice it settles (none: cash on account); a reversal is a negative payment.",
+    "sync_log": "Each sync of the ledger from its source, with its status and time; the check "
+    "aging_data_fresh reads it.",
+}
+
+
+LEDGER_COLUMNS = {
+    "customers": {
+        "billing_email": "Where letters go (none: the customer cannot be contacted)",
+        "sales_rep_email": "The sales rep, in copy of escalations",
+        "dunning_paused_until": "No dunning step up to and including this date",
+        "service_hold": "The customer's service is on hold (set when an approved hold applies)",
+        "service_hold_at": "When the hold was set (UTC)",
+        "service_hold_reason": "Why",
+        "created_at": "When the customer was added (UTC)",
+    },
+    "invoices": {
+        "invoice_id": "Invoice or credit note key",
+        "customer_id": "The customer billed or credited",
+        "invoice_number": "The number printed on the document",
+        "kind": "invoice or credit_note",
+        "status": "issued, draft or void (only issued documents count)",
+        "issue_date": "Counts from this date (a credit note settles from it)",
+        "due_date": "Days overdue count from this date",
+        "amount_cents": "Amount in minor units, positive",
+        "disputed": "Aged and counted, never dunned",
+        "applies_to_invoice_id": "The invoice a credit note settles (none: unapplied credit)",
+    },
+    "payments": {
+        "payment_id": "Payment key",
+        "invoice_id": "The invoice the payment settles (none: cash on account)",
+        "received_date": "Counts from this date",
+        "amount_cents": "Amount in minor units (a reversal is negative)",
+    },
+    "sync_log": {
+        "sync_id": "Sync key",
+        "sync_type": "Which sync (aging_data_fresh reads scheduled_hot_customer_payments)",
+        "started_at": "When the sync started (UTC)",
+        "completed_at": "When it completed (UTC)",
+        "status": "ok or failed (none: still running)",
+        "rows_synced": "Rows the sync wrote",
+    },
+}
+
+
+def ledger_specs(written_by: dg.AssetKey | None = None) -> list[dg.AssetSpec]:
+    """The ledger tables as external assets, upstream of ``ar_aging`` and the trend. Dagster
+    never writes them: the source system's sync does, or, with the Alga PSA source, the asset
+    ``written_by`` (``alga_ledger``), which is then their upstream."""
+    from ar_pipeline.schema import customers, invoices, payments, sync_log
+
+    writer = (
+        f" Copied from Alga PSA by {written_by.to_user_string()}."
+        if written_by is not None
+        else " Written by the source system's sync, outside Dagster."
+    )
+    return [
+        dg.AssetSpec(
+            table.name,
+            group_name=LEDGER_GROUP,
+            kinds=LEDGER_KINDS,
+            owners=OWNERS,
+            deps=[written_by] if written_by is not None else [],
+            description=LEDGER_DESCRIPTIONS[table.name] + writer,
+            metadata={
+                "dagster/column_schema": table_schema(table, LEDGER_COLUMNS.get(table.name)),
+                "dagster/table_name": table.name,
+            },
+        )
+        for table in (customers, invoices, payments, sync_log)
+    ]
+
+
+LEDGER_KEYS = [dg.AssetKey(name) for name in LEDGER_DESCRIPTIONS]
+
+
 def build_ar_aging(deps: Sequence[Any] = ()) -> dg.AssetsDefinition:
-    """The ``ar_aging`` asset; ``deps`` are what must run first (the Alga PSA source's copy of
-    the ledger, when that is the source)."""
+    """The ``ar_aging`` asset, downstream of the ledger tables; ``deps`` are what must also run
+    first (the Alga PSA source's copy of the ledger, when that is the source: Dagster orders
+    steps by direct dependencies only, not through the external tables)."""
 
     @dg.asset(
         name="ar_aging",
@@ -134,7 +220,7 @@ def build_ar_aging(deps: Sequence[Any] = ()) -> dg.AssetsDefinition:
         kinds=KINDS,
         owners=OWNERS,
         retry_policy=DB_RETRY,
-        deps=list(deps),
+        deps=[*LEDGER_KEYS, *deps],
         metadata={
             "dagster/column_schema": table_schema(ar_aging_table),
             "dagster/table_name": "ar_aging",
@@ -410,8 +496,12 @@ def _last_days_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    """``ar_aging_summary``, daily partitions from ``AR_TREND_START_DATE`` (today included)."""
+def build_summary_asset(
+    partitions: dg.DailyPartitionsDefinition, deps: Sequence[Any] = ()
+) -> dg.AssetsDefinition:
+    """``ar_aging_summary``, daily partitions from ``AR_TREND_START_DATE`` (today included),
+    downstream of the ledger tables, ``proposed_actions`` (its action counts) and ``deps``
+    (the Alga PSA source's service-period assets, when that is the source)."""
     from ar_pipeline.schema import ar_aging_summary as summary_table
 
     schema = table_schema(summary_table, SUMMARY_DESCRIPTIONS)
@@ -423,6 +513,7 @@ def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         owners=OWNERS,
         retry_policy=DB_RETRY,
         partitions_def=partitions,
+        deps=[*LEDGER_KEYS, proposed_actions, *deps],
         # a year of days rebuilds in one run, aggregated in one SQL statement
         backfill_policy=dg.BackfillPolicy.single_run(),
         metadata={"dagster/column_schema": schema, "dagster/table_name": "ar_aging_summary"},
