@@ -244,7 +244,14 @@ def _load_run_config(path: Path | None, settings: Settings) -> dict[str, Any]:
     return loaded
 
 
-def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any]) -> bool:
+def run_and_report(
+    settings: Settings,
+    as_of: dt.date,
+    run_config: dict[str, Any],
+    trend_from: dt.date | None = None,
+) -> bool:
+    """Run the daily job for ``as_of``, fill the trend (the day's partition, or every day from
+    ``trend_from`` in one run) and print the summary."""
     import dagster as dg
 
     from ar_pipeline.definitions import build_definitions
@@ -263,7 +270,7 @@ def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any
             instance, result.dagster_run, ArDatabase.from_settings(settings), result.success, error
         )
         if result.success:
-            fill_trend_day(defs, as_of, instance)
+            fill_trend(defs, trend_from or as_of, as_of, instance, result.run_id)
     if not result.success:
         print(f"Run {result.run_id} FAILED as of {as_of}:", file=sys.stderr)
         for message in _step_errors(result):
@@ -273,20 +280,46 @@ def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any
     return True
 
 
-def fill_trend_day(defs: Any, as_of: dt.date, instance: Any) -> None:
-    """Materialize the ``ar_aging_summary`` partition of ``as_of`` (if the trend covers it)."""
+def fill_trend(
+    defs: Any, first: dt.date, last: dt.date, instance: Any, daily_run_id: str
+) -> None:
+    """Materialize the ``ar_aging_summary`` partitions ``first``..``last`` (those the trend
+    has) in one run after the daily run ``daily_run_id``: a single-run backfill when there are
+    several. The run carries the run key the daemon's sensor would use for that daily run, so
+    with a daemon up the partition is not materialized twice (``ar_pipeline.sensors``)."""
+    import dagster as dg
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
     from ar_pipeline.runs import QUIET_LOGGING
+    from ar_pipeline.sensors import trend_run_tags
 
     job = defs.resolve_job_def("ar_aging_summary_job")
-    if as_of.isoformat() not in job.partitions_def.get_partition_keys():
-        print(f"(no trend partition for {as_of}: AR_TREND_START_DATE is later)")
+    keys = job.partitions_def.get_partition_keys()
+    wanted = [k for k in keys if first.isoformat() <= k <= last.isoformat()]
+    if not wanted:
+        print(f"(no trend partition for {last}: AR_TREND_START_DATE is later)")
         return
+    tags = trend_run_tags(daily_run_id)
+    already = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
+    if already:
+        print(f"(the trend partition of {last} was requested by the daemon: run "
+              f"{already[0].run_id})")  # fmt: skip
+        return
+    if len(wanted) == 1:
+        partition = {"partition_key": wanted[0]}
+    else:
+        partition = {}
+        tags.update({ASSET_PARTITION_RANGE_START_TAG: wanted[0],
+                     ASSET_PARTITION_RANGE_END_TAG: wanted[-1]})  # fmt: skip
     outcome = job.execute_in_process(
-        partition_key=as_of.isoformat(), instance=instance, run_config=QUIET_LOGGING,
-        raise_on_error=False,
+        instance=instance, run_config=QUIET_LOGGING, tags=tags, raise_on_error=False,
+        **partition,
     )  # fmt: skip
     if not outcome.success:
-        print(f"Trend partition {as_of} FAILED: {'; '.join(_step_errors(outcome))}",
+        print(f"Trend {wanted[0]}..{wanted[-1]} FAILED: {'; '.join(_step_errors(outcome))}",
               file=sys.stderr)  # fmt: skip
 
 
