@@ -94,3 +94,32 @@ def test_bad_run_config_file_is_named(cli_env, tmp_path, capsys):
     config.write_text("ops: [unclosed\n")
     assert main(["run", "--config", str(config)]) == 2
     assert "is not valid YAML" in capsys.readouterr().err
+
+
+def test_demo_fills_a_year_of_the_trend_in_one_run(monkeypatch, tmp_path):
+    """On first start (SQLite, the demo's default) the demo fills the trend's last year, today
+    included, in one run: 365 partitions materialized and 365 days of rows."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.schema import ar_aging_summary
+
+    for name in ("AR_DATABASE_URL", "AR_TREND_START_DATE", "AR_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert main(["demo"]) == 0
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        runs = [r.dagster_run for r in instance.get_run_records()]
+        (trend,) = [r for r in runs if r.job_name == "ar_aging_summary_job"]
+        (daily,) = [r for r in runs if r.job_name == "ar_aging_daily"]
+        materialized = instance.get_materialized_partitions(dg.AssetKey("ar_aging_summary"))
+    first = dt.date.fromisoformat(trend.tags["dagster/asset_partition_range_start"])
+    last = dt.date.fromisoformat(trend.tags["dagster/asset_partition_range_end"])
+    assert last.isoformat() == daily.tags["ar_pipeline/as_of"]
+    assert (last - first).days == 364 and len(materialized) == 365
+    engine = get_engine(f"sqlite:///{tmp_path / 'data' / 'ar_pipeline.sqlite3'}")
+    with engine.connect() as connection:
+        days = connection.execute(
+            sa.select(sa.func.count(sa.distinct(ar_aging_summary.c.as_of)))
+        ).scalar_one()
+    assert days == 365
