@@ -1,5 +1,7 @@
-"""The assets: group ``ar_aging`` (aging and tiering) and group ``ar_actions`` (proposals),
-thin wrappers around the rules in ``aging``, ``tiering`` and ``proposals``.
+"""The assets: group ``ledger`` (the ledger tables, external: written by the source's sync or,
+with the Alga PSA source, by ``alga_ledger``), group ``ar_aging`` (aging and tiering), group
+``ar_actions`` (proposals) and group ``ar_trend`` (the daily trend), thin wrappers around the
+rules in ``aging``, ``tiering``, ``proposals``, ``trend`` and ``kpis``.
 
 Each asset writes its table for the run's as-of date in one transaction (a rerun replaces that
 date's rows) and publishes what the Dagster UI shows: row count, column schema, and numeric
@@ -12,6 +14,7 @@ review on as its output: to the check ``ledger_sane``, and to ``tier_assignments
 
 import datetime as dt
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -45,9 +48,14 @@ COLUMN_DESCRIPTIONS = {
     "days_1_30_cents": "Open balance 1-30 days overdue",
     "days_31_60_cents": "Open balance 31-60 days overdue",
     "days_61_90_cents": "Open balance 61-90 days overdue",
-    "days_over_90_cents": "Open balance 91 or more days overdue",
+    "days_91_120_cents": "Open balance 91-120 days overdue (null on rows written before the "
+    "split of over 90, revision 0008)",
+    "days_over_120_cents": "Open balance 121 or more days overdue (null likewise)",
+    "days_over_90_cents": "Open balance 91 or more days overdue: 91-120 plus over 120",
     "disputed_cents": "Open balance of disputed items (never dunned)",
     "unapplied_credit_cents": "Cash on account, unapplied credit notes and overpayments",
+    "net_balance_cents": "Net receivable: open balance less unapplied credit, which equals "
+    "invoices - credit notes - payments as of the date (negative: the customer is in credit)",
     "dunnable_cents": "max(0, undisputed overdue - unapplied credit)",
     "max_days_overdue": "Days overdue of the oldest overdue open item (0 if none)",
     "oldest_overdue_invoice_id": "The overdue open item with the earliest due date",
@@ -118,9 +126,93 @@ class TieringConfig(dg.Config):
         )
 
 
+LEDGER_GROUP = "ledger"
+LEDGER_KINDS = {"sql", "table"}
+LEDGER_DESCRIPTIONS = {
+    "customers": "Customers: contact, sales rep, dunning pause and service hold.",
+    "invoices": "Invoices and credit notes (kind), issued, draft or void, in integer minor units "
+    "of their currency; a credit note may name the invoice it settles.",
+    "payments": "Payments received, in minor units of their currency; a payment may name the "
+    "invoice it settles (none: cash on account); a reversal is a negative payment.",
+    "sync_log": "Each sync of the ledger from its source, with its status and time; the check "
+    "aging_data_fresh reads it.",
+}
+
+
+LEDGER_COLUMNS = {
+    "customers": {
+        "billing_email": "Where letters go (none: the customer cannot be contacted)",
+        "sales_rep_email": "The sales rep, in copy of escalations",
+        "dunning_paused_until": "No dunning step up to and including this date",
+        "service_hold": "The customer's service is on hold (set when an approved hold applies)",
+        "service_hold_at": "When the hold was set (UTC)",
+        "service_hold_reason": "Why",
+        "created_at": "When the customer was added (UTC)",
+    },
+    "invoices": {
+        "invoice_id": "Invoice or credit note key",
+        "customer_id": "The customer billed or credited",
+        "invoice_number": "The number printed on the document",
+        "kind": "invoice or credit_note",
+        "status": "issued, draft or void (only issued documents count)",
+        "issue_date": "Counts from this date (a credit note settles from it)",
+        "due_date": "Days overdue count from this date",
+        "amount_cents": "Amount in minor units, positive",
+        "disputed": "Aged and counted, never dunned",
+        "applies_to_invoice_id": "The invoice a credit note settles (none: unapplied credit)",
+    },
+    "payments": {
+        "payment_id": "Payment key",
+        "invoice_id": "The invoice the payment settles (none: cash on account)",
+        "received_date": "Counts from this date",
+        "amount_cents": "Amount in minor units (a reversal is negative)",
+    },
+    "sync_log": {
+        "sync_id": "Sync key",
+        "sync_type": "Which sync (aging_data_fresh reads scheduled_hot_customer_payments)",
+        "started_at": "When the sync started (UTC)",
+        "completed_at": "When it completed (UTC)",
+        "status": "ok or failed (none: still running)",
+        "rows_synced": "Rows the sync wrote",
+    },
+}
+
+
+def ledger_specs(written_by: dg.AssetKey | None = None) -> list[dg.AssetSpec]:
+    """The ledger tables as external assets, upstream of ``ar_aging`` and the trend. Dagster
+    never writes them: the source system's sync does, or, with the Alga PSA source, the asset
+    ``written_by`` (``alga_ledger``), which is then their upstream."""
+    from ar_pipeline.schema import customers, invoices, payments, sync_log
+
+    writer = (
+        f" Copied from Alga PSA by {written_by.to_user_string()}."
+        if written_by is not None
+        else " Written by the source system's sync, outside Dagster."
+    )
+    return [
+        dg.AssetSpec(
+            table.name,
+            group_name=LEDGER_GROUP,
+            kinds=LEDGER_KINDS,
+            owners=OWNERS,
+            deps=[written_by] if written_by is not None else [],
+            description=LEDGER_DESCRIPTIONS[table.name] + writer,
+            metadata={
+                "dagster/column_schema": table_schema(table, LEDGER_COLUMNS.get(table.name)),
+                "dagster/table_name": table.name,
+            },
+        )
+        for table in (customers, invoices, payments, sync_log)
+    ]
+
+
+LEDGER_KEYS = [dg.AssetKey(name) for name in LEDGER_DESCRIPTIONS]
+
+
 def build_ar_aging(deps: Sequence[Any] = ()) -> dg.AssetsDefinition:
-    """The ``ar_aging`` asset; ``deps`` are what must run first (the Alga PSA source's copy of
-    the ledger, when that is the source)."""
+    """The ``ar_aging`` asset, downstream of the ledger tables; ``deps`` are what must also run
+    first (the Alga PSA source's copy of the ledger, when that is the source: Dagster orders
+    steps by direct dependencies only, not through the external tables)."""
 
     @dg.asset(
         name="ar_aging",
@@ -128,7 +220,7 @@ def build_ar_aging(deps: Sequence[Any] = ()) -> dg.AssetsDefinition:
         kinds=KINDS,
         owners=OWNERS,
         retry_policy=DB_RETRY,
-        deps=list(deps),
+        deps=[*LEDGER_KEYS, *deps],
         metadata={
             "dagster/column_schema": table_schema(ar_aging_table),
             "dagster/table_name": "ar_aging",
@@ -337,14 +429,26 @@ TREND_GROUP = "ar_trend"
 SUMMARY_DESCRIPTIONS = {
     "customers_with_open": "Customers with an open balance in this currency",
     "customers_overdue": "Customers with an overdue balance in this currency",
+    "net_balance_cents": "Net receivables: open balance less unapplied credit, over all customers "
+    "(those in credit included) = invoices - credit notes - payments as of this day",
     "actions_staged": "Proposals staged as of this day (all currencies; do not add across)",
     "actions_applied": "Actions applied on this day (all currencies; do not add across)",
-    "credit_sales_3m_cents": "Invoices issued in the 3 months up to this day",
-    "dso_days": "Days sales outstanding, countback over 3 months of credit sales",
-    "best_possible_dso_days": "Countback DSO of current (not yet due) AR",
+    "credit_sales_3m_cents": "Invoices issued in the three periods of dso_days",
+    "net_current_cents": "Net receivables not yet due: each customer's current AR less the "
+    "unapplied credit left after it settled the overdue items (oldest first)",
+    "net_over_90_cents": "Net receivables more than 90 days overdue: each customer's over 90 less "
+    "its unapplied credit (oldest first), at least 0",
+    "dso_days": "Days sales outstanding of net receivables, countback over three periods of "
+    "credit sales: calendar months when this day is a month-end, else month-long periods ending "
+    "on this day's date each month (a shorter month: on its last day)",
+    "best_possible_dso_days": "Countback DSO of net current receivables, same periods",
     "average_days_delinquent": "DSO minus best possible DSO",
-    "cei_pct": "Collection effectiveness index of the month ending this day, %",
-    "over_90_pct": "Share of open AR more than 90 days overdue, %",
+    "cei_pct": "Collection effectiveness index of the period ending this day (the calendar month "
+    "at a month-end), on net receivables, %",
+    "over_90_pct": "Net receivables more than 90 days overdue / net receivables, %",
+    "dso_gross_days": "Countback DSO of open items alone (unapplied credit left aside)",
+    "cei_gross_pct": "CEI on open items alone, %",
+    "over_90_gross_pct": "Open balance over 90 days / total open balance, %",
     "unbilled_cents": "Alga PSA: base fee of the service periods due for invoicing and never "
     "invoiced (not AR, not the whole charge; null: not assessed that day)",
     "unbilled_periods": "Alga PSA: how many such periods have an amount in this currency",
@@ -355,47 +459,64 @@ SUMMARY_DESCRIPTIONS = {
         for kind in ("customers", "cents")
     },
 }
-KPI_METADATA = ("dso_days", "best_possible_dso_days", "average_days_delinquent", "cei_pct",
-                "over_90_pct")  # fmt: skip
 
 
-def _day_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Numeric metadata of one day: money in minor units and KPIs, per currency."""
-    metadata: dict[str, Any] = {}
+def _major(cents: int, currency: str) -> float:
+    """Minor units as a number in major units, for plotting (``86124706`` EUR -> 861247.06)."""
+    from ar_pipeline.tiering import currency_exponent
+
+    return float(Decimal(int(cents)).scaleb(-currency_exponent(currency)))
+
+
+def day_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The numeric metadata of one day's partition, which the asset's plots draw by partition:
+    per currency, in major units with the currency in the label, the open balance, the net
+    receivables, the balance over 90 days, DSO and CEI (on net receivables); and the number of
+    rows (currencies) that day. A KPI without a value that day is left out."""
+    metadata: dict[str, Any] = {"dagster/row_count": len(rows)}
     for row in rows:
-        currency = row["currency"]
-        for name in ("total_open_cents", "overdue_cents", *aging.BUCKET_COLUMNS.values(),
-                     "unapplied_credit_cents", "customers_overdue"):  # fmt: skip
-            metadata[f"{name}_{currency}"] = int(row[name])
-        for name in KPI_METADATA:
-            if row[name] is not None:
-                metadata[f"{name}_{currency}"] = float(row[name])
+        money = row["currency"]
+        metadata[f"{money} total open"] = _major(row["total_open_cents"], money)
+        metadata[f"{money} net receivables"] = _major(row["net_balance_cents"], money)
+        metadata[f"{money} over 90 days"] = _major(row["days_over_90_cents"], money)
+        if row["dso_days"] is not None:
+            metadata[f"{money} DSO (days)"] = float(row["dso_days"])
+        if row["cei_pct"] is not None:
+            metadata[f"{money} CEI (%)"] = float(row["cei_pct"])
         if row.get("unbilled_cents") is not None:  # Alga PSA source only, apart from AR
-            metadata[f"unbilled_cents_{currency}"] = int(row["unbilled_cents"])
+            metadata[f"{money} unbilled (not AR)"] = _major(row["unbilled_cents"], money)
     return metadata
 
 
 def _last_days_markdown(rows: list[dict[str, Any]]) -> str:
     from ar_pipeline.tiering import format_money
 
+    def shown(value: Any) -> str:
+        return "-" if value is None else str(value)
+
     lines = [
-        "| day | currency | open | overdue | over 90 | DSO | CEI % |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| day | currency | open | net | over 90 | over 120 | DSO | CEI % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in reversed(rows):
         money = r["currency"]
+        over_120 = r["days_over_120_cents"]
         lines.append(
             f"| {r['as_of']} | {money} | {format_money(r['total_open_cents'], money)}"
-            f" | {format_money(r['overdue_cents'], money)}"
-            f" | {format_money(r['days_over_90_cents'], r['currency'])}"
-            f" | {r['dso_days'] if r['dso_days'] is not None else '-'}"
-            f" | {r['cei_pct'] if r['cei_pct'] is not None else '-'} |"
+            f" | {format_money(r['net_balance_cents'], money)}"
+            f" | {format_money(r['days_over_90_cents'], money)}"
+            f" | {'-' if over_120 is None else format_money(over_120, money)}"
+            f" | {shown(r['dso_days'])} | {shown(r['cei_pct'])} |"
         )
     return "\n".join(lines)
 
 
-def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    """``ar_aging_summary``, daily partitions from ``AR_TREND_START_DATE`` (today included)."""
+def build_summary_asset(
+    partitions: dg.DailyPartitionsDefinition, deps: Sequence[Any] = ()
+) -> dg.AssetsDefinition:
+    """``ar_aging_summary``, daily partitions from ``AR_TREND_START_DATE`` (today included),
+    downstream of the ledger tables, ``proposed_actions`` (its action counts) and ``deps``
+    (the Alga PSA source's service-period assets, when that is the source)."""
     from ar_pipeline.schema import ar_aging_summary as summary_table
 
     schema = table_schema(summary_table, SUMMARY_DESCRIPTIONS)
@@ -407,6 +528,7 @@ def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
         owners=OWNERS,
         retry_policy=DB_RETRY,
         partitions_def=partitions,
+        deps=[*LEDGER_KEYS, proposed_actions, *deps],
         # a year of days rebuilds in one run, aggregated in one SQL statement
         backfill_policy=dg.BackfillPolicy.single_run(),
         metadata={"dagster/column_schema": schema, "dagster/table_name": "ar_aging_summary"},
@@ -414,54 +536,54 @@ def build_summary_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDe
     def ar_aging_summary(
         context: dg.AssetExecutionContext, ar_db: ArDatabase
     ) -> dg.MaterializeResult:
-        """The aging trend: per day and currency, AR by bucket, customers per tier, actions,
-        and DSO / best possible DSO / average days delinquent / CEI / share over 90 days, as of
+        """The aging trend: per day and currency, AR by bucket, net receivables, customers per
+        tier, actions, and DSO / best possible DSO / average days delinquent / CEI / share over
+        90 days on net receivables (with gross DSO, CEI and share over 90 beside them), as of
         that day (``ar_pipeline.trend`` and ``ar_pipeline.kpis``). Rebuilding a range replaces
-        its rows in one transaction."""
+        its rows in one transaction; each day's partition carries that day's figures."""
         import base64
         from pathlib import Path
 
         from ar_pipeline import charts, trend
 
-        window = context.partition_time_window
-        first = window.start.date()
-        last = window.end.date() - dt.timedelta(days=1)
+        keys = list(context.partition_keys)
+        first, last = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
         with ar_db.engine.begin() as connection:
             rows = trend.write_summary(connection, first, last, ar_db.zone)
             recent = trend.recent_rows(connection, last, 365)
         by_day: dict[dt.date, list[dict[str, Any]]] = {}
         for row in rows:
             by_day.setdefault(row["as_of"], []).append(row)
-        if len(by_day) > 1:  # a range: each day's figures go on that day's partition
-            for day, day_rows in by_day.items():
-                context.log_event(
-                    dg.AssetObservation(
-                        asset_key=context.asset_key,
-                        partition=day.isoformat(),
-                        metadata=_day_metadata(day_rows),
-                    )
-                )
+        # each partition's materialization carries its own day's figures (a single-run backfill
+        # records one materialization per partition)
+        for key in keys:
+            context.add_asset_metadata(
+                day_metadata(by_day.get(dt.date.fromisoformat(key), [])), partition_key=key
+            )
         png = charts.trend_png(recent)
         chart_path = Path(ar_db.charts_dir) / "ar_aging_trend.png"
         chart_path.parent.mkdir(parents=True, exist_ok=True)
         chart_path.write_bytes(png)
-        metadata: dict[str, Any] = {
-            "first_day": first.isoformat(),
-            "last_day": last.isoformat(),
-            "days_rebuilt": (last - first).days + 1,
-            "dagster/row_count": len(rows),
-            "trend_chart": dg.MetadataValue.md(
-                "![aging trend](data:image/png;base64," + base64.b64encode(png).decode() + ")"
-            ),
-            "trend_chart_file": dg.MetadataValue.path(str(chart_path)),
-            "last_30_days": dg.MetadataValue.md(
-                _last_days_markdown(
-                    [r for r in recent if r["as_of"] > last - dt.timedelta(days=30)]
-                )
-            ),
-        }
-        if len(by_day) == 1:
-            metadata.update(_day_metadata(rows))
-        return dg.MaterializeResult(metadata=metadata)
+        # the chart and the table describe the year up to the last day: on that day's partition
+        # only, not copied onto every partition of a long backfill
+        context.add_asset_metadata(
+            {
+                "trend_chart": dg.MetadataValue.md(
+                    "![aging trend](data:image/png;base64," + base64.b64encode(png).decode() + ")"
+                ),
+                "trend_chart_file": dg.MetadataValue.path(str(chart_path)),
+                "last_30_days": dg.MetadataValue.md(
+                    _last_days_markdown(
+                        [r for r in recent if r["as_of"] > last - dt.timedelta(days=30)]
+                    )
+                ),
+            },
+            partition_key=keys[-1],
+        )
+        context.log.info(f"ar_aging_summary: {len(rows)} rows for {first}..{last}")
+        # text, not a number: the same on every partition of the run, so nothing to plot
+        return dg.MaterializeResult(
+            metadata={"rebuilt_in_this_run": f"{first} to {last} ({len(keys)} days)"}
+        )
 
     return ar_aging_summary

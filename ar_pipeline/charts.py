@@ -1,5 +1,5 @@
 """The aging trend as a PNG chart (matplotlib, no network): per currency, the open AR stacked by
-age bucket over time, with DSO on a second axis."""
+age bucket over time, with DSO (on net receivables) on a second axis."""
 
 from __future__ import annotations
 
@@ -20,8 +20,22 @@ BUCKET_SERIES = (
     ("days_1_30_cents", "1-30 days", "#a4c639"),
     ("days_31_60_cents", "31-60 days", "#f2c14e"),
     ("days_61_90_cents", "61-90 days", "#f08a4b"),
-    ("days_over_90_cents", "over 90 days", "#c0392b"),
+    ("days_91_120_cents", "91-120 days", "#d35400"),
+    ("days_over_120_cents", "over 120 days", "#922b21"),
 )
+# Rows built before over 90 was split (revision 0008) have only the sum: drawn as one band.
+UNSPLIT = ("days_over_90_cents", "over 90 days (not split)", "#c0392b")
+
+
+def _bands(series: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    unsplit = any(r.get("days_91_120_cents") is None for r in series)
+    return [*BUCKET_SERIES, UNSPLIT] if unsplit else list(BUCKET_SERIES)
+
+
+def _band_value(row: dict[str, Any], column: str) -> int:
+    if column == UNSPLIT[0]:  # only the rows without the split
+        return row[column] if row.get("days_91_120_cents") is None else 0
+    return row.get(column) or 0
 
 
 def trend_png(rows: Sequence[dict[str, Any]], title: str = "Receivables by age") -> bytes:
@@ -34,11 +48,12 @@ def trend_png(rows: Sequence[dict[str, Any]], title: str = "Receivables by age")
         series = [r for r in rows if r["currency"] == currency]
         days = [r["as_of"] for r in series]
         scale = 10 ** currency_exponent(currency) * 1000  # thousands of major units
+        bands = _bands(series)
         axis.stackplot(
             days,
-            *[[r[column] / scale for r in series] for column, _, _ in BUCKET_SERIES],
-            labels=[label for _, label, _ in BUCKET_SERIES],
-            colors=[color for _, _, color in BUCKET_SERIES],
+            *[[_band_value(r, column) / scale for r in series] for column, _, _ in bands],
+            labels=[label for _, label, _ in bands],
+            colors=[color for _, _, color in bands],
             alpha=0.9,
         )
         axis.set_ylabel(f"open AR, thousand {currency}")

@@ -253,7 +253,14 @@ def _load_run_config(path: Path | None, settings: Settings) -> dict[str, Any]:
     return loaded
 
 
-def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any]) -> bool:
+def run_and_report(
+    settings: Settings,
+    as_of: dt.date,
+    run_config: dict[str, Any],
+    trend_from: dt.date | None = None,
+) -> bool:
+    """Run the daily job for ``as_of``, fill the trend (the day's partition, or every day from
+    ``trend_from`` in one run) and print the summary."""
     import dagster as dg
 
     from ar_pipeline.definitions import build_definitions
@@ -272,7 +279,7 @@ def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any
             instance, result.dagster_run, ArDatabase.from_settings(settings), result.success, error
         )
         if result.success:
-            fill_trend_day(defs, as_of, instance)
+            fill_trend(defs, trend_from or as_of, as_of, instance, result.run_id)
     if not result.success:
         print(f"Run {result.run_id} FAILED as of {as_of}:", file=sys.stderr)
         for message in _step_errors(result):
@@ -282,20 +289,46 @@ def run_and_report(settings: Settings, as_of: dt.date, run_config: dict[str, Any
     return True
 
 
-def fill_trend_day(defs: Any, as_of: dt.date, instance: Any) -> None:
-    """Materialize the ``ar_aging_summary`` partition of ``as_of`` (if the trend covers it)."""
+def fill_trend(
+    defs: Any, first: dt.date, last: dt.date, instance: Any, daily_run_id: str
+) -> None:
+    """Materialize the ``ar_aging_summary`` partitions ``first``..``last`` (those the trend
+    has) in one run after the daily run ``daily_run_id``: a single-run backfill when there are
+    several. The run carries the run key the daemon's sensor would use for that daily run, so
+    with a daemon up the partition is not materialized twice (``ar_pipeline.sensors``)."""
+    import dagster as dg
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
     from ar_pipeline.runs import QUIET_LOGGING
+    from ar_pipeline.sensors import trend_run_tags
 
     job = defs.resolve_job_def("ar_aging_summary_job")
-    if as_of.isoformat() not in job.partitions_def.get_partition_keys():
-        print(f"(no trend partition for {as_of}: AR_TREND_START_DATE is later)")
+    keys = job.partitions_def.get_partition_keys()
+    wanted = [k for k in keys if first.isoformat() <= k <= last.isoformat()]
+    if not wanted:
+        print(f"(no trend partition for {last}: AR_TREND_START_DATE is later)")
         return
+    tags = trend_run_tags(daily_run_id)
+    already = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
+    if already:
+        print(f"(the trend partition of {last} was requested by the daemon: run "
+              f"{already[0].run_id})")  # fmt: skip
+        return
+    if len(wanted) == 1:
+        partition = {"partition_key": wanted[0]}
+    else:
+        partition = {}
+        tags.update({ASSET_PARTITION_RANGE_START_TAG: wanted[0],
+                     ASSET_PARTITION_RANGE_END_TAG: wanted[-1]})  # fmt: skip
     outcome = job.execute_in_process(
-        partition_key=as_of.isoformat(), instance=instance, run_config=QUIET_LOGGING,
-        raise_on_error=False,
+        instance=instance, run_config=QUIET_LOGGING, tags=tags, raise_on_error=False,
+        **partition,
     )  # fmt: skip
     if not outcome.success:
-        print(f"Trend partition {as_of} FAILED: {'; '.join(_step_errors(outcome))}",
+        print(f"Trend {wanted[0]}..{wanted[-1]} FAILED: {'; '.join(_step_errors(outcome))}",
               file=sys.stderr)  # fmt: skip
 
 
@@ -345,12 +378,15 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         "days_1_30_cents": "1-30 days overdue",
         "days_31_60_cents": "31-60 days overdue",
         "days_61_90_cents": "61-90 days overdue",
-        "days_over_90_cents": "Over 90 days overdue",
+        "days_91_120_cents": "91-120 days overdue",
+        "days_over_120_cents": "Over 120 days overdue",
     }
     rows = [(labels[c], c) for c in BUCKET_COLUMNS.values()] + [
         ("Total open", "total_open_cents"),
+        ("  of which over 90 days", "days_over_90_cents"),
         ("  of which disputed", "disputed_cents"),
         ("Unapplied credit", "unapplied_credit_cents"),
+        ("Net receivables (open less credit)", "net_balance_cents"),
         ("Dunnable (overdue, undisputed, net)", "dunnable_cents"),
     ]
     width = 22
@@ -396,12 +432,17 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         from ar_pipeline.trend import recent_rows
 
         trend_today = recent_rows(connection, as_of, 1)
+    def shown(value: Any) -> str:
+        return "-" if value is None else str(value)
+
     for row in trend_today:
         print(
-            f"\nKPIs ({row['currency']}): DSO {row['dso_days'] or '-'} days, best possible "
-            f"{row['best_possible_dso_days'] or '-'}, average days delinquent "
-            f"{row['average_days_delinquent'] or '-'}, CEI {row['cei_pct'] or '-'} %, "
-            f"over 90 days {row['over_90_pct'] or '-'} % of open AR"
+            f"\nKPIs ({row['currency']}, net receivables): DSO {shown(row['dso_days'])} days, "
+            f"best possible {shown(row['best_possible_dso_days'])}, average days delinquent "
+            f"{shown(row['average_days_delinquent'])}, CEI {shown(row['cei_pct'])} %, "
+            f"over 90 days {shown(row['over_90_pct'])} % of net AR"
+            f"\n  on open items alone (gross): DSO {shown(row['dso_gross_days'])} days, "
+            f"CEI {shown(row['cei_gross_pct'])} %, over 90 days {shown(row['over_90_gross_pct'])} %"
         )
 
     if top:
@@ -673,6 +714,9 @@ def cmd_hash_password() -> None:
     print(hash_password(password))
 
 
+DEMO_TREND_DAYS = dt.timedelta(days=364)  # today and the 364 days before: a year of partitions
+
+
 def cmd_demo(settings: Settings) -> bool:
     from ar_pipeline.ledger_generator import ledger_is_empty
 
@@ -680,6 +724,7 @@ def cmd_demo(settings: Settings) -> bool:
     engine = _prepare(settings)
     with engine.connect() as connection:
         empty = ledger_is_empty(connection)
+    trend_from = None
     if empty:
         summary = seed_ledger(settings, 500, 18, 42, None)
         print(
@@ -687,7 +732,12 @@ def cmd_demo(settings: Settings) -> bool:
             f"{summary.invoices:,} invoices, {summary.credit_notes:,} credit notes, "
             f"{summary.payments:,} payments over 18 months."
         )
-    ok = run_and_report(settings, _today(settings), {})
+        # A new ledger has a history: fill the trend's last year in one run (one SQL
+        # aggregation; Dagster records a materialization per day, about 30 ms each on SQLite).
+        # The ledger's first months are its warm-up, AR building up from nothing.
+        trend_from = max(settings.trend_start_date, _today(settings) - DEMO_TREND_DAYS)
+        print(f"Filling the aging trend from {trend_from} in one run...")
+    ok = run_and_report(settings, _today(settings), {}, trend_from=trend_from)
     print(f"(demo took {time.perf_counter() - started:.1f} s)")
     return ok
 

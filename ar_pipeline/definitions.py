@@ -7,6 +7,7 @@ import dagster as dg
 from ar_pipeline.assets import (
     build_ar_aging,
     build_summary_asset,
+    ledger_specs,
     prior_actions,
     proposed_actions,
     tier_assignments,
@@ -26,21 +27,24 @@ from ar_pipeline.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """The project's definitions for ``settings``; with ``AR_SOURCE=alga_psa`` the Alga PSA
-    copy of the ledger runs before ``ar_aging`` and the service-period assets join the daily
-    job."""
+    """The project's definitions for ``settings``. The ledger tables are external assets
+    upstream of ``ar_aging`` and the trend. With ``AR_SOURCE=alga_psa`` the asset ``alga_ledger``
+    writes them (so it is their upstream) and runs before ``ar_aging``, the service-period
+    assets join the daily job and feed the trend's unbilled columns."""
     partitions = trend_partitions(settings.trend_start_date, settings.timezone_name)
-    summary = build_summary_asset(partitions)
-    summary_job = build_summary_job(summary)
     source_assets: list = []
     source_checks: list = []
     source_resources: dict = {}
     staging = proposed_actions
     apply_job = apply_approved_actions
+    aging_deps: list = []
+    trend_deps: list = []
     if settings.alga is not None:
         from ar_pipeline.alga_assets import (
             ALGA_ASSETS,
             ALGA_CHECKS,
+            COVERAGE,
+            UNBILLED,
             alga_ledger,
             apply_approved_actions_on_alga,
             proposed_actions_on_alga,
@@ -50,9 +54,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         source_resources = {"alga": AlgaPsa.from_settings(settings.alga)}
         apply_job = apply_approved_actions_on_alga  # copies the ledger again, then applies
         staging = proposed_actions_on_alga  # letters say which Alga recipient they go to
-    ar_aging = build_ar_aging(deps=[alga_ledger] if settings.alga is not None else ())
+        aging_deps, trend_deps = [alga_ledger], [COVERAGE, UNBILLED]
+    ledger = ledger_specs(written_by=aging_deps[0].key if aging_deps else None)
+    summary = build_summary_asset(partitions, deps=trend_deps)
+    summary_job = build_summary_job(summary)
+    ar_aging = build_ar_aging(deps=aging_deps)
     return dg.Definitions(
         assets=[
+            *ledger,
             ar_aging,
             prior_actions,
             tier_assignments,

@@ -54,6 +54,7 @@ def largest_overdue(connection: sa.Connection, as_of: dt.date, limit: int = 10) 
             ar_aging.c.currency,
             ar_aging.c.overdue_cents,
             ar_aging.c.days_over_90_cents,
+            ar_aging.c.days_over_120_cents,
             ar_aging.c.max_days_overdue,
         )
         .where(ar_aging.c.as_of == as_of, ar_aging.c.overdue_cents > 0)
@@ -65,14 +66,17 @@ def largest_overdue(connection: sa.Connection, as_of: dt.date, limit: int = 10) 
 
 def largest_overdue_markdown(rows: list[sa.Row]) -> str:
     lines = [
-        "| customer | currency | overdue | over 90 days | max days overdue |",
-        "|---|---|---:|---:|---:|",
+        "| customer | currency | overdue | over 90 days | of which over 120 | max days overdue |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
+        over_120 = r.days_over_120_cents  # null on rows written before the split
         lines.append(
             f"| {r.customer_name} ({r.customer_id}) | {r.currency} | "
             f"{format_money(r.overdue_cents, r.currency)} | "
-            f"{format_money(r.days_over_90_cents, r.currency)} | {r.max_days_overdue} |"
+            f"{format_money(r.days_over_90_cents, r.currency)} | "
+            f"{'-' if over_120 is None else format_money(over_120, r.currency)} | "
+            f"{r.max_days_overdue} |"
         )
     return "\n".join(lines)
 

@@ -65,12 +65,23 @@ class ArDatabase(dg.ConfigurableResource):
         return dt.datetime.now(self.zone).date()
 
 
+def untagged_run_date(start_time: float | None, zone: ZoneInfo) -> dt.date:
+    """The as-of date of a run without the ``ar_pipeline/as_of`` tag (one started from the UI):
+    the day it started in ``AR_TIMEZONE``, so that every step of the run, and the sensor that
+    requests the run's trend partition afterwards, agree on it even across midnight. Today when
+    the start time is not known."""
+    if start_time is None:
+        return dt.datetime.now(zone).date()
+    return dt.datetime.fromtimestamp(start_time, zone).date()
+
+
 def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext, db: ArDatabase) -> dt.date:
     """The as-of date of a run: the ``ar_pipeline/as_of`` tag (set by the schedule and the CLI),
-    else today in ``AR_TIMEZONE`` (a materialization started from the UI)."""
+    else the day the run started in ``AR_TIMEZONE`` (a run started from the UI)."""
     raw = context.run.tags.get(AS_OF_TAG)
     if raw is None:
-        return db.today()
+        record = context.instance.get_run_record_by_id(context.run.run_id)
+        return untagged_run_date(record.start_time if record else None, db.zone)
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:

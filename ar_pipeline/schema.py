@@ -121,14 +121,34 @@ sync_log = sa.Table(
 
 AGING_MONEY = (
     "total_open_cents", "overdue_cents", "current_cents", "days_1_30_cents", "days_31_60_cents",
-    "days_61_90_cents", "days_over_90_cents", "disputed_cents", "unapplied_credit_cents",
-    "dunnable_cents",
+    "days_61_90_cents", "days_91_120_cents", "days_over_120_cents", "days_over_90_cents",
+    "disputed_cents", "unapplied_credit_cents", "net_balance_cents", "dunnable_cents",
 )  # fmt: skip
+# Over 90 was split into 91-120 and over 120 in revision 0008; rows written before it cannot be
+# split after the fact, so there these two are null (over 90 keeps its figure). Every row written
+# since has both, and they add up to over 90.
+SPLIT_OVER_90 = ("days_91_120_cents", "days_over_120_cents")
 
 
 def aging_money_columns() -> list[sa.Column]:
     """The money sums shared by ``ar_aging`` (per customer) and ``ar_aging_summary`` (per day)."""
-    return [sa.Column(name, Money, nullable=False) for name in AGING_MONEY]
+    return [sa.Column(name, Money, nullable=name in SPLIT_OVER_90) for name in AGING_MONEY]
+
+
+def aging_money_checks() -> list[sa.CheckConstraint]:
+    """What holds between those sums on every row: over 90 is 91-120 plus over 120, and the net
+    balance is the open items less the unapplied credit."""
+    return [
+        sa.CheckConstraint(
+            "(days_91_120_cents IS NULL AND days_over_120_cents IS NULL) OR "
+            "(days_91_120_cents IS NOT NULL AND days_over_120_cents IS NOT NULL AND "
+            "days_91_120_cents + days_over_120_cents = days_over_90_cents)",
+            name="over_90_split",
+        ),
+        sa.CheckConstraint(
+            "net_balance_cents = total_open_cents - unapplied_credit_cents", name="net_balance"
+        ),
+    ]
 
 
 ar_aging = sa.Table(
@@ -142,6 +162,7 @@ ar_aging = sa.Table(
     sa.Column("max_days_overdue", sa.Integer),
     sa.Column("oldest_overdue_invoice_id", sa.Text),
     sa.Column("open_item_count", sa.Integer, nullable=False),
+    *aging_money_checks(),
 )
 
 prior_actions = sa.Table(
@@ -357,15 +378,24 @@ ar_aging_summary = sa.Table(
     sa.Column("actions_staged", sa.Integer, nullable=False),
     sa.Column("actions_applied", sa.Integer, nullable=False),
     sa.Column("credit_sales_3m_cents", Money, nullable=False),
+    # the KPIs on net receivables (ar_pipeline.kpis); the two net bases below are null on rows
+    # built before revision 0008
+    sa.Column("net_current_cents", Money),
+    sa.Column("net_over_90_cents", Money),
     sa.Column("dso_days", Ratio),
     sa.Column("best_possible_dso_days", Ratio),
     sa.Column("average_days_delinquent", Ratio),
     sa.Column("cei_pct", Ratio),
     sa.Column("over_90_pct", Ratio),
+    # the same on open items alone, unapplied credit left aside
+    sa.Column("dso_gross_days", Ratio),
+    sa.Column("cei_gross_pct", Ratio),
+    sa.Column("over_90_gross_pct", Ratio),
     # Alga PSA source: service periods due for invoicing and not invoiced, kept apart from AR
     # (null on days without a service-period assessment)
     sa.Column("unbilled_cents", Money),
     sa.Column("unbilled_periods", sa.Integer),
+    *aging_money_checks(),
 )
 
 # --- the run's invoice balances, computed once per ar_aging run and read by tiering and staging;

@@ -15,10 +15,11 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from ar_pipeline.approvals import publish_approvers
 from ar_pipeline.jobs import APPLY_JOB, DAILY_JOB
-from ar_pipeline.resources import AS_OF_TAG, ArDatabase
+from ar_pipeline.resources import AS_OF_TAG, ArDatabase, untagged_run_date
 from ar_pipeline.runs import record_dagster_run
 from ar_pipeline.schema import NEVER_APPLIED_TYPES, proposed_actions
 
@@ -32,6 +33,22 @@ BATCH_SIZE = 250
 STRANDED_AFTER = dt.timedelta(minutes=10)
 MAX_PER_TICK = 5000
 ACTION_IDS_TAG = "ar_pipeline/action_ids"
+DAILY_SUCCEEDED_SENSOR = "ar_aging_daily_succeeded"
+
+
+def trend_run_key(daily_run_id: str) -> str:
+    """The run key of the trend run that follows the daily run ``daily_run_id``: one trend run
+    per daily run. The sensor requests the run under this key; ``ar-pipeline run`` tags its own
+    in-process trend run with it (:func:`trend_run_tags`), so a daemon that sees the CLI's daily
+    run finds the trend run already made and launches none, and the CLI makes none when the
+    daemon was first."""
+    return f"summary:{daily_run_id}"
+
+
+def trend_run_tags(daily_run_id: str) -> dict[str, str]:
+    """Tags that make a run count, for the daemon, as the one the sensor would request for
+    ``daily_run_id`` (Dagster matches a sensor's run key on these two tags)."""
+    return {RUN_KEY_TAG: trend_run_key(daily_run_id), SENSOR_NAME_TAG: DAILY_SUCCEEDED_SENSOR}
 
 
 def approved_since(connection: sa.Connection, cursor: dict | None, limit: int) -> list[sa.Row]:
@@ -137,27 +154,30 @@ def build_run_status_sensors(
     summary_job: Any, partitions: dg.DailyPartitionsDefinition
 ) -> list[dg.SensorDefinition]:
     """Bookkeeping of the daily job; a successful run also requests the trend partition of its
-    as-of date (so the daily run fills today's ``ar_aging_summary``)."""
+    as-of date (so the daily run fills that day's ``ar_aging_summary``), once per daily run."""
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitor_all_code_locations=True,  # also sees runs started in-process by the CLI
         default_status=dg.DefaultSensorStatus.RUNNING,
-        name="ar_aging_daily_succeeded",
+        name=DAILY_SUCCEEDED_SENSOR,
         request_job=summary_job,
     )
     def daily_run_succeeded(context: dg.RunStatusSensorContext, ar_db: ArDatabase):
         """Write workflow_run_log, reflexion_log and workflow.completed for the daily job, and
-        request that day's ar_aging_summary partition."""
+        request the ar_aging_summary partition of the run's as-of date: its tag, or, for a run
+        started from the UI without one, the day it started (the date its steps used)."""
         run = context.dagster_run
         if run.job_name != DAILY_JOB:
             return dg.SkipReason(f"not {DAILY_JOB}")
         record_dagster_run(context.instance, run, ar_db, succeeded=True)
         as_of = run.tags.get(AS_OF_TAG)
-        if as_of and as_of in partitions.get_partition_keys(
-            dynamic_partitions_store=context.instance
-        ):
-            return dg.RunRequest(run_key=f"summary:{run.run_id}", partition_key=as_of)
+        if as_of is None:
+            record = context.instance.get_run_record_by_id(run.run_id)
+            started = record.start_time if record else None
+            as_of = untagged_run_date(started, ar_db.zone).isoformat()
+        if as_of in partitions.get_partition_keys(dynamic_partitions_store=context.instance):
+            return dg.RunRequest(run_key=trend_run_key(run.run_id), partition_key=as_of)
         return dg.SkipReason(f"as-of date {as_of} has no ar_aging_summary partition")
 
     @dg.run_failure_sensor(

@@ -14,7 +14,15 @@ Columns beyond the aging sums:
 * ``actions_staged`` / ``actions_applied``: proposals staged as of that day and actions applied on
   that day (``AR_TIMEZONE``). These are day totals over all currencies, repeated on each
   currency's row: do not add them across currencies;
-* the KPIs of :mod:`ar_pipeline.kpis`.
+* ``net_balance_cents``: the currency's net receivables (open items - unapplied credit, summed
+  over its customers, customers in credit included), which ties to invoices - credit notes -
+  payments as of the day;
+* ``net_current_cents`` / ``net_over_90_cents``: the net receivables that are current / more
+  than 90 days overdue, with each customer's unapplied credit settling its oldest items first
+  (:func:`net_current` and :func:`net_over_90`, per customer, then summed);
+* the KPIs of :mod:`ar_pipeline.kpis` on those net figures (``dso_days``, ``cei_pct``,
+  ``over_90_pct``, ...) and on open items alone (``dso_gross_days``, ``cei_gross_pct``,
+  ``over_90_gross_pct``), over the periods of :func:`ar_pipeline.kpis.sales_periods`.
 """
 
 from __future__ import annotations
@@ -28,9 +36,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.aging import aging_by_customer, as_of_range
+from ar_pipeline.aging import OVER_90_COLUMN, aging_by_customer, as_of_range
 from ar_pipeline.database import bulk_insert
-from ar_pipeline.kpis import MonthSales, compute_kpis, month_before, sales_periods
+from ar_pipeline.kpis import MonthSales, beginning_of_period, compute_kpis, sales_periods
 from ar_pipeline.ledger_sanity import within_bound
 from ar_pipeline.schema import (
     AGING_MONEY,
@@ -69,9 +77,27 @@ def _minimum_minor(tier: TierDefinition, currency: sa.ColumnElement) -> sa.Colum
     )
 
 
+def net_current(aged: FromClause) -> sa.ColumnElement[int]:
+    """A customer's net current AR in one currency: current AR less the unapplied credit left
+    after it settled every overdue item, i.e. min(current, net balance). Negative when the
+    customer is in credit."""
+    return sa.case(
+        (aged.c.current_cents < aged.c.net_balance_cents, aged.c.current_cents),
+        else_=aged.c.net_balance_cents,
+    )
+
+
+def net_over_90(aged: FromClause) -> sa.ColumnElement[int]:
+    """A customer's net AR more than 90 days overdue in one currency: over 90 less its unapplied
+    credit (which settles the oldest items first), never below zero. Negative credit (Alga PSA:
+    credit drawn beyond what the source sees) settles nothing."""
+    credit = non_negative(aged.c.unapplied_credit_cents)
+    return non_negative(aged.c[OVER_90_COLUMN] - credit)
+
+
 def daily_totals(dates: FromClause, tiers: Sequence[TierDefinition] = DEFAULT_TIERS) -> Select:
-    """Per (as_of, currency): customer counts, the money sums of ``ar_aging`` and counts and
-    amounts per target tier, in one aggregation over :func:`aging_by_customer`."""
+    """Per (as_of, currency): customer counts, the money sums of ``ar_aging``, the net KPI bases
+    and counts and amounts per target tier, in one aggregation over :func:`aging_by_customer`."""
     from_days = boundaries(tiers, 1)
     aged = aging_by_customer(dates, from_days=from_days).subquery("aged")
     credit = aged.c.unapplied_credit_cents
@@ -97,6 +123,8 @@ def daily_totals(dates: FromClause, tiers: Sequence[TierDefinition] = DEFAULT_TI
         count_where(per.c.total_open_cents > 0).label("customers_with_open"),
         count_where(per.c.overdue_cents > 0).label("customers_overdue"),
         *[sa.func.sum(per.c[name]).label(name) for name in MONEY_SUMS],
+        sa.func.sum(net_current(per)).label("net_current_cents"),
+        sa.func.sum(net_over_90(per)).label("net_over_90_cents"),
         *[
             column
             for t in SUMMARY_TIERS
@@ -185,8 +213,8 @@ def summary_rows(
 ) -> list[dict[str, Any]]:
     """The ``ar_aging_summary`` rows of ``dates`` (computed, not written)."""
     wanted = sorted(set(dates))
-    beginning = {d: month_before(d) for d in wanted}
-    # One contiguous range covers the wanted days and each one's beginning of month (for CEI);
+    beginning = {d: beginning_of_period(d) for d in wanted}
+    # One contiguous range covers the wanted days and each one's beginning of period (for CEI);
     # evaluating a few extra days costs little next to reading the ledger's events once.
     first_needed = min(beginning.values())
     totals: dict[tuple[dt.date, str], dict[str, Any]] = {}
@@ -213,10 +241,17 @@ def summary_rows(
             for after, through in sales_periods(as_of)
         ]
         start = totals.get((beginning[as_of], currency), {})
-        kpis = compute_kpis(
+        net = compute_kpis(
+            int(total["net_balance_cents"]),
+            int(total["net_current_cents"]),
+            int(total["net_over_90_cents"]),
+            int(start.get("net_balance_cents") or 0),
+            months,
+        )
+        gross = compute_kpis(
             int(total["total_open_cents"]),
             int(total["current_cents"]),
-            int(total["days_over_90_cents"]),
+            int(total[OVER_90_COLUMN]),
             int(start.get("total_open_cents") or 0),
             months,
         )
@@ -228,11 +263,14 @@ def summary_rows(
             actions_staged=int(staged.get(as_of, 0)),
             actions_applied=int(applied.get(as_of, 0)),
             credit_sales_3m_cents=sum(m.sales_cents for m in months),
-            dso_days=kpis.dso_days,
-            best_possible_dso_days=kpis.best_possible_dso_days,
-            average_days_delinquent=kpis.average_days_delinquent,
-            cei_pct=kpis.cei_pct,
-            over_90_pct=kpis.over_90_pct,
+            dso_days=net.dso_days,
+            best_possible_dso_days=net.best_possible_dso_days,
+            average_days_delinquent=net.average_days_delinquent,
+            cei_pct=net.cei_pct,
+            over_90_pct=net.over_90_pct,
+            dso_gross_days=gross.dso_days,
+            cei_gross_pct=gross.cei_pct,
+            over_90_gross_pct=gross.over_90_pct,
         )
         if as_of in unbilled:
             cents, periods = unbilled[as_of].get(currency, (0, 0))

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from ar_pipeline.aging import write_ar_aging
 from ar_pipeline.database import upgrade_database
 from ar_pipeline.schema import ar_aging
-from ar_pipeline_tests.ledger_builder import build_reference_ledger
+from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, build_reference_ledger
 
 AS_OF = dt.date(2026, 3, 31)
 
@@ -15,7 +15,7 @@ AS_OF = dt.date(2026, 3, 31)
 #   A1 1000.00 - 300.00 paid = 700.00 open, due 02-09: 19 + 31 = 50 days -> 31_60
 #      (the credit note of 04-05 is after the as-of date)
 #   A2 500.00, due 03-31: 0 days -> current (the payment of 04-02 is after the as-of date)
-#   A3 200.00 - 50.00 credit note = 150.00, due 2025-12-01: 31 + 31 + 28 + 30 = 120 -> over_90
+#   A3 200.00 - 50.00 credit note = 150.00, due 2025-12-01: 30 + 31 + 28 + 31 = 120 -> 91_120
 #   A4 void, A5 draft: never count
 #   A6 400.00 disputed, due 02-19: 9 + 31 = 40 days -> 31_60
 #   unapplied credit note 30.00
@@ -24,31 +24,43 @@ AS_OF = dt.date(2026, 3, 31)
 # Alpha USD: A7 250.00 paid then reversed -> 250.00 open, due 03-17: 14 days -> 1_30
 # Beta EUR: B1 paid exactly, B2 80.00 overpaid by 40.00 -> no open item, 40.00 credit
 # Gamma EUR: 60.00 cash on account; C1 is issued after the as-of date
+#
+# Net balance = invoices - credit notes - payments counted as of 03-31, worked from the ledger
+# (not from the aging), and it equals open items - unapplied credit:
+#   Alpha EUR: invoices A1 1000 + A2 500 + A3 200 + A6 400 = 2100.00 (A4 void, A5 draft);
+#              credit notes CN-A3 50 + CN-loose 30 = 80.00 (CN-late is 04-05);
+#              payments PA1 300.00 (PA2 is 04-02) -> 2100 - 80 - 300 = 1720.00 = 1750 - 30
+#   Alpha USD: A7 250 - (PA7 250 + PA7R -250) = 250.00
+#   Beta EUR:  B1 100 + B2 80 - (PB1 100 + PB2 120) = -40.00 (in credit)
+#   Gamma EUR: no invoice yet - PC1 60 = -60.00
 EXPECTED = {
     ("A", "EUR"): dict(
         customer_name="Alpha GmbH", total_open_cents=175_000, overdue_cents=125_000,
         current_cents=50_000, days_1_30_cents=0, days_31_60_cents=110_000,
-        days_61_90_cents=0, days_over_90_cents=15_000, disputed_cents=40_000,
-        unapplied_credit_cents=3_000, dunnable_cents=82_000, max_days_overdue=120,
+        days_61_90_cents=0, days_91_120_cents=15_000, days_over_120_cents=0,
+        days_over_90_cents=15_000, disputed_cents=40_000, unapplied_credit_cents=3_000,
+        net_balance_cents=172_000, dunnable_cents=82_000, max_days_overdue=120,
         oldest_overdue_invoice_id="A3", open_item_count=4,
     ),
     ("A", "USD"): dict(
         customer_name="Alpha GmbH", total_open_cents=25_000, overdue_cents=25_000,
         current_cents=0, days_1_30_cents=25_000, days_31_60_cents=0, days_61_90_cents=0,
-        days_over_90_cents=0, disputed_cents=0, unapplied_credit_cents=0,
-        dunnable_cents=25_000, max_days_overdue=14, oldest_overdue_invoice_id="A7",
-        open_item_count=1,
+        days_91_120_cents=0, days_over_120_cents=0, days_over_90_cents=0, disputed_cents=0,
+        unapplied_credit_cents=0, net_balance_cents=25_000, dunnable_cents=25_000,
+        max_days_overdue=14, oldest_overdue_invoice_id="A7", open_item_count=1,
     ),
     ("B", "EUR"): dict(
         customer_name="Beta Ltd", total_open_cents=0, overdue_cents=0, current_cents=0,
-        days_1_30_cents=0, days_31_60_cents=0, days_61_90_cents=0, days_over_90_cents=0,
-        disputed_cents=0, unapplied_credit_cents=4_000, dunnable_cents=0,
+        days_1_30_cents=0, days_31_60_cents=0, days_61_90_cents=0, days_91_120_cents=0,
+        days_over_120_cents=0, days_over_90_cents=0, disputed_cents=0,
+        unapplied_credit_cents=4_000, net_balance_cents=-4_000, dunnable_cents=0,
         max_days_overdue=None, oldest_overdue_invoice_id=None, open_item_count=0,
     ),
     ("C", "EUR"): dict(
         customer_name="Gamma SA", total_open_cents=0, overdue_cents=0, current_cents=0,
-        days_1_30_cents=0, days_31_60_cents=0, days_61_90_cents=0, days_over_90_cents=0,
-        disputed_cents=0, unapplied_credit_cents=6_000, dunnable_cents=0,
+        days_1_30_cents=0, days_31_60_cents=0, days_61_90_cents=0, days_91_120_cents=0,
+        days_over_120_cents=0, days_over_90_cents=0, disputed_cents=0,
+        unapplied_credit_cents=6_000, net_balance_cents=-6_000, dunnable_cents=0,
         max_days_overdue=None, oldest_overdue_invoice_id=None, open_item_count=0,
     ),
 }  # fmt: skip
@@ -113,10 +125,83 @@ def test_view_lists_open_items_as_of_the_latest_run(engine):
     assert [tuple(r) for r in rows] == [
         ("A1", 70_000, 50, "31_60", False),
         ("A2", 50_000, 0, "current", False),
-        ("A3", 15_000, 120, "over_90", False),
+        ("A3", 15_000, 120, "91_120", False),
         ("A6", 40_000, 40, "31_60", True),
         ("A7", 25_000, 14, "1_30", False),
     ]
+
+
+def test_bucket_boundaries(engine):
+    """As of 2026-03-31, one invoice each at 90, 91, 120 and 121 days overdue, amounts 1.00,
+    10.00, 100.00 and 1,000.00 so that every sum names its members:
+    due 2025-12-31: 31 + 28 + 31 = 90 days -> 61_90
+    due 2025-12-30: 91 days -> 91_120
+    due 2025-12-01: 30 + 90 = 120 days -> 91_120
+    due 2025-11-30: 121 days -> over_120
+    61-90 = 1.00; 91-120 = 10.00 + 100.00 = 110.00; over 120 = 1,000.00;
+    over 90 = 110.00 + 1,000.00 = 1,110.00"""
+    with engine.begin() as connection:
+        add_customer(connection, "K")
+        for invoice, cents, due in [("D90", 100, "2025-12-31"), ("D91", 1_000, "2025-12-30"),
+                                    ("D120", 10_000, "2025-12-01"),
+                                    ("D121", 100_000, "2025-11-30")]:  # fmt: skip
+            add_invoice(connection, invoice, "K", cents, "2025-10-01", due)
+        write_ar_aging(connection, AS_OF)
+    with engine.connect() as connection:
+        row = _aging_rows(connection, AS_OF)[("K", "EUR")]
+        items = connection.execute(
+            sa.text("SELECT invoice_id, days_overdue, bucket FROM v_ar_aging ORDER BY open_cents")
+        ).all()
+    assert (row["days_61_90_cents"], row["days_91_120_cents"], row["days_over_120_cents"],
+            row["days_over_90_cents"]) == (100, 11_000, 100_000, 111_000)  # fmt: skip
+    assert [tuple(i) for i in items] == [
+        ("D90", 90, "61_90"), ("D91", 91, "91_120"), ("D120", 120, "91_120"),
+        ("D121", 121, "over_120"),
+    ]  # fmt: skip
+
+
+def test_net_balance_ties_to_the_ledger_on_a_generated_ledger(engine):
+    """On a generated ledger (cash on account, credit notes, overpayments, reversals), for
+    several days: per customer and currency, the net balance equals invoices - credit notes -
+    payments as of the day, summed here in Python from the ledger's rows; and a pair without an
+    ``ar_aging`` row is one whose ledger balance is zero."""
+    from ar_pipeline.ledger_generator import generate_ledger
+    from ar_pipeline.schema import invoices, payments
+
+    with engine.begin() as connection:
+        generate_ledger(
+            connection, customer_count=80, months=8, seed=11, end_date=dt.date(2026, 3, 31),
+            synced_until=dt.datetime(2026, 3, 31, 5, tzinfo=dt.UTC),
+        )  # fmt: skip
+    with engine.connect() as connection:
+        documents = connection.execute(
+            sa.select(invoices.c.customer_id, invoices.c.currency, invoices.c.kind,
+                      invoices.c.issue_date, invoices.c.amount_cents)
+            .where(invoices.c.status == "issued")
+        ).all()  # fmt: skip
+        paid = connection.execute(
+            sa.select(payments.c.customer_id, payments.c.currency, payments.c.received_date,
+                      payments.c.amount_cents)
+        ).all()  # fmt: skip
+    assert any(p.amount_cents < 0 for p in paid)  # reversals are part of the test
+    for day in (dt.date(2025, 12, 31), dt.date(2026, 2, 14), AS_OF):
+        ledger: dict[tuple[str, str], int] = {}
+        for doc in documents:
+            if doc.issue_date <= day:
+                sign = 1 if doc.kind == "invoice" else -1
+                key = (doc.customer_id, doc.currency)
+                ledger[key] = ledger.get(key, 0) + sign * doc.amount_cents
+        for p in paid:
+            if p.received_date <= day:
+                key = (p.customer_id, p.currency)
+                ledger[key] = ledger.get(key, 0) - p.amount_cents
+        with engine.begin() as connection:
+            write_ar_aging(connection, day)
+            aged = {
+                (r.customer_id, r.currency): r.net_balance_cents
+                for r in connection.execute(sa.select(ar_aging).where(ar_aging.c.as_of == day))
+            }
+        assert aged == {key: cents for key, cents in ledger.items() if cents != 0}, day
 
 
 def test_upgrade_is_idempotent(engine):

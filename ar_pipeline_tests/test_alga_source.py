@@ -605,7 +605,14 @@ def test_alga_definitions_put_the_copy_first():
     )
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey("ar_aging")).parent_keys == {dg.AssetKey("alga_ledger")}
+    ledger = {dg.AssetKey(t) for t in ("customers", "invoices", "payments", "sync_log")}
+    copy = dg.AssetKey("alga_ledger")
+    # alga_ledger writes the ledger tables; ar_aging reads them and runs after the copy
+    assert all(graph.get(key).parent_keys == {copy} for key in ledger)
+    assert graph.get(dg.AssetKey("ar_aging")).parent_keys == ledger | {copy}
+    assert {dg.AssetKey("unbilled_service_periods"), dg.AssetKey("service_period_coverage")} <= (
+        graph.get(dg.AssetKey("ar_aging_summary")).parent_keys
+    )
     daily = defs.resolve_job_def("ar_aging_daily")
     assert {"alga_ledger", "service_period_health", "service_period_repair_plans"} <= {
         node.name for node in daily.graph.node_defs
@@ -616,7 +623,7 @@ def test_alga_definitions_put_the_copy_first():
     assert apply_nodes == ["refresh_alga_ledger", "apply_approved"]
     # the own-ledger definitions have none of it
     plain = build_definitions(load_settings({})).resolve_asset_graph()
-    assert plain.get(dg.AssetKey("ar_aging")).parent_keys == set()
+    assert plain.get(dg.AssetKey("ar_aging")).parent_keys == ledger
     assert dg.AssetKey("alga_ledger") not in plain.get_all_asset_keys()
 
 

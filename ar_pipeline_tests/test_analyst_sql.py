@@ -18,17 +18,19 @@ def test_overdue_by_customer(engine):
     query = sa.text((SQL_DIR / "overdue_by_customer.sql").read_text())
     with engine.connect() as connection:
         rows = [tuple(r) for r in connection.execute(query, {"threshold_days": 30})]
-    # items at 30+ days: A1 700.00 (50 d), A6 400.00 (40 d, disputed), A3 150.00 (120 d)
-    assert rows == [("A", "Alpha GmbH", "EUR", 125_000, 120, 3)]
+    # items at 30+ days: A1 700.00 (50 d), A6 400.00 (40 d, disputed), A3 150.00 (120 d, the
+    # only one beyond 90 days: 91-120)
+    assert rows == [("A", "Alpha GmbH", "EUR", 125_000, 120, 3, 15_000, 0)]
 
 
-def _aging_row(customer_id, as_of, over_90):
+def _aging_row(customer_id, as_of, over_90, over_120=0):
     money = ("total_open_cents", "overdue_cents", "current_cents", "days_1_30_cents",
              "days_31_60_cents", "days_61_90_cents", "disputed_cents", "unapplied_credit_cents",
-             "dunnable_cents")  # fmt: skip
+             "net_balance_cents", "dunnable_cents")  # fmt: skip
     zero = dict.fromkeys(money, 0)
     return {**zero, "as_of": as_of, "customer_id": customer_id, "customer_name": customer_id,
-            "currency": "EUR", "days_over_90_cents": over_90, "open_item_count": 1}  # fmt: skip
+            "currency": "EUR", "days_over_90_cents": over_90, "open_item_count": 1,
+            "days_91_120_cents": over_90 - over_120, "days_over_120_cents": over_120}  # fmt: skip
 
 
 def test_top_movers_into_90(engine):
@@ -39,7 +41,7 @@ def test_top_movers_into_90(engine):
         connection.execute(
             ar_aging.insert(),
             [
-                _aging_row("A", d1, 10_000), _aging_row("A", d2, 15_000),  # +5,000
+                _aging_row("A", d1, 10_000), _aging_row("A", d2, 15_000, 6_000),  # +5,000
                 _aging_row("B", d1, 0), _aging_row("B", d2, 40_000),  # +40,000
                 _aging_row("C", d1, 9_000), _aging_row("C", d2, 9_000),  # unchanged
                 _aging_row("D", d2, 1_000),  # new: +1,000
@@ -51,6 +53,8 @@ def test_top_movers_into_90(engine):
     assert [(r.customer_id, r.moved_in_cents) for r in rows] == [
         ("B", 40_000), ("A", 5_000), ("D", 1_000),
     ]  # fmt: skip
+    a = rows[1]
+    assert (a.days_91_120_now_cents, a.over_120_now_cents) == (9_000, 6_000)
 
 
 def test_tier_up_this_week(engine):
@@ -98,6 +102,29 @@ def test_trend_by_bucket(engine, database_url, tmp_path):
         )
     # test_aging.py's hand-worked figures for 2026-03-31 (Beta and Gamma hold only credit)
     eur = next(r for r in rows if r["currency"] == "EUR")
-    assert (eur["current_cents"], eur["days_31_60_cents"], eur["days_over_90_cents"],
-            eur["total_open_cents"]) == (50_000, 110_000, 15_000, 175_000)  # fmt: skip
+    assert (eur["current_cents"], eur["days_31_60_cents"], eur["days_91_120_cents"],
+            eur["days_over_120_cents"], eur["days_over_90_cents"],
+            eur["total_open_cents"]) == (50_000, 110_000, 15_000, 0, 15_000, 175_000)  # fmt: skip
+    # credit: Alpha 30.00 + Beta 40.00 + Gamma 60.00 = 130.00; net 1,750.00 - 130.00
+    assert (eur["unapplied_credit_cents"], eur["net_balance_cents"]) == (13_000, 162_000)
     assert [r["currency"] for r in rows] == ["EUR", "USD"]
+
+
+def test_net_balance_tie(engine):
+    """The reference ledger ties (no row), until a customer's reversal goes beyond what was
+    paid: Z's invoice of 100.00 shows 100.00 open (the aging never shows more than invoiced),
+    while the ledger says 100.00 - (-50.00) = 150.00."""
+    from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, add_payment
+
+    as_of = dt.date(2026, 3, 31)
+    query = sa.text((SQL_DIR / "net_balance_tie.sql").read_text())
+    with engine.begin() as connection:
+        build_reference_ledger(connection)
+        write_ar_aging(connection, as_of)
+        assert connection.execute(query, {"as_of": as_of}).all() == []
+        add_customer(connection, "Z")
+        add_invoice(connection, "Z1", "Z", 10_000, "2026-03-01", "2026-03-31")
+        add_payment(connection, "PZ-reversed", "Z", -5_000, "2026-03-10", "Z1")
+        write_ar_aging(connection, as_of)
+        rows = [tuple(r) for r in connection.execute(query, {"as_of": as_of})]
+    assert rows == [("Z", "EUR", 15_000, 10_000)]

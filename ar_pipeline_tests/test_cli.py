@@ -1,5 +1,6 @@
 """The ar-pipeline command: run against a prepared ledger, and clear errors for bad input."""
 
+import datetime as dt
 import re
 
 import dagster as dg
@@ -37,7 +38,33 @@ def test_run_as_of_prints_the_aging_and_records_the_run(cli_env, database_url, c
         runs = {r.dagster_run.job_name: r.dagster_run for r in instance.get_run_records()}
     assert set(runs) == {"ar_aging_daily", "ar_aging_summary_job"}
     assert runs["ar_aging_daily"].tags["ar_pipeline/as_of"] == "2026-03-31"
-    assert runs["ar_aging_summary_job"].tags["dagster/partition"] == "2026-03-31"
+    trend = runs["ar_aging_summary_job"]
+    assert trend.tags["dagster/partition"] == "2026-03-31"
+    # The daemon's sensor would request this partition for the CLI's daily run too. It skips a
+    # request whose run key an existing run carries with the sensor's name (and, for a run made
+    # in-process, no code location): the trend run made here is that run.
+    assert trend.tags["dagster/run_key"] == f"summary:{runs['ar_aging_daily'].run_id}"
+    assert trend.tags["dagster/sensor_name"] == "ar_aging_daily_succeeded"
+    assert trend.remote_job_origin is None
+
+
+def test_the_trend_is_filled_once_per_daily_run(cli_env, database_url):
+    """When the daemon already requested the trend run for a daily run, the CLI makes none."""
+    from ar_pipeline.cli import fill_trend
+    from ar_pipeline.definitions import build_definitions
+    from ar_pipeline.settings import load_settings
+
+    upgrade_database(get_engine(database_url))
+    with get_engine(database_url).begin() as connection:
+        build_reference_ledger(connection)
+    defs = build_definitions(load_settings())
+    day = dt.date(2026, 3, 31)
+    with dg.DagsterInstance.ephemeral() as instance:
+        fill_trend(defs, day, day, instance, "daily-run-1")
+        fill_trend(defs, day, day, instance, "daily-run-1")  # as if the sensor was first
+        fill_trend(defs, day, day, instance, "daily-run-2")  # another daily run: another fill
+        keys = [r.dagster_run.tags["dagster/run_key"] for r in instance.get_run_records()]
+    assert sorted(keys) == ["summary:daily-run-1", "summary:daily-run-2"]
 
 
 def test_seed_refuses_a_ledger_that_is_not_empty(cli_env, database_url, capsys):
@@ -67,3 +94,32 @@ def test_bad_run_config_file_is_named(cli_env, tmp_path, capsys):
     config.write_text("ops: [unclosed\n")
     assert main(["run", "--config", str(config)]) == 2
     assert "is not valid YAML" in capsys.readouterr().err
+
+
+def test_demo_fills_a_year_of_the_trend_in_one_run(monkeypatch, tmp_path):
+    """On first start (SQLite, the demo's default) the demo fills the trend's last year, today
+    included, in one run: 365 partitions materialized and 365 days of rows."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.schema import ar_aging_summary
+
+    for name in ("AR_DATABASE_URL", "AR_TREND_START_DATE", "AR_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert main(["demo"]) == 0
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        runs = [r.dagster_run for r in instance.get_run_records()]
+        (trend,) = [r for r in runs if r.job_name == "ar_aging_summary_job"]
+        (daily,) = [r for r in runs if r.job_name == "ar_aging_daily"]
+        materialized = instance.get_materialized_partitions(dg.AssetKey("ar_aging_summary"))
+    first = dt.date.fromisoformat(trend.tags["dagster/asset_partition_range_start"])
+    last = dt.date.fromisoformat(trend.tags["dagster/asset_partition_range_end"])
+    assert last.isoformat() == daily.tags["ar_pipeline/as_of"]
+    assert (last - first).days == 364 and len(materialized) == 365
+    engine = get_engine(f"sqlite:///{tmp_path / 'data' / 'ar_pipeline.sqlite3'}")
+    with engine.connect() as connection:
+        days = connection.execute(
+            sa.select(sa.func.count(sa.distinct(ar_aging_summary.c.as_of)))
+        ).scalar_one()
+    assert days == 365

@@ -44,6 +44,10 @@ def test_daily_job_writes_aging_and_tiers(engine, database_url, tmp_path):
     assert metadata["ar_aging"]["dunnable_cents_USD"] == 25_000
     assert metadata["ar_aging"]["dagster/row_count"] == 4
     assert "Alpha GmbH (A)" in metadata["ar_aging"]["largest_overdue"]
+    # Alpha EUR: 1,250.00 overdue, of it A3's 150.00 at 120 days: over 90, not over 120
+    assert "| Alpha GmbH (A) | EUR | 1,250.00 EUR | 150.00 EUR | 0.00 EUR | 120 |" in (
+        metadata["ar_aging"]["largest_overdue"]
+    )
     assert metadata["tier_assignments"]["proposed_tier_1_reminder"] == 1
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(checks) == {"aging_data_fresh", "ledger_sane", "actions_staged"}

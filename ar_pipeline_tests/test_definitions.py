@@ -5,6 +5,8 @@ import dagster as dg
 from ar_pipeline.definitions import build_definitions, defs
 from ar_pipeline.settings import load_settings
 
+LEDGER = {"customers", "invoices", "payments", "sync_log"}
+
 
 def test_definitions_load():
     assert isinstance(defs, dg.Definitions)
@@ -12,6 +14,7 @@ def test_definitions_load():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "ar_aging", "prior_actions", "tier_assignments", "proposed_actions", "ar_aging_summary",
+        *LEDGER,
     }  # fmt: skip
 
 
@@ -19,12 +22,34 @@ def test_assets_are_grouped_described_and_owned():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        expected_group = {"proposed_actions": "ar_actions", "ar_aging_summary": "ar_trend"}
-        assert node.group_name == expected_group.get(key.to_user_string(), "ar_aging")
+        name = key.to_user_string()
+        expected_group = {"proposed_actions": "ar_actions", "ar_aging_summary": "ar_trend",
+                          **dict.fromkeys(LEDGER, "ledger")}  # fmt: skip
+        assert node.group_name == expected_group.get(name, "ar_aging")
         assert node.description
         assert node.owners == ["team:finance-ops"]
-        assert node.kinds == {"sql", "sqlalchemy"}
+        assert node.kinds == ({"sql", "table"} if name in LEDGER else {"sql", "sqlalchemy"})
         assert "dagster/column_schema" in node.metadata
+        described = [c for c in node.metadata["dagster/column_schema"].columns
+                     if c.description]  # fmt: skip
+        assert described, name
+
+
+def test_lineage_runs_from_the_ledger_tables():
+    """The ledger tables are external assets (nothing in Dagster writes them), upstream of the
+    aging and of the trend; the trend also reads the staged actions."""
+    graph = defs.resolve_asset_graph()
+    ledger = {dg.AssetKey(name) for name in LEDGER}
+    for key in ledger:
+        assert not graph.get(key).is_executable
+        assert graph.get(key).parent_keys == set()
+    assert graph.get(dg.AssetKey("ar_aging")).parent_keys == ledger
+    assert graph.get(dg.AssetKey("ar_aging_summary")).parent_keys == ledger | {
+        dg.AssetKey("proposed_actions")
+    }
+    # the daily job materializes only what Dagster writes
+    daily = {node.name for node in defs.resolve_job_def("ar_aging_daily").graph.node_defs}
+    assert not daily & LEDGER
 
 
 def test_trend_is_daily_partitioned_and_backfills_in_one_run():

@@ -6,11 +6,23 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from ar_pipeline.kpis import MonthSales, compute_kpis, countback_dso, sales_periods
+from ar_pipeline.kpis import (
+    MonthSales,
+    beginning_of_period,
+    compute_kpis,
+    countback_dso,
+    sales_periods,
+)
 from ar_pipeline.trend import summary_rows
-from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, add_payment
+from ar_pipeline_tests.ledger_builder import (
+    add_credit_note,
+    add_customer,
+    add_invoice,
+    add_payment,
+)
 
 AS_OF = dt.date(2026, 3, 31)
+d = dt.date
 
 
 def test_sales_periods_are_calendar_months_back_from_the_day():
@@ -19,6 +31,42 @@ def test_sales_periods_are_calendar_months_back_from_the_day():
         (dt.date(2026, 1, 31), dt.date(2026, 2, 28)),  # 28 days
         (dt.date(2025, 12, 31), dt.date(2026, 1, 31)),  # 31 days
     ]
+
+
+def test_at_a_month_end_the_periods_are_calendar_months():
+    # 30 April: April, March, February (one month back from 04-30 is 03-30 by the calendar
+    # arithmetic, which would let 31 March count as April's)
+    assert sales_periods(d(2026, 4, 30)) == [
+        (d(2026, 3, 31), d(2026, 4, 30)),
+        (d(2026, 2, 28), d(2026, 3, 31)),
+        (d(2026, 1, 31), d(2026, 2, 28)),
+    ]
+    assert beginning_of_period(d(2026, 4, 30)) == d(2026, 3, 31)
+    # February's last day, in a common and in a leap year
+    assert sales_periods(d(2026, 2, 28)) == [
+        (d(2026, 1, 31), d(2026, 2, 28)),
+        (d(2025, 12, 31), d(2026, 1, 31)),
+        (d(2025, 11, 30), d(2025, 12, 31)),
+    ]
+    assert sales_periods(d(2028, 2, 29))[0] == (d(2028, 1, 31), d(2028, 2, 29))
+    assert beginning_of_period(d(2028, 2, 29)) == d(2028, 1, 31)
+
+
+def test_on_other_days_the_periods_end_on_the_same_date_each_month():
+    assert sales_periods(d(2026, 4, 15)) == [
+        (d(2026, 3, 15), d(2026, 4, 15)),
+        (d(2026, 2, 15), d(2026, 3, 15)),
+        (d(2026, 1, 15), d(2026, 2, 15)),
+    ]
+    # the 30th of a 31-day month is not a month-end; February has no 30th: its last day
+    assert sales_periods(d(2026, 3, 30)) == [
+        (d(2026, 2, 28), d(2026, 3, 30)),  # 30 days
+        (d(2026, 1, 30), d(2026, 2, 28)),  # 29 days
+        (d(2025, 12, 30), d(2026, 1, 30)),  # 31 days
+    ]
+    # 28 February of a leap year is not its month-end
+    assert sales_periods(d(2028, 2, 28))[0] == (d(2028, 1, 28), d(2028, 2, 28))
+    assert beginning_of_period(d(2026, 4, 15)) == d(2026, 3, 15)
 
 
 def test_countback():
@@ -78,3 +126,139 @@ def test_kpis_on_a_ledger(engine):
     # is short; tier 3 (100.00 at 30+): 600 + 300 = 900 -> target tier 3, dunnable 2,400.00
     assert (row["tier_3_customers"], row["tier_3_cents"]) == (1, 240_000)
     assert row["tier_4_customers"] == 0 and row["customers_overdue"] == 1
+
+
+def _billed_on_month_ends(connection, bills: list[tuple[str, str | None]]):
+    """Customer M billed 1,000.00 EUR on each ``(month-end, paid on)``, due 14 days later."""
+    add_customer(connection, "M")
+    for n, (issued, paid) in enumerate(bills):
+        issue = dt.date.fromisoformat(issued)
+        add_invoice(connection, f"M{n}", "M", 100_000, issued,
+                    (issue + dt.timedelta(days=14)).isoformat())  # fmt: skip
+        if paid:
+            add_payment(connection, f"PM{n}", "M", 100_000, paid, f"M{n}")
+
+
+def test_month_end_ledger_counts_back_calendar_months(engine):
+    """Billed 1,000.00 on the last day of each month, due 14 days later. As of 2026-04-30:
+    31 Jan paid 02-20, 28 Feb paid 04-10; 31 Mar (due 04-14: 16 days overdue) and 30 Apr
+    (due 05-14: current) open. AR 2,000.00, current 1,000.00.
+
+    Calendar months: April sales 1,000 (30 Apr), March 1,000 (31 Mar), February 1,000 (28 Feb).
+    DSO = 30 (April: AR 2,000 > 1,000) + 31 x 1,000 / 1,000 (March) = 61.0
+    best possible = 30 x 1,000 / 1,000 = 30.0; ADD = 31.0
+    CEI (April): beginning AR on 31 March = 28 Feb + 31 Mar = 2,000;
+    (2,000 + 1,000 - 2,000) / (2,000 + 1,000 - 1,000) = 50.0
+    A window from 30 March would hold two bills (31 Mar and 30 Apr, 2,000) and give
+    31 x 2,000 / 2,000 = 31.0 days: about half.
+    """
+    with engine.begin() as connection:
+        _billed_on_month_ends(connection, [
+            ("2026-01-31", "2026-02-20"), ("2026-02-28", "2026-04-10"),
+            ("2026-03-31", None), ("2026-04-30", None),
+        ])  # fmt: skip
+        (row,) = summary_rows(connection, [d(2026, 4, 30)], ZoneInfo("UTC"))
+    assert row["total_open_cents"] == 200_000 and row["current_cents"] == 100_000
+    assert row["credit_sales_3m_cents"] == 300_000  # February, March, April: one bill each
+    assert row["dso_days"] == Decimal("61.0")
+    assert row["best_possible_dso_days"] == Decimal("30.0")
+    assert row["average_days_delinquent"] == Decimal("31.0")
+    assert row["cei_pct"] == Decimal("50.0")
+    assert row["dso_gross_days"] == Decimal("61.0")  # no unapplied credit: net = gross
+
+
+def test_february_month_end(engine):
+    """Billed 1,000.00 on 30 Nov, 31 Dec, 31 Jan and 28 Feb, due 14 days later; 30 Nov paid
+    12-20, 31 Dec paid 02-10. As of 2026-02-28: 31 Jan (14 days overdue) and 28 Feb (current)
+    open, AR 2,000.00.
+
+    Periods: February (28 days, 1,000), January (31 days, 1,000), December (31 days, 1,000).
+    DSO = 28 + 31 x 1,000 / 1,000 = 59.0; best possible = 28 x 1,000 / 1,000 = 28.0
+    CEI (February): beginning AR on 31 January = 31 Dec + 31 Jan = 2,000;
+    (2,000 + 1,000 - 2,000) / (2,000 + 1,000 - 1,000) = 50.0
+    Stepping back one month from 28 February gives 28 January: that window (31 days) holds
+    31 Jan and 28 Feb, 2,000, and would say 31.0 days; its three months would hold four bills.
+    """
+    with engine.begin() as connection:
+        _billed_on_month_ends(connection, [
+            ("2025-11-30", "2025-12-20"), ("2025-12-31", "2026-02-10"),
+            ("2026-01-31", None), ("2026-02-28", None),
+        ])  # fmt: skip
+        (row,) = summary_rows(connection, [d(2026, 2, 28)], ZoneInfo("UTC"))
+    assert row["total_open_cents"] == 200_000
+    assert row["credit_sales_3m_cents"] == 300_000
+    assert row["dso_days"] == Decimal("59.0")
+    assert row["best_possible_dso_days"] == Decimal("28.0")
+    assert row["average_days_delinquent"] == Decimal("31.0")
+    assert row["cei_pct"] == Decimal("50.0")
+
+
+def test_net_receivables_versus_gross(engine):
+    """As of 2026-03-31, customer N, EUR:
+    I1 300.00 issued 03-15, due 04-14: current
+    I2 700.00 issued 2025-11-30, due 2025-12-30: 1 + 31 + 28 + 31 = 91 days overdue (91-120)
+    I3 500.00 issued 02-10, due 03-12, paid in full 03-12
+    400.00 paid on account 03-20; a 100.00 credit note naming no invoice 03-25
+
+    gross: open items 1,000.00, current 300.00, over 90 700.00
+    net balance = invoices 1,500 - credit notes 100 - payments 900 = 500.00
+               = open items 1,000 - unapplied credit 500
+    the credit settles the oldest items first: over 90 700 - 500 = 200.00 net over 90; nothing
+    is left for the current item: net current = min(300, 500) = 300.00
+    sales: March 300 (I1), February 500 (I3), January 0
+    DSO (net 500): 31 (March) + 28 x 200 / 500 = 31 + 11.2 = 42.2
+    DSO gross (1,000): 31 + 28 + 31 (January, no sales) = 90.0, the three periods' days
+    best possible (net current 300): 31 x 300 / 300 = 31.0; ADD = 11.2
+    beginning AR on 28 February: I2 700 + I3 500 = 1,200, no credit yet (net = gross)
+    CEI = (1,200 + 300 - 500) / (1,200 + 300 - 300) = 1,000 / 1,200 = 83.3
+    CEI gross = (1,200 + 300 - 1,000) / (1,200 + 300 - 300) = 500 / 1,200 = 41.7
+    share over 90: net 200 / 500 = 40.0; gross 700 / 1,000 = 70.0
+    """
+    with engine.begin() as connection:
+        add_customer(connection, "N")
+        add_invoice(connection, "I1", "N", 30_000, "2026-03-15", "2026-04-14")
+        add_invoice(connection, "I2", "N", 70_000, "2025-11-30", "2025-12-30")
+        add_invoice(connection, "I3", "N", 50_000, "2026-02-10", "2026-03-12")
+        add_payment(connection, "P3", "N", 50_000, "2026-03-12", "I3")
+        add_payment(connection, "P-on-account", "N", 40_000, "2026-03-20")
+        add_credit_note(connection, "CN-unapplied", "N", 10_000, "2026-03-25")
+        (row,) = summary_rows(connection, [AS_OF], ZoneInfo("UTC"))
+    assert (row["total_open_cents"], row["current_cents"], row["days_over_90_cents"]) == (
+        100_000, 30_000, 70_000,
+    )  # fmt: skip
+    assert (row["days_91_120_cents"], row["days_over_120_cents"]) == (70_000, 0)
+    assert row["unapplied_credit_cents"] == 50_000
+    assert row["net_balance_cents"] == 50_000
+    assert (row["net_current_cents"], row["net_over_90_cents"]) == (30_000, 20_000)
+    assert row["credit_sales_3m_cents"] == 80_000
+    assert row["dso_days"] == Decimal("42.2")
+    assert row["best_possible_dso_days"] == Decimal("31.0")
+    assert row["average_days_delinquent"] == Decimal("11.2")
+    assert row["cei_pct"] == Decimal("83.3")
+    assert row["over_90_pct"] == Decimal("40.0")
+    assert row["dso_gross_days"] == Decimal("90.0")
+    assert row["cei_gross_pct"] == Decimal("41.7")
+    assert row["over_90_gross_pct"] == Decimal("70.0")
+
+
+def test_credit_beyond_the_overdue_items_nets_the_current_ones(engine):
+    """As of 2026-03-31, customer Q, EUR: J1 600.00 issued 03-10 due 04-09 (current), J2 100.00
+    issued 2025-12-01 due 2025-12-31 (90 days overdue: 61-90); 400.00 on account 03-20.
+    The credit settles J2 (100) first, then 300 of J1: net current = 600 - 300 = 300.00 =
+    min(600, 700 - 400); nothing over 90. Sales: March 600, February 0, January 0.
+    DSO (net 300) = 31 x 300 / 600 = 15.5 = best possible; ADD 0.0. Gross DSO (700):
+    31 + 28 (no February sales) + 31 (no January sales) = 90.0."""
+    with engine.begin() as connection:
+        add_customer(connection, "Q")
+        add_invoice(connection, "J1", "Q", 60_000, "2026-03-10", "2026-04-09")
+        add_invoice(connection, "J2", "Q", 10_000, "2025-12-01", "2025-12-31")
+        add_payment(connection, "PQ", "Q", 40_000, "2026-03-20")
+        (row,) = summary_rows(connection, [AS_OF], ZoneInfo("UTC"))
+    assert (row["days_61_90_cents"], row["days_over_90_cents"]) == (10_000, 0)
+    assert (row["net_balance_cents"], row["net_current_cents"], row["net_over_90_cents"]) == (
+        30_000, 30_000, 0,
+    )  # fmt: skip
+    assert row["dso_days"] == row["best_possible_dso_days"] == Decimal("15.5")
+    assert row["average_days_delinquent"] == Decimal("0.0")
+    assert row["dso_gross_days"] == Decimal("90.0")
+    assert row["over_90_pct"] == Decimal("0.0")

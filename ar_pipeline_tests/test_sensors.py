@@ -210,3 +210,48 @@ def test_other_jobs_are_ignored(engine, database_url, tmp_path):
             ).scalar_one()
             == 0
         )
+
+
+def test_untagged_run_is_as_of_the_day_it_started_in_the_business_timezone():
+    from zoneinfo import ZoneInfo
+
+    from ar_pipeline.resources import untagged_run_date
+
+    started = dt.datetime(2026, 3, 31, 22, 30, tzinfo=dt.UTC).timestamp()
+    assert untagged_run_date(started, ZoneInfo("UTC")) == dt.date(2026, 3, 31)
+    # 00:30 on 1 April in Berlin (summer time, UTC+2)
+    assert untagged_run_date(started, ZoneInfo("Europe/Berlin")) == dt.date(2026, 4, 1)
+
+
+def test_daily_run_from_the_ui_requests_its_trend_partition_once(engine, database_url, tmp_path):
+    """A daily run launched from the UI carries no as-of tag: its steps age the day it started,
+    and the sensor requests that day's trend partition (not "as-of date None"), under a run key
+    made from the run's id, the same however often the sensor sees the run."""
+    from ar_pipeline.schema import ar_aging
+    from ar_pipeline.sensors import trend_run_key
+
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    settings = load_settings(
+        {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
+         "AR_TREND_START_DATE": "2026-01-01"}
+    )  # fmt: skip
+    defs = build_definitions(settings)
+    resources = {"ar_db": ArDatabase.from_settings(settings)}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("ar_aging_daily").execute_in_process(instance=instance)
+        assert result.success and "ar_pipeline/as_of" not in result.dagster_run.tags
+        run = instance.get_run_by_id(result.run_id)
+        success = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
+        sensor = defs.resolve_sensor_def("ar_aging_daily_succeeded")
+        requests = []
+        for _ in range(2):
+            context = dg.build_run_status_sensor_context(
+                sensor_name=sensor.name, dagster_instance=instance, dagster_run=run,
+                dagster_event=success, resources=resources,
+            )  # fmt: skip
+            requests.append(sensor(context))
+    with engine.connect() as connection:
+        (aged_day,) = connection.execute(sa.select(ar_aging.c.as_of).distinct()).scalars()
+    assert [r.partition_key for r in requests] == [aged_day.isoformat()] * 2
+    assert [r.run_key for r in requests] == [trend_run_key(result.run_id)] * 2
