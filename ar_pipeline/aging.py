@@ -1,4 +1,4 @@
-"""The aging rules (DESIGN.md section 4) as SQL builders: the one definition of open items.
+"""The aging rules (docs/design.md, Aging) as SQL builders: the one definition of open items.
 
 As of a date D:
 

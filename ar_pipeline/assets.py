@@ -108,7 +108,7 @@ class TierDefinitionConfig(dg.Config):
 
 class TieringConfig(dg.Config):
     """Run config of ``tier_assignments``. ``tier_definitions`` left empty uses the defaults of
-    DESIGN.md section 4; amounts are text in major units (``"10.00"``), never floats."""
+    docs/design.md, Tiering; amounts are text in major units (``"10.00"``), never floats."""
 
     threshold_days: int = aging.DEFAULT_THRESHOLD_DAYS
     tier_definitions: list[TierDefinitionConfig] | None = None
@@ -229,8 +229,8 @@ def build_ar_aging(deps: Sequence[Any] = ()) -> dg.AssetsDefinition:
     def ar_aging(
         context: dg.AssetExecutionContext, ar_db: ArDatabase
     ) -> dg.Output[ledger_sanity.LedgerReview]:
-        """Open receivables aged per customer and currency as of the run date (DESIGN.md
-        section 4).
+        """Open receivables aged per customer and currency as of the run date (docs/design.md,
+        Aging).
 
         One row per (customer, currency) with an open item or unapplied credit; the aggregation
         runs in SQL and replaces the rows of the run date. Amounts are minor units. The output

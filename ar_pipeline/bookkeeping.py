@@ -1,4 +1,4 @@
-"""Run bookkeeping of the daily job (DESIGN.md section 5): ``workflow_run_log``,
+"""Run bookkeeping of the daily job (docs/design.md, Statuses): ``workflow_run_log``,
 ``reflexion_log`` (a narrative written from the run's data) and ``workflow_events``.
 
 ``record_run`` is idempotent per run id: the run-status sensors call it, and so does

@@ -1,5 +1,6 @@
-"""Asset checks. ``aging_data_fresh`` reads the ledger's own sync log (DESIGN.md section 8:
-Dagster's FreshnessPolicy only sees Dagster materializations, not the source's syncs).
+"""Asset checks. ``aging_data_fresh`` reads the ledger's own sync log (docs/design.md,
+Decisions about Dagster: Dagster's FreshnessPolicy only sees Dagster materializations, not the
+source's syncs).
 ``ledger_sane`` names the ledger rows that cannot be right (``ar_pipeline.ledger_sanity``).
 ``actions_staged`` verifies that what was staged is what the tiering called for."""
 

@@ -1,4 +1,4 @@
-"""The ``ar-pipeline`` console command (DESIGN.md section 2)."""
+"""The ``ar-pipeline`` console command (docs/design.md)."""
 
 from __future__ import annotations
 

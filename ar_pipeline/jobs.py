@@ -17,7 +17,7 @@ SUMMARY_JOB = "ar_aging_summary_job"
 DAILY_CRON = "0 6 * * *"
 
 # In-process: the multiprocess executor starts a process per step, seconds on two cores for
-# steps that take milliseconds (DESIGN.md section 8).
+# steps that take milliseconds (docs/design.md, Decisions about Dagster).
 ar_aging_daily = dg.define_asset_job(
     DAILY_JOB,
     selection=dg.AssetSelection.groups(GROUP, ACTIONS_GROUP, ALGA_GROUP),

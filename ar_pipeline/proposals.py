@@ -1,4 +1,4 @@
-"""Staging proposals (DESIGN.md section 5): the pipeline only proposes, nothing is sent here.
+"""Staging proposals (docs/design.md, Statuses): the pipeline only proposes, nothing is sent here.
 
 For a run as of D, in one transaction:
 

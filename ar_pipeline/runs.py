@@ -26,7 +26,8 @@ DEFAULT_DAGSTER_HOME = PROJECT_ROOT / ".ar_data" / "dagster_home"
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """Create the instance folder once, before any parallel use (DESIGN.md section 8).
+    """Create the instance folder once, before any parallel use (docs/design.md, Decisions about
+    Dagster).
 
     Only the project's default instance is written into the project's ``.env``; an instance
     chosen with ``DAGSTER_HOME`` or ``AR_DATA_DIR`` is left to whoever chose it.

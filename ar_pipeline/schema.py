@@ -50,7 +50,7 @@ AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Money = sa.BigInteger
 Timestamp = UtcDateTime()
 
-# --- the source ledger (DESIGN.md section 3) -----------------------------------------------------
+# --- the source ledger (docs/design.md, The ledger contract) -------------------------------------
 
 customers = sa.Table(
     "customers",
@@ -117,7 +117,7 @@ sync_log = sa.Table(
     sa.Index(None, "sync_type", "status", "completed_at"),
 )
 
-# --- what the pipeline writes (DESIGN.md sections 4 and 5) ---------------------------------------
+# --- what the pipeline writes (docs/design.md, Aging, Tiering and Statuses) ----------------------
 
 AGING_MONEY = (
     "total_open_cents", "overdue_cents", "current_cents", "days_1_30_cents", "days_31_60_cents",
@@ -298,7 +298,7 @@ web_sessions = sa.Table(
     sa.Index(None, "expires_at"),
 )
 
-# --- run bookkeeping (DESIGN.md section 5) -------------------------------------------------------
+# --- run bookkeeping (docs/design.md, Statuses) --------------------------------------------------
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 
@@ -354,7 +354,7 @@ workflow_verify_results = sa.Table(
     sa.Index(None, "run_id"),
 )
 
-# --- the trend (issue: backfillable daily summary) ----------------------------------------------
+# --- the trend (issue: backfillable daily summary) -----------------------------------------------
 
 SUMMARY_TIERS = (1, 2, 3, 4)
 Ratio = sa.Numeric(9, 1)  # KPI days and percentages, one decimal

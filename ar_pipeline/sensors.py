@@ -3,9 +3,10 @@ job's bookkeeping.
 
 The approval sensor keeps a cursor (decision time, action id) so a tick reads only what was
 decided since the last one, and batches actions into runs so that a thousand approvals make a
-handful of runs, not a thousand (DESIGN.md section 8). A failed action approved again gets a new
-decision time and so a new run. An action still ``approved`` ten minutes after its decision,
-behind the cursor (its run never claimed it), is requested again once per ten minutes.
+handful of runs, not a thousand (docs/design.md, Decisions about Dagster). A failed action
+approved again gets a new decision time and so a new run. An action still ``approved`` ten
+minutes after its decision, behind the cursor (its run never claimed it), is requested again
+once per ten minutes.
 """
 
 import datetime as dt

@@ -1,7 +1,7 @@
 """The one place that reads the environment.
 
-Every setting of DESIGN.md section 6 is parsed and validated here, once. A malformed value raises
-:class:`SettingsError` with one line that starts with the variable's name
+Every setting (docs/design.md, Settings) is parsed and validated here, once. A malformed value
+raises :class:`SettingsError` with one line that starts with the variable's name
 (``AR_SMTP_PORT: must be a port from 1 to 65535, got 99999``), so a bad deployment fails at start
 instead of half-way through a run. The rules for amounts, ports and day counts are here too, for
 the run config and the command line to share (:func:`parse_amount`, :func:`parse_port`).

@@ -1,4 +1,4 @@
-"""Dunning tiers: which customers need a step, and at which tier (DESIGN.md section 4).
+"""Dunning tiers: which customers need a step, and at which tier (docs/design.md, Aging).
 
 The rules, for a customer as of date D with a dunnable amount > 0 in some currency:
 

@@ -1,4 +1,4 @@
--- Alga PSA clients as ledger customers (DESIGN.md section 3), one tenant.
+-- Alga PSA clients as ledger customers (docs/design.md, The ledger contract), one tenant.
 -- Parameters: :tenant (uuid text), :only_clients (uuid text array, or NULL for all clients).
 -- The billing e-mail is the address Alga itself would send the client's invoices to, in
 -- Alga's order (recipients.sql, put in front as the CTE recipients); recipient_source says

@@ -1,4 +1,4 @@
--- Alga PSA invoices as ledger invoices (DESIGN.md section 3), one tenant.
+-- Alga PSA invoices as ledger invoices (docs/design.md, The ledger contract), one tenant.
 -- Parameters: :tenant (uuid text), :timezone (IANA name, AR_TIMEZONE), :only_clients (uuid
 -- text array, or NULL for all clients).
 -- A receivable is what Alga's own AR ages (billingProfileArActions.ts): a finalized invoice

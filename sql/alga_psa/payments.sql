@@ -1,4 +1,4 @@
--- Alga PSA money movements as ledger payments (DESIGN.md section 3), one tenant.
+-- Alga PSA money movements as ledger payments (docs/design.md, The ledger contract), one tenant.
 -- Parameters: :tenant (uuid text), :timezone (IANA name, AR_TIMEZONE), :only_clients (uuid
 -- text array, or NULL for all clients).
 --
