@@ -364,7 +364,8 @@ def test_edit_keeps_the_original_and_only_pending_drafts(engine, staged):
     page = client.get("/proposals?tier=1")
     assert "Draft for Heavy Industries saved; the edited text is what will be sent." in page.text
     assert '<details class="letter" open>' in page.text  # the edited letter stays open
-    assert "Letter: “Please pay” to ap@heavy.example.com · edited by alice" in text_of(page)
+    summary = "Letter: “Please pay” to ap@heavy.example.com (billing e-mail) · edited by alice"
+    assert summary in text_of(page)
     bad = client.post(f"/proposals/{letter}/edit",
                       data={"csrf": token, "subject": "two\nlines", "body": "x"})  # fmt: skip
     assert bad.status_code == 400 and "Subject: one line of text is required" in bad.text
