@@ -469,7 +469,8 @@ RECIPIENTS_LISTED = 20
 
 def print_recipients(settings: Settings, as_of: dt.date) -> None:
     """Each letter staged for ``as_of`` still waiting for approval, with its address and where
-    the address came from."""
+    the address came from; one line when every letter goes to the customer's billing e-mail
+    (the own ledger has no other source)."""
     import sqlalchemy as sa
 
     from ar_pipeline.database import get_engine
@@ -487,7 +488,20 @@ def print_recipients(settings: Settings, as_of: dt.date) -> None:
             .order_by(pa.c.action_id)
             .limit(RECIPIENTS_LISTED + 1)
         ).scalars().all()
+        source = pa.c.payload_json["to_source"].as_string()
+        other_sources = connection.execute(
+            sa.select(sa.func.count()).where(
+                pa.c.as_of == as_of,
+                pa.c.action_type == "collection_action",
+                pa.c.status == "proposed",
+                source.is_not(None),
+                source != "billing_email",
+            )
+        ).scalar_one()
     if not letters:
+        return
+    if not other_sources:
+        print("  Letters go to each customer's billing e-mail.")
         return
     print("  Letters go to:")
     for payload in letters[:RECIPIENTS_LISTED]:
