@@ -101,6 +101,15 @@ def test_without_periods():
     assert shown(compute_kpis(500, 0, 0, 1_000, [])) == (None, None, None, "50.0", "0.0")
 
 
+def test_one_cent_edges_of_sales_and_ar():
+    # one cent of sales in the latest period defines DSO: 31 x 1 / 1 = 31 days
+    assert str(compute_kpis(1, 0, 0, 0, [MonthSales(31, 1)]).dso_days) == "31.0"
+    # one cent owed and no sales in three periods: no DSO
+    assert compute_kpis(1, 0, 0, 0, [MonthSales(31, 0)] * 3).dso_days is None
+    # no periods, beginning 0.02, ending 0.01: CEI (2 - 1) / (2 - 0) = 50%
+    assert str(compute_kpis(1, 0, 0, 2, []).cei_pct) == "50.0"
+
+
 def test_net_credit_has_no_dso_to_speak_of_and_no_share():
     # customers are owed 1.00 more than they owe: DSO 0, share over 90 undefined
     k = compute_kpis(-100, 0, 0, 0, [MonthSales(31, 0)] * 3)
