@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,8 +57,11 @@ def currency_exponent(currency: str) -> int:
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:
-    """A major-unit amount (``Decimal('10.00')``) in the currency's minor units (1000)."""
-    return int((amount * (10 ** currency_exponent(currency))).to_integral_value())
+    """A major-unit amount (``Decimal('10.00')``) in the currency's minor units (1000). A finer
+    amount rounds half up (``Decimal('10.005')`` EUR is 1001 cents), whatever the decimal
+    context says."""
+    scaled = amount * (10 ** currency_exponent(currency))
+    return int(scaled.to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def format_amount(minor: int, currency: str) -> str:
