@@ -124,6 +124,8 @@ def test_daily_run_approval_on_the_page_and_one_letter_through_the_daemon(
         f"      port: {code_port}\n      location_name: ar_pipeline\n"
     )
     base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    if "PYTHONPATH" in os.environ:  # the processes run the code under test, wherever it is
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     dagster_env = {**base, "DAGSTER_HOME": str(home), "AR_DAGSTER_POSTGRES_URL": instance_url}
     business = {"AR_DATABASE_URL": postgres_url, "AR_TIMEZONE": "UTC"}
     code_env = {
