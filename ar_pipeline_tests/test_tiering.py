@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from ar_pipeline.tiering import (
+from ar_pipeline.rules.tiering import (
     DEFAULT_TIERS,
     CurrencyPosition,
     CustomerPosition,
