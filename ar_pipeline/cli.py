@@ -150,7 +150,8 @@ def _today(settings: Settings) -> dt.date:
 
 def _prepare(settings: Settings) -> Any:
     from ar_pipeline.defs.runs import ensure_dagster_home
-    from ar_pipeline.store.database import open_database, upgrade_database
+    from ar_pipeline.rules.views import upgrade_database
+    from ar_pipeline.store.database import open_database
 
     engine = open_database(settings.database_url, settings.database_setting)
     upgrade_database(engine)
@@ -360,8 +361,9 @@ CHECK_LABELS = {
 
 def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     from ar_pipeline.rules.aging import BUCKET_COLUMNS
+    from ar_pipeline.rules.money import format_money
     from ar_pipeline.rules.reporting import aging_totals, largest_overdue, tier_outcomes
-    from ar_pipeline.rules.tiering import DEFAULT_TIERS, format_money
+    from ar_pipeline.rules.tiering import DEFAULT_TIERS
     from ar_pipeline.store.database import get_engine
 
     engine = get_engine(settings.database_url)

@@ -5,7 +5,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from ar_pipeline.rules.aging import write_ar_aging
-from ar_pipeline.store.database import upgrade_database
+from ar_pipeline.rules.views import upgrade_database
 from ar_pipeline.store.schema import ar_aging
 from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, build_reference_ledger
 

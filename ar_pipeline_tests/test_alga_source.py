@@ -21,6 +21,7 @@ from ar_pipeline.cli import main
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.defs.sensors import approved_since
 from ar_pipeline.rules import aging
+from ar_pipeline.rules.views import upgrade_database
 from ar_pipeline.settings import SettingsError, load_settings
 from ar_pipeline.sources.alga_fixture import (
     ACME,
@@ -44,7 +45,7 @@ from ar_pipeline.sources.service_periods import (
     stage_repair_plans,
     write_service_period_health,
 )
-from ar_pipeline.store.database import get_engine, upgrade_database
+from ar_pipeline.store.database import get_engine
 from ar_pipeline.store.schema import (
     ar_aging,
     customers,

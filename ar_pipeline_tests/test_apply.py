@@ -16,8 +16,9 @@ from ar_pipeline.cli import main
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.defs.resources import ArDatabase
 from ar_pipeline.rules.proposals import HoldPolicy
+from ar_pipeline.rules.views import upgrade_database
 from ar_pipeline.settings import load_settings
-from ar_pipeline.store.database import get_engine, upgrade_database
+from ar_pipeline.store.database import get_engine
 from ar_pipeline.store.schema import customers, proposed_actions
 from ar_pipeline_tests.conftest import free_port
 from ar_pipeline_tests.ledger_builder import (

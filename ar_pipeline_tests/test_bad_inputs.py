@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from ar_pipeline.cli import main
-from ar_pipeline.store.database import get_engine, upgrade_database
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.database import get_engine
 from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline_tests.conftest import POSTGRES_SERVER_URL, free_port, require_postgres
 

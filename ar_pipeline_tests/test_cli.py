@@ -7,7 +7,8 @@ import dagster as dg
 import pytest
 
 from ar_pipeline.cli import main
-from ar_pipeline.store.database import get_engine, upgrade_database
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.database import get_engine
 from ar_pipeline_tests.ledger_builder import build_reference_ledger
 
 

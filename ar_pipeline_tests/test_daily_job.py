@@ -119,7 +119,8 @@ def test_runs_are_recorded_in_the_instance(storage, tmp_path, request):
             f'"{instance_url.render_as_string(hide_password=False)}"\n'
         )
     business_url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    from ar_pipeline.store.database import get_engine, upgrade_database
+    from ar_pipeline.rules.views import upgrade_database
+    from ar_pipeline.store.database import get_engine
 
     upgrade_database(get_engine(business_url))
     with get_engine(business_url).begin() as connection:

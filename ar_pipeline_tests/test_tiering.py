@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.tiering import (
     DEFAULT_TIERS,
     CurrencyPosition,
@@ -12,8 +13,6 @@ from ar_pipeline.rules.tiering import (
     LastApplied,
     TierConfigError,
     assign_tier,
-    format_money,
-    to_minor_units,
     validate_threshold_days,
     validate_tier_definitions,
 )

@@ -30,7 +30,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ar_pipeline.store.database import get_engine, upgrade_database
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.database import get_engine
 from ar_pipeline.store.schema import proposed_actions, published_settings
 from ar_pipeline.web.accounts import hash_password
 from ar_pipeline_tests.conftest import create_postgres_database, drop_postgres_database, free_port

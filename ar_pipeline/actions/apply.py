@@ -46,8 +46,9 @@ from ar_pipeline.actions.mail import (
     build_message,
 )
 from ar_pipeline.rules.aging import aging_by_customer, as_of_dates
+from ar_pipeline.rules.money import to_minor_units
 from ar_pipeline.rules.proposals import HoldPolicy
-from ar_pipeline.rules.tiering import dunning_positions, to_minor_units
+from ar_pipeline.rules.tiering import dunning_positions
 from ar_pipeline.store.schema import customers, proposed_actions
 
 SEND_RETRY_DELAYS = (5.0, 10.0)  # 2 retries, linear backoff from 5 s

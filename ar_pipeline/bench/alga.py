@@ -13,14 +13,14 @@ second scratch database, so that the peak RSS is theirs alone.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 import sqlalchemy as sa
 
+from ar_pipeline.bench.scratch import AS_OF, ScratchDatabase, in_child, peak_rss_mb
+
 TENANT = "33333333-3333-3333-3333-333333333333"
-AS_OF = dt.date(2026, 3, 31)
 
 GENERATE = [
     """INSERT INTO clients (tenant, client_id, client_name, billing_email)
@@ -110,10 +110,10 @@ def generate_alga_tenant(url: str, invoices: int) -> dict[str, Any]:
 
 def step_alga_copy(alga_url: str, pipeline_url: str) -> dict[str, Any]:
     """Copy the tenant into a fresh pipeline database, then age it (in this process)."""
-    from ar_pipeline.bench.run import _peak_rss_mb
     from ar_pipeline.rules.aging import write_ar_aging
+    from ar_pipeline.rules.views import upgrade_database
     from ar_pipeline.sources.alga_psa import alga_engine, sync_ledger
-    from ar_pipeline.store.database import analyze, get_engine, upgrade_database
+    from ar_pipeline.store.database import analyze, get_engine
     from ar_pipeline.store.schema import customers, invoices, payments
 
     engine = get_engine(pipeline_url)
@@ -132,13 +132,11 @@ def step_alga_copy(alga_url: str, pipeline_url: str) -> dict[str, Any]:
         "invoices": counts.invoices,
         "payments": counts.payments,
         "ar_aging_rows": rows,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
 def measure_alga_copy(base_url: str, invoices: int) -> dict[str, Any]:
-    from ar_pipeline.bench.run import ScratchDatabase, _in_child
-
     if not base_url.startswith("postgresql"):
         raise SystemExit("--alga needs AR_DATABASE_URL on PostgreSQL (Alga PSA is PostgreSQL)")
     with (
@@ -146,7 +144,7 @@ def measure_alga_copy(base_url: str, invoices: int) -> dict[str, Any]:
         ScratchDatabase(base_url, "pipe") as pipeline_url,
     ):
         generated = generate_alga_tenant(alga_url, invoices)
-        result = _in_child("alga_copy", alga_url, pipeline_url)
+        result = in_child("alga_copy", alga_url, pipeline_url)
     rate = result["invoices"] + result["payments"]
     return {
         "invoices_generated": invoices,

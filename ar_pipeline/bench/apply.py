@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ar_pipeline.bench.scratch import AS_OF, ScratchDatabase, in_child
 from ar_pipeline.settings import PROJECT_ROOT
 
 APPROVE = 1_000
@@ -45,7 +46,6 @@ def measure_apply_throughput(base_url: str) -> dict[str, Any]:
     from aiosmtpd.controller import Controller
 
     from ar_pipeline.actions.approvals import approve
-    from ar_pipeline.bench.run import AS_OF, ScratchDatabase, _in_child
     from ar_pipeline.store.database import get_engine
     from ar_pipeline.store.schema import proposed_actions
 
@@ -55,8 +55,8 @@ def measure_apply_throughput(base_url: str) -> dict[str, Any]:
     daemon: subprocess.Popen | None = None
     try:
         with ScratchDatabase(base_url, "apply") as url, tempfile.TemporaryDirectory() as home:
-            _in_child("generate", url, 10_000)
-            _in_child("job", url, home)
+            in_child("generate", url, 10_000)
+            in_child("job", url, home)
             engine = get_engine(url)
             pa = proposed_actions.c
             with engine.connect() as connection:

@@ -24,8 +24,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,21 +34,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from ar_pipeline.bench.alga import measure_alga_copy, step_alga_copy
+from ar_pipeline.bench.apply import measure_apply_throughput
+from ar_pipeline.bench.scratch import AS_OF, ScratchDatabase, in_child, peak_rss_mb
+
 SIZES = {"10k": (10_000, 1_000), "100k": (100_000, 10_000), "1m": (1_000_000, 100_000)}
 MONTHS = 15  # the generator makes about 0.66 invoices a month per customer: ~10 per customer
-AS_OF = dt.date(2026, 3, 31)
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 # --- the steps, each run in a child process ------------------------------------------------
 
 
 def step_generate(url: str, customers: int) -> dict[str, Any]:
+    from ar_pipeline.rules.views import upgrade_database
     from ar_pipeline.sources.ledger_generator import generate_ledger
-    from ar_pipeline.store.database import analyze, get_engine, upgrade_database
+    from ar_pipeline.store.database import analyze, get_engine
     from ar_pipeline.store.schema import customers as customers_table
     from ar_pipeline.store.schema import invoices, payments, sync_log
 
@@ -101,7 +99,7 @@ def step_job(url: str, data_dir: str) -> dict[str, Any]:
             for t in (ar_aging, prior_actions, tier_assignments, proposed_actions)
         )
     return {"seconds": total, "steps": steps, "rows_written": written,
-            "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def floor_query(as_of: dt.date) -> sa.Select:
@@ -219,67 +217,20 @@ def step_naive(url: str) -> dict[str, Any]:
         total_open=("open_cents", "sum"), max_overdue=("days_overdue", "max")
     )
     return {"seconds": time.perf_counter() - started, "customers_overdue": len(aggregated),
-            "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
-
-
-def step_alga_copy(alga_url: str, pipeline_url: str) -> dict[str, Any]:
-    from ar_pipeline.bench.alga import step_alga_copy as run
-
-    return run(alga_url, pipeline_url)
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 STEPS = {"generate": step_generate, "job": step_job, "floor": step_floor, "naive": step_naive,
          "alga_copy": step_alga_copy}  # fmt: skip
 
 
-def _in_child(step: str, *args: Any) -> dict[str, Any]:
-    """Run one step in a fresh interpreter and return what it printed as JSON."""
-    command = [sys.executable, "-m", "ar_pipeline.bench.run", "--step", step, json.dumps(args)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark step {step} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# --- databases for the sizes ------------------------------------------------------------------
-
-
-class ScratchDatabase:
-    """A fresh database beside ``base_url``: a new PostgreSQL database, or a SQLite file."""
-
-    def __init__(self, base_url: str, label: str) -> None:
-        self.base = make_url(base_url)
-        self.is_postgres = self.base.get_backend_name() == "postgresql"
-        self.name = f"ar_bench_{label}_{uuid.uuid4().hex[:6]}"
-        self._tmp: tempfile.TemporaryDirectory | None = None
-
-    def __enter__(self) -> str:
-        if self.is_postgres:
-            self._admin(f'CREATE DATABASE "{self.name}"')
-            return self.base.set(database=self.name).render_as_string(hide_password=False)
-        self._tmp = tempfile.TemporaryDirectory(prefix="ar_bench_")
-        return f"sqlite:///{Path(self._tmp.name) / (self.name + '.sqlite3')}"
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.is_postgres:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        elif self._tmp is not None:
-            self._tmp.cleanup()
-
-    def _admin(self, statement: str) -> None:
-        engine = sa.create_engine(self.base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.execute(sa.text(statement))
-        engine.dispose()
-
-
 def run_size(base_url: str, label: str) -> dict[str, Any]:
     invoices, customers = SIZES[label]
     with ScratchDatabase(base_url, label) as url, tempfile.TemporaryDirectory() as data_dir:
-        generated = _in_child("generate", url, customers)
-        job = _in_child("job", url, data_dir)
-        floor = _in_child("floor", url, job["rows_written"])
-        naive = _in_child("naive", url)
+        generated = in_child("generate", url, customers)
+        job = in_child("job", url, data_dir)
+        floor = in_child("floor", url, job["rows_written"])
+        naive = in_child("naive", url)
     return {
         "size": label,
         "backend": make_url(base_url).get_backend_name(),
@@ -335,8 +286,6 @@ def main(argv: list[str] | None = None) -> int:
 
     base_url = load_settings().database_url
     if args.alga:
-        from ar_pipeline.bench.alga import measure_alga_copy
-
         result = measure_alga_copy(base_url, args.alga)
         print(json.dumps(result, indent=2))
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -344,8 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         written.write_text(json.dumps(result, indent=2))
         return 0
     if args.apply_throughput:
-        from ar_pipeline.bench.apply import measure_apply_throughput
-
         result = measure_apply_throughput(base_url)
         print(json.dumps(result, indent=2))
         args.output.parent.mkdir(parents=True, exist_ok=True)

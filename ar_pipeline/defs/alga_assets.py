@@ -23,7 +23,7 @@ from ar_pipeline.defs.assets import (
 from ar_pipeline.defs.jobs import APPLY_JOB, apply_approved
 from ar_pipeline.defs.resources import AlgaPsa, ArDatabase, run_as_of
 from ar_pipeline.rules import ledger_sanity, tiering
-from ar_pipeline.rules.tiering import format_money
+from ar_pipeline.rules.money import format_money
 from ar_pipeline.sources import alga_psa, service_periods
 from ar_pipeline.store.database import analyze
 from ar_pipeline.store.schema import (

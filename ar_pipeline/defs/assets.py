@@ -463,7 +463,7 @@ SUMMARY_DESCRIPTIONS = {
 
 def _major(cents: int, currency: str) -> float:
     """Minor units as a number in major units, for plotting (``86124706`` EUR -> 861247.06)."""
-    from ar_pipeline.rules.tiering import currency_exponent
+    from ar_pipeline.rules.money import currency_exponent
 
     return float(Decimal(int(cents)).scaleb(-currency_exponent(currency)))
 
@@ -489,7 +489,7 @@ def day_metadata(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _last_days_markdown(rows: list[dict[str, Any]]) -> str:
-    from ar_pipeline.rules.tiering import format_money
+    from ar_pipeline.rules.money import format_money
 
     def shown(value: Any) -> str:
         return "-" if value is None else str(value)

@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ar_pipeline.rules.tiering import currency_exponent  # noqa: E402
+from ar_pipeline.rules.money import currency_exponent  # noqa: E402
 
 BUCKET_SERIES = (
     ("current_cents", "not yet due", "#4c9a2a"),

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import jinja2
 
-from ar_pipeline.rules.tiering import TEMPLATE_SUFFIX, TEMPLATES_DIR, format_amount, format_money
+from ar_pipeline.rules.money import format_amount, format_money
+from ar_pipeline.rules.tiering import TEMPLATE_SUFFIX, TEMPLATES_DIR
 
 SALES_REP_TEMPLATE = "sales_rep_email"
 

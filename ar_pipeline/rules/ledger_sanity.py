@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
+from ar_pipeline.rules.money import format_money
 from ar_pipeline.store.schema import customers, invoices, payments
 from ar_pipeline.store.sql_functions import bound_date
 
@@ -296,8 +297,6 @@ class Finding:
 
     def describe(self) -> str:
         """The finding in words, for the check's list and the envelope."""
-        from ar_pipeline.rules.tiering import format_money
-
         row = f"{self.row_kind.replace('_', ' ')} {self.row_id}"
         amount = format_money(self.amount_cents, self.currency)
         if self.reason == "amount_out_of_bounds":

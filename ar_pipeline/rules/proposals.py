@@ -40,7 +40,8 @@ from ar_pipeline.rules.drafts import (
     totals_by_currency,
 )
 from ar_pipeline.rules.ledger_sanity import HeldBack
-from ar_pipeline.rules.tiering import TierDefinition, to_minor_units
+from ar_pipeline.rules.money import format_money, to_minor_units
+from ar_pipeline.rules.tiering import TierDefinition
 from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import ar_aging, customers, proposed_actions, tier_assignments
 
@@ -466,8 +467,6 @@ def stage_proposals(
 
 
 def _hold_reason(currencies: Iterable[dict[str, Any]], policy: HoldPolicy) -> str:
-    from ar_pipeline.rules.tiering import format_money
-
     parts = [
         f"{format_money(c['open_cents'], c['currency'])} open, oldest "
         f"{c['max_days_overdue']} days overdue"

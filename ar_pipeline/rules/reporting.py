@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ar_pipeline.rules.tiering import format_money
+from ar_pipeline.rules.money import format_money
 from ar_pipeline.store.schema import AGING_MONEY, ar_aging, tier_assignments
 
 TOTAL_COLUMNS = AGING_MONEY

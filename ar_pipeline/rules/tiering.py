@@ -36,41 +36,27 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import FromClause, Select
 
-from ar_pipeline.rules.aging import AgingSource, Customers, aging_by_customer, source_for
+from ar_pipeline.rules.aging import (
+    AgingSource,
+    Customers,
+    aging_by_customer,
+    as_of_dates,
+    source_for,
+)
+from ar_pipeline.rules.money import to_minor_units
 from ar_pipeline.settings import MAX_DAYS, parse_amount
-from ar_pipeline.store.schema import IN_FLIGHT_STATUSES, customers, prior_actions, proposed_actions
+from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.schema import (
+    IN_FLIGHT_STATUSES,
+    ar_aging,
+    customers,
+    prior_actions,
+    proposed_actions,
+    tier_assignments,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
-
-# ISO 4217 currencies whose minor unit is not 1/100 of the major unit.
-CURRENCY_EXPONENTS = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-    "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
-
-
-def currency_exponent(currency: str) -> int:
-    """Decimal places of the currency's minor unit (2 unless ISO 4217 says otherwise)."""
-    return CURRENCY_EXPONENTS.get(currency.upper(), 2)
-
-
-def to_minor_units(amount: Decimal, currency: str) -> int:
-    """A major-unit amount (``Decimal('10.00')``) in the currency's minor units (1000)."""
-    return int((amount * (10 ** currency_exponent(currency))).to_integral_value())
-
-
-def format_amount(minor: int, currency: str) -> str:
-    """Minor units in major units: ``format_amount(123456, 'EUR') == '1,234.56'``."""
-    exponent = currency_exponent(currency)
-    return f"{Decimal(minor).scaleb(-exponent):,.{exponent}f}"
-
-
-def format_money(minor: int, currency: str) -> str:
-    """Minor units as a readable amount: ``format_money(123456, 'EUR') == '1,234.56 EUR'``."""
-    return f"{format_amount(minor, currency)} {currency}"
-
 
 class TierConfigError(ValueError):
     """Invalid tier configuration; the message names the offending field."""
@@ -404,8 +390,6 @@ def _owing(connection: sa.Connection, as_of: dt.date) -> Select | None:
     """Customers that ``ar_aging`` (upstream of tiering) found owing something undisputed on
     ``as_of``: only they can have a dunnable amount, so only their events need reading. None
     (everyone) when ``ar_aging`` has no rows for the day."""
-    from ar_pipeline.store.schema import ar_aging
-
     of_day = ar_aging.c.as_of == as_of
     if connection.execute(sa.select(ar_aging.c.as_of).where(of_day).limit(1)).first() is None:
         return None
@@ -430,8 +414,6 @@ def decide_tiers(
     Reads the ``prior_actions`` snapshot of ``as_of``, so write that first. The SQL result is
     streamed in batches, so memory stays flat however many customers there are.
     """
-    from ar_pipeline.rules.aging import as_of_dates
-
     from_days = boundaries(tiers, threshold_days)
     source = source_for(connection, as_of)
     if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
@@ -496,9 +478,6 @@ def write_tier_assignments(
     """Replace the ``tier_assignments`` rows of ``as_of``; returns counts by outcome
     (``tier_<n>`` for proposed tiers, skip reasons otherwise). Customers in ``held_back`` get
     no row (see :func:`decide_tiers`)."""
-    from ar_pipeline.store.database import bulk_insert
-    from ar_pipeline.store.schema import tier_assignments
-
     connection.execute(tier_assignments.delete().where(tier_assignments.c.as_of == as_of))
     columns = [
         "as_of", "customer_id", "target_tier", "last_applied_tier", "proposed_tier", "skip_reason",

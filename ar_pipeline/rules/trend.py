@@ -40,14 +40,8 @@ from sqlalchemy.sql import FromClause, Select
 from ar_pipeline.rules.aging import OVER_90_COLUMN, aging_by_customer, as_of_range
 from ar_pipeline.rules.kpis import MonthSales, beginning_of_period, compute_kpis, sales_periods
 from ar_pipeline.rules.ledger_sanity import within_bound
-from ar_pipeline.rules.tiering import (
-    CURRENCY_EXPONENTS,
-    DEFAULT_TIERS,
-    TierDefinition,
-    boundaries,
-    day_start_utc,
-    to_minor_units,
-)
+from ar_pipeline.rules.money import CURRENCY_EXPONENTS, to_minor_units
+from ar_pipeline.rules.tiering import DEFAULT_TIERS, TierDefinition, boundaries, day_start_utc
 from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import (
     AGING_MONEY,

@@ -96,20 +96,10 @@ def alembic_config(connection: Connection) -> AlembicConfig:
     return config
 
 
-def upgrade_database(engine: Engine) -> None:
-    """Migrate to the newest schema revision and (re)create the analyst views. Idempotent.
-
-    Views hold no data, so they are dropped and recreated from the current query builders on
-    every upgrade: the view can never drift from the one SQL definition of open items.
-    """
-    from ar_pipeline.rules.aging import create_views_sql, drop_views_sql
-
-    with engine.begin() as connection:
-        for statement in drop_views_sql():
-            connection.execute(sa.text(statement))
-        command.upgrade(alembic_config(connection), "head")
-        for statement in create_views_sql(connection.dialect):
-            connection.execute(sa.text(statement))
+def migrate(connection: Connection) -> None:
+    """Migrate to the newest schema revision, inside the caller's transaction. The analyst
+    views are the rules' (``ar_pipeline.rules.views.upgrade_database`` recreates them)."""
+    command.upgrade(alembic_config(connection), "head")
 
 
 def is_postgres(connection: Connection | Engine) -> bool:

@@ -38,7 +38,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from ar_pipeline.actions import approvals
-from ar_pipeline.rules.tiering import format_money
+from ar_pipeline.rules.money import format_money
 from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline.web import accounts as accounts_module
 from ar_pipeline.web.lists import (

@@ -26,8 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ar_pipeline.actions.approvals import STRANDED_AFTER
+from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.proposals import recipient_label
-from ar_pipeline.rules.tiering import format_money, to_minor_units
 from ar_pipeline.store.schema import ACTION_TYPES, customers, proposed_actions, tier_assignments
 
 PAGE_SIZE = 50

@@ -1,4 +1,5 @@
-"""Alembic environment: runs against the connection handed over by ``upgrade_database``."""
+"""Alembic environment: runs against the connection handed over by
+``ar_pipeline.store.database.migrate``."""
 
 from alembic import context
 
