@@ -13,6 +13,7 @@ hands the review on as its output: to the check ``ledger_sane``, and to ``tier_a
 """
 
 import datetime as dt
+import warnings
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -521,18 +522,24 @@ def build_summary_asset(
 
     schema = table_schema(summary_table, SUMMARY_DESCRIPTIONS)
 
-    @dg.asset(
-        name="ar_aging_summary",
-        group_name=TREND_GROUP,
-        kinds=KINDS,
-        owners=OWNERS,
-        retry_policy=DB_RETRY,
-        partitions_def=partitions,
-        deps=[*LEDGER_KEYS, proposed_actions, *deps],
-        # a year of days rebuilds in one run, aggregated in one SQL statement
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        metadata={"dagster/column_schema": schema, "dagster/table_name": "ar_aging_summary"},
-    )
+    # a year of days rebuilds in one run, aggregated in one SQL statement: the backfill policy
+    # is chosen on purpose, so Dagster's note that the parameter is in beta is not repeated at
+    # every start of the code location
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Parameter `backfill_policy`", dg.BetaWarning)
+        as_summary_asset = dg.asset(
+            name="ar_aging_summary",
+            group_name=TREND_GROUP,
+            kinds=KINDS,
+            owners=OWNERS,
+            retry_policy=DB_RETRY,
+            partitions_def=partitions,
+            deps=[*LEDGER_KEYS, proposed_actions, *deps],
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            metadata={"dagster/column_schema": schema, "dagster/table_name": "ar_aging_summary"},
+        )
+
+    @as_summary_asset
     def ar_aging_summary(
         context: dg.AssetExecutionContext, ar_db: ArDatabase
     ) -> dg.MaterializeResult:

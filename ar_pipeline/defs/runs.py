@@ -2,7 +2,7 @@
 
 The instance lives in ``DAGSTER_HOME`` (default ``AR_DATA_DIR/dagster_home``). The first use
 creates it, copies the project's ``dagster.yaml`` template into it and records ``DAGSTER_HOME``
-in the project's ``.env``, which ``dagster dev`` reads, so the UI and the CLI share one instance.
+in the project's ``.env``, which ``dg dev`` reads, so the UI and the CLI share one instance.
 """
 
 from __future__ import annotations
