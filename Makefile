@@ -25,7 +25,7 @@ test: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/ar-pipeline db upgrade
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)
 	$(BIN)/ar-pipeline bench $(BENCH_ARGS)

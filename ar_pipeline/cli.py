@@ -62,7 +62,7 @@ def _port(value: str) -> int:
 
 
 def _status(value: str) -> str:
-    from ar_pipeline.schema import ACTION_STATUSES
+    from ar_pipeline.store.schema import ACTION_STATUSES
 
     if value not in ACTION_STATUSES:
         raise argparse.ArgumentTypeError(
@@ -149,8 +149,9 @@ def _today(settings: Settings) -> dt.date:
 
 
 def _prepare(settings: Settings) -> Any:
-    from ar_pipeline.database import open_database, upgrade_database
-    from ar_pipeline.runs import ensure_dagster_home
+    from ar_pipeline.defs.runs import ensure_dagster_home
+    from ar_pipeline.rules.views import upgrade_database
+    from ar_pipeline.store.database import open_database
 
     engine = open_database(settings.database_url, settings.database_setting)
     upgrade_database(engine)
@@ -173,10 +174,10 @@ def _redacted(url: str) -> str:
 def seed_ledger(
     settings: Settings, customers: int, months: int, seed: int, end_date: dt.date | None
 ) -> Any:
-    from ar_pipeline.database import analyze
-    from ar_pipeline.ledger_generator import generate_ledger, ledger_is_empty
-    from ar_pipeline.schema import customers as customers_table
-    from ar_pipeline.schema import invoices, payments, sync_log
+    from ar_pipeline.sources.ledger_generator import generate_ledger, ledger_is_empty
+    from ar_pipeline.store.database import analyze
+    from ar_pipeline.store.schema import customers as customers_table
+    from ar_pipeline.store.schema import invoices, payments, sync_log
 
     engine = _prepare(settings)
     today = _today(settings)
@@ -212,8 +213,8 @@ def _load_run_config(path: Path | None, settings: Settings) -> dict[str, Any]:
     """The ``--config`` file, checked before anything is written: its shape as Dagster checks
     it at launch, then the tier rules. Every problem is one line naming the field path."""
     from ar_pipeline.definitions import build_definitions
-    from ar_pipeline.runs import RunConfigError, check_run_config
-    from ar_pipeline.tiering import TierConfigError
+    from ar_pipeline.defs.runs import RunConfigError, check_run_config
+    from ar_pipeline.rules.tiering import TierConfigError
 
     if path is None:
         return {}
@@ -244,7 +245,7 @@ def _load_run_config(path: Path | None, settings: Settings) -> dict[str, Any]:
     except RunConfigError as error:
         raise CliError(f"--config: {error}") from None
     try:
-        from ar_pipeline.assets import TieringConfig
+        from ar_pipeline.defs.assets import TieringConfig
 
         tier_config = resolved.get("ops", {}).get("tier_assignments", {}).get("config")
         TieringConfig(**(tier_config or {})).resolve()
@@ -264,11 +265,11 @@ def run_and_report(
     import dagster as dg
 
     from ar_pipeline.definitions import build_definitions
-    from ar_pipeline.runs import run_daily_job
+    from ar_pipeline.defs.runs import run_daily_job
 
     _prepare(settings)
-    from ar_pipeline.resources import ArDatabase
-    from ar_pipeline.runs import record_dagster_run
+    from ar_pipeline.defs.resources import ArDatabase
+    from ar_pipeline.defs.runs import record_dagster_run
 
     defs = build_definitions(settings)
     with dg.DagsterInstance.get() as instance:
@@ -295,15 +296,15 @@ def fill_trend(
     """Materialize the ``ar_aging_summary`` partitions ``first``..``last`` (those the trend
     has) in one run after the daily run ``daily_run_id``: a single-run backfill when there are
     several. The run carries the run key the daemon's sensor would use for that daily run, so
-    with a daemon up the partition is not materialized twice (``ar_pipeline.sensors``)."""
+    with a daemon up the partition is not materialized twice (``ar_pipeline.defs.sensors``)."""
     import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    from ar_pipeline.runs import QUIET_LOGGING
-    from ar_pipeline.sensors import trend_run_tags
+    from ar_pipeline.defs.runs import QUIET_LOGGING
+    from ar_pipeline.defs.sensors import trend_run_tags
 
     job = defs.resolve_job_def("ar_aging_summary_job")
     keys = job.partitions_def.get_partition_keys()
@@ -359,10 +360,11 @@ CHECK_LABELS = {
 
 
 def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
-    from ar_pipeline.aging import BUCKET_COLUMNS
-    from ar_pipeline.database import get_engine
-    from ar_pipeline.reporting import aging_totals, largest_overdue, tier_outcomes
-    from ar_pipeline.tiering import DEFAULT_TIERS, format_money
+    from ar_pipeline.rules.aging import BUCKET_COLUMNS
+    from ar_pipeline.rules.money import format_money
+    from ar_pipeline.rules.reporting import aging_totals, largest_overdue, tier_outcomes
+    from ar_pipeline.rules.tiering import DEFAULT_TIERS
+    from ar_pipeline.store.database import get_engine
 
     engine = get_engine(settings.database_url)
     with engine.connect() as connection:
@@ -400,7 +402,7 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
     )
 
     if settings.alga is not None:
-        from ar_pipeline.alga_assets import BASE_FEE_NOTE, unbilled_lines
+        from ar_pipeline.defs.alga_assets import BASE_FEE_NOTE, unbilled_lines
 
         with engine.connect() as connection:
             unbilled = unbilled_lines(connection, as_of)
@@ -429,7 +431,7 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         print(f"  Skipped: {label:<28} {outcomes.get(reason, 0):>6} customers")
 
     with engine.connect() as connection:
-        from ar_pipeline.trend import recent_rows
+        from ar_pipeline.rules.trend import recent_rows
 
         trend_today = recent_rows(connection, as_of, 1)
     def shown(value: Any) -> str:
@@ -473,9 +475,9 @@ def print_recipients(settings: Settings, as_of: dt.date) -> None:
     (the own ledger has no other source)."""
     import sqlalchemy as sa
 
-    from ar_pipeline.database import get_engine
-    from ar_pipeline.proposals import recipient_label
-    from ar_pipeline.schema import proposed_actions as pa
+    from ar_pipeline.rules.proposals import recipient_label
+    from ar_pipeline.store.database import get_engine
+    from ar_pipeline.store.schema import proposed_actions as pa
 
     with get_engine(settings.database_url).connect() as connection:
         letters = connection.execute(
@@ -516,9 +518,9 @@ def print_staged(settings: Settings, as_of: dt.date) -> None:
     """What waits for approval as of ``as_of``, and how to decide it."""
     import sqlalchemy as sa
 
-    from ar_pipeline.database import get_engine
-    from ar_pipeline.proposals import envelope_key
-    from ar_pipeline.schema import proposed_actions as pa
+    from ar_pipeline.rules.proposals import envelope_key
+    from ar_pipeline.store.database import get_engine
+    from ar_pipeline.store.schema import proposed_actions as pa
 
     with get_engine(settings.database_url).connect() as connection:
         envelope = connection.execute(
@@ -586,8 +588,8 @@ def _program() -> str:
 
 
 def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
-    from ar_pipeline import approvals
-    from ar_pipeline.database import get_engine
+    from ar_pipeline.actions import approvals
+    from ar_pipeline.store.database import get_engine
 
     engine = _prepare(settings)
     now = dt.datetime.now(dt.UTC)
@@ -615,7 +617,7 @@ def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
-    from ar_pipeline.approvals import STRANDED_AFTER
+    from ar_pipeline.actions.approvals import STRANDED_AFTER
 
     if not rows:
         print("No proposals with that status.")
@@ -657,9 +659,9 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
 def cmd_apply(settings: Settings, args: argparse.Namespace) -> bool:
     import dagster as dg
 
-    from ar_pipeline.approvals import require_known
+    from ar_pipeline.actions.approvals import require_known
     from ar_pipeline.definitions import build_definitions
-    from ar_pipeline.runs import QUIET_LOGGING
+    from ar_pipeline.defs.runs import QUIET_LOGGING
 
     with _prepare(settings).connect() as connection:
         require_known(connection, [args.id])
@@ -688,9 +690,9 @@ def cmd_apply(settings: Settings, args: argparse.Namespace) -> bool:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
-    from ar_pipeline.accounts import load_accounts
-    from ar_pipeline.trend import recent_rows
-    from ar_pipeline.web import create_app, session_secret
+    from ar_pipeline.rules.trend import recent_rows
+    from ar_pipeline.web.accounts import load_accounts
+    from ar_pipeline.web.app import create_app, session_secret
 
     engine = _prepare(settings)
     accounts = load_accounts(settings)
@@ -715,7 +717,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_hash_password() -> None:
     import getpass
 
-    from ar_pipeline.accounts import hash_password
+    from ar_pipeline.web.accounts import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -732,7 +734,7 @@ DEMO_TREND_DAYS = dt.timedelta(days=364)  # today and the 364 days before: a yea
 
 
 def cmd_demo(settings: Settings) -> bool:
-    from ar_pipeline.ledger_generator import ledger_is_empty
+    from ar_pipeline.sources.ledger_generator import ledger_is_empty
 
     started = time.perf_counter()
     engine = _prepare(settings)
@@ -758,8 +760,8 @@ def cmd_demo(settings: Settings) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # the benchmark has its own options (ar_pipeline.bench)
-        from ar_pipeline.bench import main as bench_main
+    if argv[:1] == ["bench"]:  # the benchmark has its own options (ar_pipeline.bench.run)
+        from ar_pipeline.bench.run import main as bench_main
 
         return bench_main(argv[1:])
     # Dagster's own beta/preview notices mean nothing to a finance user at a terminal.
@@ -809,7 +811,7 @@ def cmd_alga_repair_plans(settings: Settings, args: argparse.Namespace) -> None:
 
     import sqlalchemy as sa
 
-    from ar_pipeline.schema import proposed_actions as pa
+    from ar_pipeline.store.schema import proposed_actions as pa
 
     engine = _prepare(settings)
     with engine.connect() as connection:
@@ -852,8 +854,8 @@ def _user_error(error: Exception) -> str | None:
     User errors are raised before anything is written: a bad argument or ``--config`` (CliError),
     a bad setting (SettingsError), a business database that cannot be opened, and a decision
     that is refused or names an unknown ID (nothing was changed). All exit with status 2."""
-    from ar_pipeline.approvals import DecisionRefused
-    from ar_pipeline.database import DatabaseUnavailable
+    from ar_pipeline.actions.approvals import DecisionRefused
+    from ar_pipeline.store.database import DatabaseUnavailable
 
     if isinstance(error, CliError | SettingsError | DatabaseUnavailable | DecisionRefused):
         return " ".join(str(error).split())  # one line, whatever the message held

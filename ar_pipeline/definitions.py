@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ar_pipeline.assets import (
+from ar_pipeline.actions.mail import Mailer
+from ar_pipeline.defs.assets import (
     build_ar_aging,
     build_summary_asset,
     ledger_specs,
@@ -12,17 +13,16 @@ from ar_pipeline.assets import (
     proposed_actions,
     tier_assignments,
 )
-from ar_pipeline.checks import actions_staged, aging_data_fresh, ledger_sane
-from ar_pipeline.jobs import (
+from ar_pipeline.defs.checks import actions_staged, aging_data_fresh, ledger_sane
+from ar_pipeline.defs.jobs import (
     apply_approved_actions,
     ar_aging_daily,
     build_daily_schedule,
     build_summary_job,
     trend_partitions,
 )
-from ar_pipeline.mail import Mailer
-from ar_pipeline.resources import AlgaPsa, ArDatabase
-from ar_pipeline.sensors import approved_actions_sensor, build_run_status_sensors
+from ar_pipeline.defs.resources import AlgaPsa, ArDatabase
+from ar_pipeline.defs.sensors import approved_actions_sensor, build_run_status_sensors
 from ar_pipeline.settings import Settings, load_settings
 
 
@@ -40,7 +40,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     aging_deps: list = []
     trend_deps: list = []
     if settings.alga is not None:
-        from ar_pipeline.alga_assets import (
+        from ar_pipeline.defs.alga_assets import (
             ALGA_ASSETS,
             ALGA_CHECKS,
             COVERAGE,

@@ -187,7 +187,7 @@ def _without_password(raw: str) -> str:
 
 def _parse_database_url(name: str, raw: str, backends: tuple[str, ...] = DATABASE_BACKENDS) -> str:
     """A URL of a backend this project runs on, with a driver that is installed and a port
-    that exists; nothing is connected here (``ar_pipeline.database.open_database`` does)."""
+    that exists; nothing is connected here (``ar_pipeline.store.database.open_database`` does)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 

@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from ar_pipeline.database import get_engine, upgrade_database
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.database import get_engine
 
 # The suite must not depend on the shell it runs in: settings a test needs, it sets itself.
 # (Cleared before any test module imports ar_pipeline.definitions, whose `defs` reads them.)

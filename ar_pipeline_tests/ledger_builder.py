@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from ar_pipeline.schema import customers, invoices, payments, proposed_actions
+from ar_pipeline.store.schema import customers, invoices, payments, proposed_actions
 
 d = dt.date.fromisoformat
 

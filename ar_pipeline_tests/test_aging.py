@@ -4,9 +4,9 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from ar_pipeline.aging import write_ar_aging
-from ar_pipeline.database import upgrade_database
-from ar_pipeline.schema import ar_aging
+from ar_pipeline.rules.aging import write_ar_aging
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.schema import ar_aging
 from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, build_reference_ledger
 
 AS_OF = dt.date(2026, 3, 31)
@@ -165,8 +165,8 @@ def test_net_balance_ties_to_the_ledger_on_a_generated_ledger(engine):
     several days: per customer and currency, the net balance equals invoices - credit notes -
     payments as of the day, summed here in Python from the ledger's rows; and a pair without an
     ``ar_aging`` row is one whose ledger balance is zero."""
-    from ar_pipeline.ledger_generator import generate_ledger
-    from ar_pipeline.schema import invoices, payments
+    from ar_pipeline.sources.ledger_generator import generate_ledger
+    from ar_pipeline.store.schema import invoices, payments
 
     with engine.begin() as connection:
         generate_ledger(

@@ -16,23 +16,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ar_pipeline import aging
-from ar_pipeline.approvals import approve
+from ar_pipeline.actions.approvals import approve
 from ar_pipeline.cli import main
-from ar_pipeline.database import get_engine, upgrade_database
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.schema import (
-    ar_aging,
-    customers,
-    invoices,
-    payments,
-    proposed_actions,
-    service_period_continuity,
-    service_period_coverage,
-    sync_log,
-    unbilled_service_periods,
-)
-from ar_pipeline.sensors import approved_since
+from ar_pipeline.defs.sensors import approved_since
+from ar_pipeline.rules import aging
+from ar_pipeline.rules.views import upgrade_database
 from ar_pipeline.settings import SettingsError, load_settings
 from ar_pipeline.sources.alga_fixture import (
     ACME,
@@ -55,6 +44,18 @@ from ar_pipeline.sources.service_periods import (
     CoveragePolicy,
     stage_repair_plans,
     write_service_period_health,
+)
+from ar_pipeline.store.database import get_engine
+from ar_pipeline.store.schema import (
+    ar_aging,
+    customers,
+    invoices,
+    payments,
+    proposed_actions,
+    service_period_continuity,
+    service_period_coverage,
+    sync_log,
+    unbilled_service_periods,
 )
 
 D = dt.date

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ar_pipeline.aging import write_ar_aging
+from ar_pipeline.rules.aging import write_ar_aging
 from ar_pipeline_tests.ledger_builder import build_reference_ledger
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -34,7 +34,7 @@ def _aging_row(customer_id, as_of, over_90, over_120=0):
 
 
 def test_top_movers_into_90(engine):
-    from ar_pipeline.schema import ar_aging
+    from ar_pipeline.store.schema import ar_aging
 
     d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 31)
     with engine.begin() as connection:
@@ -58,7 +58,7 @@ def test_top_movers_into_90(engine):
 
 
 def test_tier_up_this_week(engine):
-    from ar_pipeline.schema import tier_assignments
+    from ar_pipeline.store.schema import tier_assignments
     from ar_pipeline_tests.ledger_builder import add_customer
 
     week_ago, today = dt.date(2026, 3, 24), dt.date(2026, 3, 31)

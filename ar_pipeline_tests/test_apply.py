@@ -9,16 +9,17 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ar_pipeline.apply import apply_actions
-from ar_pipeline.approvals import approve, reject
+from ar_pipeline.actions.apply import apply_actions
+from ar_pipeline.actions.approvals import approve, reject
+from ar_pipeline.actions.mail import Mailer
 from ar_pipeline.cli import main
-from ar_pipeline.database import get_engine, upgrade_database
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.mail import Mailer
-from ar_pipeline.proposals import HoldPolicy
-from ar_pipeline.resources import ArDatabase
-from ar_pipeline.schema import customers, proposed_actions
+from ar_pipeline.defs.resources import ArDatabase
+from ar_pipeline.rules.proposals import HoldPolicy
+from ar_pipeline.rules.views import upgrade_database
 from ar_pipeline.settings import load_settings
+from ar_pipeline.store.database import get_engine
+from ar_pipeline.store.schema import customers, proposed_actions
 from ar_pipeline_tests.conftest import free_port
 from ar_pipeline_tests.ledger_builder import (
     add_customer,

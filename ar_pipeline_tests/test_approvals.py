@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from ar_pipeline.approvals import DecisionRefused, approve, list_actions, reject
-from ar_pipeline.schema import proposed_actions
+from ar_pipeline.actions.approvals import DecisionRefused, approve, list_actions, reject
+from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 from ar_pipeline_tests.test_proposals import actions, run_job
 

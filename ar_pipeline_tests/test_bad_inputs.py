@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from ar_pipeline.cli import main
-from ar_pipeline.database import get_engine, upgrade_database
-from ar_pipeline.schema import proposed_actions
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.database import get_engine
+from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline_tests.conftest import POSTGRES_SERVER_URL, free_port, require_postgres
 
 ALWAYS_REFUSED = ["run", "--as-of", "2026-03-31"]  # the command that would write the most

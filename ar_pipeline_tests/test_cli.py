@@ -7,7 +7,8 @@ import dagster as dg
 import pytest
 
 from ar_pipeline.cli import main
-from ar_pipeline.database import get_engine, upgrade_database
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.database import get_engine
 from ar_pipeline_tests.ledger_builder import build_reference_ledger
 
 
@@ -101,7 +102,7 @@ def test_demo_fills_a_year_of_the_trend_in_one_run(monkeypatch, tmp_path):
     included, in one run: 365 partitions materialized and 365 days of rows."""
     import sqlalchemy as sa
 
-    from ar_pipeline.schema import ar_aging_summary
+    from ar_pipeline.store.schema import ar_aging_summary
 
     for name in ("AR_DATABASE_URL", "AR_TREND_START_DATE", "AR_SOURCE"):
         monkeypatch.delenv(name, raising=False)

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.runs import run_daily_job
-from ar_pipeline.schema import ar_aging, tier_assignments
+from ar_pipeline.defs.runs import run_daily_job
 from ar_pipeline.settings import load_settings
+from ar_pipeline.store.schema import ar_aging, tier_assignments
 from ar_pipeline_tests.ledger_builder import build_reference_ledger
 
 AS_OF = dt.date(2026, 3, 31)
@@ -119,7 +119,8 @@ def test_runs_are_recorded_in_the_instance(storage, tmp_path, request):
             f'"{instance_url.render_as_string(hide_password=False)}"\n'
         )
     business_url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    from ar_pipeline.database import get_engine, upgrade_database
+    from ar_pipeline.rules.views import upgrade_database
+    from ar_pipeline.store.database import get_engine
 
     upgrade_database(get_engine(business_url))
     with get_engine(business_url).begin() as connection:

@@ -2,7 +2,7 @@
 purpose, on both databases. Each case asserts how many messages the server kept, how many
 times the client tried, the action's final status, and that a second apply sends nothing more.
 
-Expected outcomes, by how far the SMTP dialogue got (``ar_pipeline.mail``):
+Expected outcomes, by how far the SMTP dialogue got (``ar_pipeline.actions.mail``):
 
 | server does                                   | messages kept | status      | attempts |
 |-----------------------------------------------|---------------|-------------|----------|
@@ -23,9 +23,9 @@ import asyncio
 
 import pytest
 
-from ar_pipeline.apply import apply_actions
-from ar_pipeline.approvals import approve
-from ar_pipeline.mail import Mailer
+from ar_pipeline.actions.apply import apply_actions
+from ar_pipeline.actions.approvals import approve
+from ar_pipeline.actions.mail import Mailer
 from ar_pipeline_tests.conftest import CollectingHandler, free_port
 from ar_pipeline_tests.test_apply import AS_OF, HOLDS, NOW, staged, status_of  # noqa: F401
 

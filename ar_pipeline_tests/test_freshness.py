@@ -2,8 +2,8 @@
 
 import datetime as dt
 
-from ar_pipeline.checks import assess_freshness
-from ar_pipeline.schema import sync_log
+from ar_pipeline.defs.checks import assess_freshness
+from ar_pipeline.store.schema import sync_log
 
 NOW = dt.datetime(2026, 3, 31, 6, 0, tzinfo=dt.UTC)
 HOT = "scheduled_hot_customer_payments"

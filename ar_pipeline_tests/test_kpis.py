@@ -6,14 +6,14 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from ar_pipeline.kpis import (
+from ar_pipeline.rules.kpis import (
     MonthSales,
     beginning_of_period,
     compute_kpis,
     countback_dso,
     sales_periods,
 )
-from ar_pipeline.trend import summary_rows
+from ar_pipeline.rules.trend import summary_rows
 from ar_pipeline_tests.ledger_builder import (
     add_credit_note,
     add_customer,

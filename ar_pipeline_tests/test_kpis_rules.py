@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from ar_pipeline.kpis import (
+from ar_pipeline.rules.kpis import (
     Kpis,
     MonthSales,
     beginning_of_period,

@@ -4,8 +4,9 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from ar_pipeline.database import get_engine, upgrade_database
-from ar_pipeline.ledger_generator import generate_ledger
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.sources.ledger_generator import generate_ledger
+from ar_pipeline.store.database import get_engine
 
 END = dt.date(2026, 3, 31)
 SYNCED = dt.datetime(2026, 3, 31, 5, 0, tzinfo=dt.UTC)

@@ -18,14 +18,14 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ar_pipeline.aging import aging_by_customer, as_of_dates, write_ar_aging
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.ledger_sanity import list_findings
-from ar_pipeline.proposals import verify_staging
-from ar_pipeline.runs import run_daily_job
-from ar_pipeline.schema import ar_aging, payments, proposed_actions, tier_assignments
+from ar_pipeline.defs.runs import run_daily_job
+from ar_pipeline.rules.aging import aging_by_customer, as_of_dates, write_ar_aging
+from ar_pipeline.rules.ledger_sanity import list_findings
+from ar_pipeline.rules.proposals import verify_staging
+from ar_pipeline.rules.trend import write_summary
 from ar_pipeline.settings import load_settings
-from ar_pipeline.trend import write_summary
+from ar_pipeline.store.schema import ar_aging, payments, proposed_actions, tier_assignments
 from ar_pipeline_tests.ledger_builder import (
     add_credit_note,
     add_customer,
@@ -421,7 +421,7 @@ def test_an_approved_letter_is_not_sent_once_its_ledger_cannot_be_right(
     engine, database_url, tmp_path, smtp_server
 ):
     """Approved before the bad row arrived: the apply job's last look supersedes it."""
-    from ar_pipeline.apply import apply_actions
+    from ar_pipeline.actions.apply import apply_actions
     from ar_pipeline_tests.ledger_builder import add_payment
     from ar_pipeline_tests.test_apply import HOLDS, mailer_for, status_of
     from ar_pipeline_tests.test_one_step_once import DAY, approved_heavy_letter

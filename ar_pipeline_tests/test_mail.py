@@ -2,7 +2,7 @@
 
 import pytest
 
-from ar_pipeline.mail import InvalidMessage, build_message
+from ar_pipeline.actions.mail import InvalidMessage, build_message
 
 SENDER = "ar@example.com"
 

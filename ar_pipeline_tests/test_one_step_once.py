@@ -11,9 +11,9 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from ar_pipeline.apply import apply_actions
-from ar_pipeline.approvals import approve
-from ar_pipeline.schema import proposed_actions, tier_assignments
+from ar_pipeline.actions.apply import apply_actions
+from ar_pipeline.actions.approvals import approve
+from ar_pipeline.store.schema import proposed_actions, tier_assignments
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 from ar_pipeline_tests.test_apply import HOLDS, mailer_for, status_of
 from ar_pipeline_tests.test_proposals import actions, run_job

@@ -15,10 +15,10 @@ import dagster as dg
 import sqlalchemy as sa
 
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.proposals import verify_staging
-from ar_pipeline.runs import run_daily_job
-from ar_pipeline.schema import proposed_actions, tier_assignments
+from ar_pipeline.defs.runs import run_daily_job
+from ar_pipeline.rules.proposals import verify_staging
 from ar_pipeline.settings import load_settings
+from ar_pipeline.store.schema import proposed_actions, tier_assignments
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 
 AS_OF = dt.date(2026, 3, 31)

@@ -6,9 +6,9 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from ar_pipeline.apply import apply_actions
-from ar_pipeline.approvals import DecisionRefused, approve, publish_approvers, resolve
-from ar_pipeline.schema import proposed_actions
+from ar_pipeline.actions.apply import apply_actions
+from ar_pipeline.actions.approvals import DecisionRefused, approve, publish_approvers, resolve
+from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline_tests.test_apply import AS_OF, HOLDS, mailer_for, staged, status_of  # noqa: F401
 from ar_pipeline_tests.web_client import Clock, csrf_token, make_client, sign_in
 

@@ -3,7 +3,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from ar_pipeline.schema import metadata
+from ar_pipeline.store.schema import metadata
 
 
 def test_migrated_database_matches_schema_module(engine):

@@ -7,18 +7,18 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ar_pipeline import sensors
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.resources import ArDatabase
-from ar_pipeline.runs import run_daily_job
-from ar_pipeline.schema import (
+from ar_pipeline.defs import sensors
+from ar_pipeline.defs.resources import ArDatabase
+from ar_pipeline.defs.runs import run_daily_job
+from ar_pipeline.settings import load_settings
+from ar_pipeline.store.schema import (
     customers,
     proposed_actions,
     reflexion_log,
     workflow_events,
     workflow_run_log,
 )
-from ar_pipeline.settings import load_settings
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 
 # Decisions a minute before the sensor's clock, which the tests set (the sensor treats
@@ -215,7 +215,7 @@ def test_other_jobs_are_ignored(engine, database_url, tmp_path):
 def test_untagged_run_is_as_of_the_day_it_started_in_the_business_timezone():
     from zoneinfo import ZoneInfo
 
-    from ar_pipeline.resources import untagged_run_date
+    from ar_pipeline.defs.resources import untagged_run_date
 
     started = dt.datetime(2026, 3, 31, 22, 30, tzinfo=dt.UTC).timestamp()
     assert untagged_run_date(started, ZoneInfo("UTC")) == dt.date(2026, 3, 31)
@@ -227,8 +227,8 @@ def test_daily_run_from_the_ui_requests_its_trend_partition_once(engine, databas
     """A daily run launched from the UI carries no as-of tag: its steps age the day it started,
     and the sensor requests that day's trend partition (not "as-of date None"), under a run key
     made from the run's id, the same however often the sensor sees the run."""
-    from ar_pipeline.schema import ar_aging
-    from ar_pipeline.sensors import trend_run_key
+    from ar_pipeline.defs.sensors import trend_run_key
+    from ar_pipeline.store.schema import ar_aging
 
     with engine.begin() as connection:
         build_dunning_ledger(connection)

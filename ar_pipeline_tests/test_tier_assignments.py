@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from ar_pipeline.schema import prior_actions, tier_assignments
-from ar_pipeline.tiering import DEFAULT_TIERS, write_prior_actions, write_tier_assignments
+from ar_pipeline.rules.tiering import DEFAULT_TIERS, write_prior_actions, write_tier_assignments
+from ar_pipeline.store.schema import prior_actions, tier_assignments
 from ar_pipeline_tests.ledger_builder import (
     add_applied_action,
     add_customer,
@@ -103,9 +103,9 @@ def test_rerun_replaces_tier_rows(engine):
 def test_snapshot_and_ledger_give_the_same_tiers(engine):
     """Tiering reads the snapshot ar_aging stored when there is one, else the ledger itself:
     both must decide alike. Snapshots older than a week before the newest are dropped."""
-    from ar_pipeline.aging import write_ar_aging
-    from ar_pipeline.ledger_generator import generate_ledger
-    from ar_pipeline.schema import aging_snapshots
+    from ar_pipeline.rules.aging import write_ar_aging
+    from ar_pipeline.sources.ledger_generator import generate_ledger
+    from ar_pipeline.store.schema import aging_snapshots
 
     with engine.begin() as connection:
         generate_ledger(

@@ -5,15 +5,14 @@ from decimal import Decimal
 
 import pytest
 
-from ar_pipeline.tiering import (
+from ar_pipeline.rules.money import format_money, to_minor_units
+from ar_pipeline.rules.tiering import (
     DEFAULT_TIERS,
     CurrencyPosition,
     CustomerPosition,
     LastApplied,
     TierConfigError,
     assign_tier,
-    format_money,
-    to_minor_units,
     validate_threshold_days,
     validate_tier_definitions,
 )

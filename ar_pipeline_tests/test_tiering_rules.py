@@ -8,7 +8,8 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 
 import pytest
 
-from ar_pipeline.tiering import (
+from ar_pipeline.rules.money import currency_exponent, format_amount, format_money, to_minor_units
+from ar_pipeline.rules.tiering import (
     DEFAULT_TIERS,
     CurrencyPosition,
     CustomerPosition,
@@ -19,10 +20,6 @@ from ar_pipeline.tiering import (
     assign_tier,
     available_templates,
     boundaries,
-    currency_exponent,
-    format_amount,
-    format_money,
-    to_minor_units,
     validate_threshold_days,
     validate_tier_definitions,
 )

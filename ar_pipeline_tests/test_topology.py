@@ -30,9 +30,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ar_pipeline.accounts import hash_password
-from ar_pipeline.database import get_engine, upgrade_database
-from ar_pipeline.schema import proposed_actions, published_settings
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.database import get_engine
+from ar_pipeline.store.schema import proposed_actions, published_settings
+from ar_pipeline.web.accounts import hash_password
 from ar_pipeline_tests.conftest import create_postgres_database, drop_postgres_database, free_port
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 
@@ -124,6 +125,8 @@ def test_daily_run_approval_on_the_page_and_one_letter_through_the_daemon(
         f"      port: {code_port}\n      location_name: ar_pipeline\n"
     )
     base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    if "PYTHONPATH" in os.environ:  # the processes run the code under test, wherever it is
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     dagster_env = {**base, "DAGSTER_HOME": str(home), "AR_DAGSTER_POSTGRES_URL": instance_url}
     business = {"AR_DATABASE_URL": postgres_url, "AR_TIMEZONE": "UTC"}
     code_env = {

@@ -7,11 +7,11 @@ import datetime as dt
 import dagster as dg
 import sqlalchemy as sa
 
-from ar_pipeline.aging import write_ar_aging
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.ledger_generator import generate_ledger
-from ar_pipeline.schema import ar_aging, ar_aging_summary
+from ar_pipeline.rules.aging import write_ar_aging
 from ar_pipeline.settings import load_settings
+from ar_pipeline.sources.ledger_generator import generate_ledger
+from ar_pipeline.store.schema import ar_aging, ar_aging_summary
 
 START, END = dt.date(2026, 1, 1), dt.date(2026, 3, 31)
 COMPARED = ("total_open_cents", "overdue_cents", "current_cents", "days_1_30_cents",

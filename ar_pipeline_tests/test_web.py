@@ -11,8 +11,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from ar_pipeline.schema import customers, proposed_actions
-from ar_pipeline.web_lists import hold_reason, why_this_tier
+from ar_pipeline.store.schema import customers, proposed_actions
+from ar_pipeline.web.lists import hold_reason, why_this_tier
 from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, build_dunning_ledger
 from ar_pipeline_tests.test_proposals import actions, run_job
 from ar_pipeline_tests.web_client import Clock, csrf_token, make_client, sign_in

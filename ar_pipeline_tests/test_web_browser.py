@@ -21,9 +21,9 @@ import sqlalchemy as sa
 import uvicorn
 
 from ar_pipeline.definitions import build_definitions
-from ar_pipeline.resources import ArDatabase
-from ar_pipeline.schema import customers, proposed_actions
+from ar_pipeline.defs.resources import ArDatabase
 from ar_pipeline.settings import load_settings
+from ar_pipeline.store.schema import customers, proposed_actions
 from ar_pipeline_tests.conftest import free_port
 from ar_pipeline_tests.ledger_builder import build_dunning_ledger
 from ar_pipeline_tests.test_proposals import actions, run_job

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from ar_pipeline import accounts
-from ar_pipeline.accounts import hash_password, verify_password
-from ar_pipeline.schema import customers, proposed_actions, web_sessions
-from ar_pipeline.web import dummy_hash
-from ar_pipeline.web_sessions import safe_path
+from ar_pipeline.store.schema import customers, proposed_actions, web_sessions
+from ar_pipeline.web import accounts
+from ar_pipeline.web.accounts import hash_password, verify_password
+from ar_pipeline.web.app import dummy_hash
+from ar_pipeline.web.sessions import safe_path
 from ar_pipeline_tests.web_client import (
     HASH_ITERATIONS,
     PASSWORDS,

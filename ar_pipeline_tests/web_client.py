@@ -7,8 +7,8 @@ import re
 
 from starlette.testclient import TestClient
 
-from ar_pipeline.accounts import hash_password
-from ar_pipeline.web import create_app
+from ar_pipeline.web.accounts import hash_password
+from ar_pipeline.web.app import create_app
 
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22", "carol": "carol-secret-3"}
 APPROVERS = {"alice", "bob"}  # carol may sign in and look, not decide

@@ -34,10 +34,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from ar_pipeline.database import bulk_insert
-from ar_pipeline.ledger_generator import HOT_SYNC_TYPE
-from ar_pipeline.schema import ar_aging, customers, invoices, payments, sync_log
 from ar_pipeline.settings import PROJECT_ROOT
+from ar_pipeline.sources.ledger_generator import HOT_SYNC_TYPE
+from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.schema import ar_aging, customers, invoices, payments, sync_log
 
 SQL_DIR = PROJECT_ROOT / "sql" / "alga_psa"
 CHUNK_ROWS = 10_000

@@ -33,15 +33,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ar_pipeline.database import bulk_insert
-from ar_pipeline.schema import (
+from ar_pipeline.settings import DEFAULT_HORIZON_DAYS, DEFAULT_REPLENISH_DAYS
+from ar_pipeline.sources.alga_psa import load_sql, snapshot, stream
+from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.schema import (
     proposed_actions,
     service_period_continuity,
     service_period_coverage,
     unbilled_service_periods,
 )
-from ar_pipeline.settings import DEFAULT_HORIZON_DAYS, DEFAULT_REPLENISH_DAYS
-from ar_pipeline.sources.alga_psa import load_sql, snapshot, stream
 
 REPAIR_ACTION = "service_period_repair"
 

@@ -1,0 +1,359 @@
+"""Applying approved actions: the only code that causes side effects (docs/design.md).
+
+For each action id, on its own:
+
+1. **Claim** it: ``approved`` -> ``applying`` (with ``claimed_at``) in one conditional UPDATE,
+   committed at once. A second claimant updates nothing and does nothing.
+2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
+3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets (paid
+   or credited since approval), a hold whose conditions no longer hold, or any action of a
+   customer whose ledger now has a row that cannot be right (``ar_pipeline.rules.ledger_sanity``)
+   becomes ``superseded`` with the reason, and nothing is sent or set. So does a letter when the
+   customer already has the same step or a higher one (same action type) that was sent since
+   this one was proposed, whose delivery is unconfirmed, or that another run is sending right
+   now: a customer never receives the same step twice (two runs racing on two copies of a step
+   may both stand down; the next morning proposes it again).
+4. **Act**: send the mail or set the service hold (in the same transaction as the status change).
+   The mail's outcome decides the status (``ar_pipeline.actions.mail``): delivered -> ``applied``;
+   refused with 5xx -> ``failed`` at once; not taken (4xx, connection trouble before the data
+   was accepted) -> retried twice, 5 s then 10 s apart, then ``failed``; no answer after the
+   data was written -> ``unconfirmed``, never retried automatically.
+5. ``failed`` can be approved again (a retry). ``unconfirmed``, and ``applying`` left behind by a
+   crash, wait for a human: ``approvals.resolve`` records "it was delivered" or "send it again".
+
+The Message-ID is one per action (``<ar-action-<id>@domain>``) on every attempt, so a receiving
+system can drop a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ar_pipeline.actions.mail import (
+    InvalidMessage,
+    Mailer,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnknownDeliveryOutcome,
+    build_message,
+)
+from ar_pipeline.rules.aging import aging_by_customer, as_of_dates
+from ar_pipeline.rules.money import to_minor_units
+from ar_pipeline.rules.proposals import HoldPolicy
+from ar_pipeline.rules.tiering import dunning_positions
+from ar_pipeline.store.schema import customers, proposed_actions
+
+SEND_RETRY_DELAYS = (5.0, 10.0)  # 2 retries, linear backoff from 5 s
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    action_id: int
+    outcome: str  # applied, superseded, failed, unconfirmed, not_claimed
+    detail: str = ""
+
+
+NEEDS_ATTENTION = ("failed", "unconfirmed")  # outcomes that make the apply run fail
+RESOLVE_HINT = (
+    "Not sent again automatically: find out whether it arrived, then "
+    "`ar-pipeline approvals resolve {0} --delivered` or `--send-again`"
+)
+
+
+def claim(engine: Engine, action_id: int, now: dt.datetime) -> bool:
+    """``approved`` -> ``applying``; True for exactly one of any number of concurrent callers."""
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            proposed_actions.update()
+            .where(
+                proposed_actions.c.action_id == action_id, proposed_actions.c.status == "approved"
+            )
+            .values(status="applying", attempts=proposed_actions.c.attempts + 1, claimed_at=now)
+        ).rowcount
+    return claimed == 1
+
+
+def _finish(connection: sa.Connection, action_id: int, status: str, **values: Any) -> None:
+    connection.execute(
+        proposed_actions.update()
+        .where(proposed_actions.c.action_id == action_id, proposed_actions.c.status == "applying")
+        .values(status=status, **values)
+    )
+
+
+def _tiers_still_met(
+    connection: sa.Connection, actions: Sequence[sa.Row], as_of: dt.date
+) -> dict[int, str | None]:
+    """For each dunning action: None when the customer still meets its tier as of ``as_of``,
+    else why not."""
+    rules = {a.action_id: (a.payload.get("tier_rule") or {}) for a in actions}
+    from_days = sorted({int(r.get("min_days_overdue", 1)) for r in rules.values()})
+    if not actions:
+        return {}
+    ids = sorted({a.customer_id for a in actions})
+    by_customer: dict[str, list[sa.Row]] = {}
+    for row in connection.execute(dunning_positions(as_of_dates([as_of]), from_days, only=ids)):
+        by_customer.setdefault(row.customer_id, []).append(row)
+    verdicts: dict[int, str | None] = {}
+    for action in actions:
+        rule = rules[action.action_id]
+        day = int(rule.get("min_days_overdue", 1))
+        minimum = Decimal(rule.get("min_dunnable", "0"))
+        meets = any(
+            max(0, int(getattr(r, f"due_from_{day}") or 0) - int(r.credit_cents or 0))
+            >= max(1, to_minor_units(minimum, r.currency))
+            for r in by_customer.get(action.customer_id, [])
+        )
+        verdicts[action.action_id] = (
+            None
+            if meets
+            else f"customer no longer overdue at tier {action.tier} as of {as_of} "
+            "(paid or credited since approval)"
+        )
+    return verdicts
+
+
+def _holds_still_due(
+    connection: sa.Connection, actions: Sequence[sa.Row], as_of: dt.date, policy: HoldPolicy
+) -> dict[int, str | None]:
+    if not actions:
+        return {}
+    ids = sorted({a.customer_id for a in actions})
+    due: set[str] = set()
+    for row in connection.execute(aging_by_customer(as_of_dates([as_of]), only=ids)):
+        if (row.max_days_overdue or 0) > policy.min_days_overdue and row.total_open_cents > (
+            to_minor_units(policy.min_open, row.currency)
+        ):
+            due.add(row.customer_id)
+    on_hold = set(
+        connection.execute(
+            sa.select(customers.c.customer_id).where(
+                customers.c.customer_id.in_(ids), customers.c.service_hold.is_(True)
+            )
+        ).scalars()
+    )
+    verdicts: dict[int, str | None] = {}
+    for action in actions:
+        if action.customer_id in on_hold:
+            verdicts[action.action_id] = "customer is already on service hold"
+        elif action.customer_id not in due:
+            verdicts[action.action_id] = (
+                f"hold conditions no longer met as of {as_of} (paid or credited since approval)"
+            )
+        else:
+            verdicts[action.action_id] = None
+    return verdicts
+
+
+def _ledger_suspects(
+    connection: sa.Connection,
+    actions: Sequence[sa.Row],
+    as_of: dt.date,
+    verdicts: dict[int, str | None],
+) -> dict[int, str | None]:
+    """Actions of customers with a ledger row that cannot be right as of ``as_of`` (approved
+    before the row appeared): superseded, naming the first such row. Others keep their verdict."""
+    from ar_pipeline.rules.ledger_sanity import customers_with_findings
+
+    suspects = customers_with_findings(connection, as_of, {a.customer_id for a in actions})
+    return {
+        a.action_id: f"a row of the customer's ledger cannot be right as of {as_of} (check "
+        f"ledger_sane): {suspects[a.customer_id]}"
+        for a in actions
+        if a.customer_id in suspects and not verdicts.get(a.action_id)
+    }
+
+
+def already_stepped(
+    connection: sa.Connection, action: sa.Row, batch: Collection[int] = ()
+) -> str | None:
+    """Why the customer must not get this step, or None: another action of the same type and
+    customer with this tier or a higher one was applied since this one was proposed, is
+    ``unconfirmed`` (it may have arrived), or is ``applying`` in another run (being sent, or
+    stranded by a crash mid-send). Actions of this run's ``batch`` are taken one after the
+    other, so of two copies of a step in one batch the first goes and the second stands down."""
+    pa = proposed_actions.c
+    other = connection.execute(
+        sa.select(pa.action_id, pa.status, pa.tier)
+        .where(
+            pa.customer_id == action.customer_id,
+            pa.action_type == action.action_type,
+            pa.action_id != action.action_id,
+            pa.tier >= action.tier,
+            sa.or_(
+                sa.and_(pa.status == "applied", pa.applied_at >= action.proposed_at),
+                pa.status == "unconfirmed",
+                sa.and_(pa.status == "applying", pa.action_id.not_in(list(batch))),
+            ),
+        )
+        .order_by(pa.action_id)
+        .limit(1)
+    ).first()
+    if other is None:
+        return None
+    state = {"applied": "was sent", "unconfirmed": "may have been delivered (unconfirmed)",
+             "applying": "is being sent (or was stranded mid-send)"}[other.status]  # fmt: skip
+    return (
+        f"the customer's tier {other.tier} step (action {other.action_id}) {state} since this "
+        "one was proposed"
+    )
+
+
+def apply_actions(
+    engine: Engine,
+    mailer: Mailer,
+    action_ids: Sequence[int],
+    *,
+    approvers: Collection[str],
+    as_of: dt.date,
+    hold_policy: HoldPolicy,
+    retry_delays: Sequence[float] = SEND_RETRY_DELAYS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> list[ApplyOutcome]:
+    """Claim, re-check and apply each action (see the module docstring)."""
+    outcomes: list[ApplyOutcome] = []
+    claimed = [i for i in dict.fromkeys(action_ids) if claim(engine, i, clock())]
+    outcomes += [ApplyOutcome(i, "not_claimed", "not approved, or claimed by another run")
+                 for i in dict.fromkeys(action_ids) if i not in claimed]  # fmt: skip
+    if not claimed:
+        return outcomes
+    pa = proposed_actions.c
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                pa.action_id,
+                pa.action_type,
+                pa.customer_id,
+                pa.tier,
+                pa.program_type,
+                pa.decided_by,
+                pa.proposed_at,
+                sa.func.coalesce(pa.edited_payload_json, pa.payload_json).label("payload"),
+            )  # fmt: skip
+            .where(pa.action_id.in_(claimed))
+            .order_by(pa.action_id)
+        ).all()
+        mail_rows = [r for r in rows if r.action_type in ("collection_action", "email_to_customer")]
+        hold_rows = [r for r in rows if r.action_type == "customer_program"]
+        verdicts = _tiers_still_met(connection, mail_rows, as_of)
+        verdicts |= _holds_still_due(connection, hold_rows, as_of, hold_policy)
+        verdicts |= _ledger_suspects(connection, [*mail_rows, *hold_rows], as_of, verdicts)
+
+    for action in rows:
+        outcomes.append(
+            _apply_one(engine, mailer, action, verdicts, approvers, retry_delays, sleep, clock,
+                       claimed)  # fmt: skip
+        )
+    return outcomes
+
+
+def _apply_one(
+    engine: Engine,
+    mailer: Mailer,
+    action: sa.Row,
+    verdicts: dict[int, str | None],
+    approvers: Collection[str],
+    retry_delays: Sequence[float],
+    sleep: Callable[[float], None],
+    clock: Callable[[], dt.datetime],
+    batch: Collection[int],
+) -> ApplyOutcome:
+    action_id = action.action_id
+
+    def finish(status: str, error: str) -> ApplyOutcome:
+        with engine.begin() as connection:
+            _finish(connection, action_id, status, last_error=error[:2000])
+        return ApplyOutcome(action_id, status, error)
+
+    def fail(error: str) -> ApplyOutcome:
+        return finish("failed", error)
+
+    if action.decided_by not in approvers:
+        return fail(f"approved by {action.decided_by!r}, who is not in AR_APPROVERS")
+    if action.action_type not in ("collection_action", "email_to_customer", "customer_program"):
+        return fail(f"action type {action.action_type} has nothing to apply")
+    reason = verdicts.get(action_id)
+    if not reason and action.action_type != "customer_program":
+        with engine.connect() as connection:
+            reason = already_stepped(connection, action, batch)
+    if reason:
+        with engine.begin() as connection:
+            _finish(connection, action_id, "superseded", superseded_reason=reason)
+        return ApplyOutcome(action_id, "superseded", reason)
+
+    payload = action.payload or {}
+    if action.action_type == "customer_program":
+        now = clock()
+        with engine.begin() as connection:
+            held = connection.execute(
+                customers.update()
+                .where(
+                    customers.c.customer_id == action.customer_id,
+                    customers.c.service_hold.is_(False),
+                )
+                .values(
+                    service_hold=True,
+                    service_hold_at=now,
+                    service_hold_reason=f"action {action_id}: {payload.get('reason', '')}"[:2000],
+                )
+            ).rowcount
+            if held:
+                _finish(connection, action_id, "applied", applied_at=now, last_error=None,
+                        delivery_detail="service hold set")  # fmt: skip
+            else:
+                _finish(connection, action_id, "superseded",
+                        superseded_reason="customer is already on service hold")  # fmt: skip
+        return ApplyOutcome(action_id, "applied" if held else "superseded", "service hold")
+
+    try:
+        message = build_message(
+            action_id,
+            mailer.mail_from,
+            payload.get("to") or [],
+            payload.get("cc") or [],
+            payload.get("subject", ""),
+            payload.get("body", ""),
+            payload.get("reply_to"),
+        )
+    except InvalidMessage as error:
+        return fail(f"invalid draft: {error}")
+    attempts = len(retry_delays) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            delivered = mailer.send(message)
+        except TransientDeliveryError as error:
+            if attempt == attempts:
+                return fail(f"not accepted after {attempts} attempts: {error}")
+            sleep(retry_delays[attempt - 1])
+        except PermanentDeliveryError as error:
+            return fail(f"refused by the mail server, not retried: {error}")
+        except UnknownDeliveryOutcome as error:
+            return finish("unconfirmed", f"{error}. {RESOLVE_HINT.format(action_id)}")
+        except Exception as error:  # noqa: BLE001 - where it failed is unknown: never resend
+            return finish(
+                "unconfirmed",
+                f"unexpected error while sending ({type(error).__name__}: {error}). "
+                + RESOLVE_HINT.format(action_id),
+            )
+        else:
+            with engine.begin() as connection:
+                _finish(connection, action_id, "applied", applied_at=clock(), last_error=None,
+                        delivery_detail=delivered.detail()[:2000])  # fmt: skip
+            return ApplyOutcome(action_id, "applied", delivered.detail())
+    raise AssertionError("unreachable")  # the loop returns on its last attempt
+
+
+def describe(outcomes: Sequence[ApplyOutcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.outcome] = counts.get(o.outcome, 0) + 1
+    return counts

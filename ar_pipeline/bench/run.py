@@ -1,0 +1,319 @@
+"""The performance benchmark (``ar-pipeline bench``): figures, not assertions.
+
+For each size (invoices / customers) on a fresh database next to ``AR_DATABASE_URL`` (a new
+PostgreSQL database on the same server, or a temporary SQLite file), each step in its own
+process so that its peak resident memory is its own:
+
+1. generate the demo ledger in bulk;
+2. run the daily job in-process (``ar_aging_daily``) and record the wall time per step, the whole
+   run and the peak RSS of the process;
+3. the floor, on the same database: the bare aging aggregation (the original workflow's
+   ``GROUP BY customer_id`` over open items as of the same date) plus one bulk insert of as many
+   rows as the job wrote;
+4. a naive baseline: every issued invoice, payment and credit note up to the date read into
+   pandas and aged there.
+
+It prints a table and writes it as JSON. ``--apply-throughput`` instead measures how long 1,000
+approved letters take to reach a loopback SMTP server with the Dagster daemon and the sensor
+running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from ar_pipeline.bench.alga import measure_alga_copy, step_alga_copy
+from ar_pipeline.bench.apply import measure_apply_throughput
+from ar_pipeline.bench.scratch import AS_OF, ScratchDatabase, in_child, peak_rss_mb
+
+SIZES = {"10k": (10_000, 1_000), "100k": (100_000, 10_000), "1m": (1_000_000, 100_000)}
+MONTHS = 15  # the generator makes about 0.66 invoices a month per customer: ~10 per customer
+
+
+# --- the steps, each run in a child process ------------------------------------------------
+
+
+def step_generate(url: str, customers: int) -> dict[str, Any]:
+    from ar_pipeline.rules.views import upgrade_database
+    from ar_pipeline.sources.ledger_generator import generate_ledger
+    from ar_pipeline.store.database import analyze, get_engine
+    from ar_pipeline.store.schema import customers as customers_table
+    from ar_pipeline.store.schema import invoices, payments, sync_log
+
+    engine = get_engine(url)
+    upgrade_database(engine)
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        summary = generate_ledger(
+            connection, customer_count=customers, months=MONTHS, seed=7, end_date=AS_OF,
+            synced_until=dt.datetime.combine(AS_OF, dt.time(5), dt.UTC),
+        )  # fmt: skip
+    analyze(engine, [customers_table, invoices, payments, sync_log])
+    return {
+        "seconds": time.perf_counter() - started,
+        "invoices": summary.invoices,
+        "customers": summary.customers,
+        "payments": summary.payments,
+        "credit_notes": summary.credit_notes,
+    }
+
+
+def step_job(url: str, data_dir: str) -> dict[str, Any]:
+    import dagster as dg
+
+    from ar_pipeline.definitions import build_definitions
+    from ar_pipeline.defs.runs import run_daily_job
+    from ar_pipeline.settings import load_settings
+    from ar_pipeline.store.schema import ar_aging, prior_actions, proposed_actions, tier_assignments
+
+    settings = load_settings({"AR_DATABASE_URL": url, "AR_DATA_DIR": data_dir})
+    defs = build_definitions(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        started = time.perf_counter()
+        result = run_daily_job(defs, AS_OF, instance)
+        total = time.perf_counter() - started
+        if not result.success:
+            raise RuntimeError(f"the daily job failed in run {result.run_id}")
+        steps = {
+            s.step_key: round(s.end_time - s.start_time, 3)
+            for s in instance.get_run_step_stats(result.run_id)
+            if s.end_time and s.start_time
+        }
+    from ar_pipeline.store.database import get_engine
+
+    with get_engine(url).connect() as connection:
+        written = sum(
+            connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for t in (ar_aging, prior_actions, tier_assignments, proposed_actions)
+        )
+    return {"seconds": total, "steps": steps, "rows_written": written,
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def floor_query(as_of: dt.date) -> sa.Select:
+    """The original workflow's aggregation, generalised to customer_id and the as-of date:
+    open items (issued invoices less payments received by then), overdue ones summed per
+    customer. The least any aging must do."""
+    from ar_pipeline.store.schema import customers, invoices, payments
+    from ar_pipeline.store.sql_functions import bound_date, days_between
+
+    paid = (
+        sa.select(payments.c.invoice_id, sa.func.sum(payments.c.amount_cents).label("paid"))
+        .where(payments.c.received_date <= as_of, payments.c.invoice_id.is_not(None))
+        .group_by(payments.c.invoice_id)
+        .subquery("paid")
+    )
+    open_cents = invoices.c.amount_cents - sa.func.coalesce(paid.c.paid, 0)
+    days_overdue = days_between(bound_date(as_of), invoices.c.due_date)
+    items = (
+        sa.select(
+            invoices.c.customer_id,
+            open_cents.label("open_cents"),
+            days_overdue.label("days_overdue"),
+        )
+        .select_from(invoices.outerjoin(paid, paid.c.invoice_id == invoices.c.invoice_id))
+        .where(
+            invoices.c.kind == "invoice",
+            invoices.c.status == "issued",
+            invoices.c.issue_date <= as_of,
+        )
+        .subquery("open_items")
+    )
+    return (
+        sa.select(
+            items.c.customer_id,
+            customers.c.customer_name,
+            sa.func.sum(items.c.open_cents).label("total_open"),
+            sa.func.max(items.c.days_overdue).label("max_overdue"),
+        )
+        .join(customers, customers.c.customer_id == items.c.customer_id)
+        .where(items.c.open_cents > 0, items.c.days_overdue >= 1)
+        .group_by(items.c.customer_id, customers.c.customer_name)
+    )
+
+
+def step_floor(url: str, rows: int) -> dict[str, Any]:
+    from ar_pipeline.store.database import bulk_insert, get_engine
+
+    engine = get_engine(url)
+    scratch = sa.Table(
+        f"bench_floor_{uuid.uuid4().hex[:8]}",
+        sa.MetaData(),
+        sa.Column("k", sa.BigInteger, primary_key=True),
+        sa.Column("customer_id", sa.Text),
+        sa.Column("payload", sa.Text),
+    )
+    scratch.create(engine)
+    try:
+        started = time.perf_counter()
+        with engine.connect() as connection:
+            aggregated = connection.execute(floor_query(AS_OF)).all()
+        query_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            bulk_insert(
+                connection, scratch, ["k", "customer_id", "payload"],
+                ((k, f"C{k:07d}", "x" * 200) for k in range(rows)),
+            )  # fmt: skip
+        insert_seconds = time.perf_counter() - started
+    finally:
+        scratch.drop(engine)
+    return {
+        "seconds": query_seconds + insert_seconds,
+        "query_seconds": query_seconds,
+        "insert_seconds": insert_seconds,
+        "customers_overdue": len(aggregated),
+    }
+
+
+def step_naive(url: str) -> dict[str, Any]:
+    import pandas as pd
+
+    from ar_pipeline.store.database import get_engine
+    from ar_pipeline.store.schema import invoices, payments
+
+    engine = get_engine(url)
+    started = time.perf_counter()
+    with engine.connect() as connection:
+        issued = pd.read_sql(
+            sa.select(invoices).where(
+                invoices.c.status == "issued", invoices.c.issue_date <= AS_OF
+            ),  # fmt: skip
+            connection,
+        )
+        paid = pd.read_sql(sa.select(payments).where(payments.c.received_date <= AS_OF), connection)
+    bills = issued[issued["kind"] == "invoice"]
+    credits = issued[issued["kind"] == "credit_note"]
+    settled = (
+        pd.concat(
+            [
+                paid[["invoice_id", "amount_cents"]],
+                credits[["applies_to_invoice_id", "amount_cents"]].rename(
+                    columns={"applies_to_invoice_id": "invoice_id"}
+                ),
+            ]
+        )
+        .groupby("invoice_id")["amount_cents"]
+        .sum()
+    )
+    open_items = bills.assign(
+        open_cents=bills["amount_cents"] - bills["invoice_id"].map(settled).fillna(0),
+        days_overdue=(pd.Timestamp(AS_OF) - pd.to_datetime(bills["due_date"])).dt.days,
+    )
+    open_items = open_items[(open_items["open_cents"] > 0) & (open_items["days_overdue"] >= 1)]
+    aggregated = open_items.groupby(["customer_id", "currency"]).agg(
+        total_open=("open_cents", "sum"), max_overdue=("days_overdue", "max")
+    )
+    return {"seconds": time.perf_counter() - started, "customers_overdue": len(aggregated),
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+STEPS = {"generate": step_generate, "job": step_job, "floor": step_floor, "naive": step_naive,
+         "alga_copy": step_alga_copy}  # fmt: skip
+
+
+def run_size(base_url: str, label: str) -> dict[str, Any]:
+    invoices, customers = SIZES[label]
+    with ScratchDatabase(base_url, label) as url, tempfile.TemporaryDirectory() as data_dir:
+        generated = in_child("generate", url, customers)
+        job = in_child("job", url, data_dir)
+        floor = in_child("floor", url, job["rows_written"])
+        naive = in_child("naive", url)
+    return {
+        "size": label,
+        "backend": make_url(base_url).get_backend_name(),
+        "invoices": generated["invoices"],
+        "customers": generated["customers"],
+        "generate_s": round(generated["seconds"], 2),
+        "floor_s": round(floor["seconds"], 2),
+        "floor_query_s": round(floor["query_seconds"], 2),
+        "floor_insert_s": round(floor["insert_seconds"], 2),
+        "pipeline_s": round(job["seconds"], 2),
+        "pipeline_over_floor": round(job["seconds"] / floor["seconds"], 2),
+        "naive_s": round(naive["seconds"], 2),
+        "naive_over_pipeline": round(naive["seconds"] / job["seconds"], 2),
+        "peak_rss_mb": round(job["peak_rss_mb"], 1),
+        "naive_peak_rss_mb": round(naive["peak_rss_mb"], 1),
+        "rows_written": job["rows_written"],
+        "steps_s": job["steps"],
+    }
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    header = (f"{'size':>6} {'invoices':>10} {'floor s':>8} {'pipeline s':>11} {'pipe/floor':>10} "
+              f"{'naive s':>8} {'naive/pipe':>10} {'peak RSS MB':>12}")  # fmt: skip
+    print(header)
+    for r in results:
+        print(
+            f"{r['size']:>6} {r['invoices']:>10,} {r['floor_s']:>8.2f} {r['pipeline_s']:>11.2f} "
+            f"{r['pipeline_over_floor']:>10.2f} {r['naive_s']:>8.2f} "
+            f"{r['naive_over_pipeline']:>10.2f} {r['peak_rss_mb']:>12.1f}"
+        )
+    for r in results:
+        steps = ", ".join(f"{k} {v:.2f}s" for k, v in r["steps_s"].items())
+        floor = f"query {r['floor_query_s']:.2f}s + insert {r['floor_insert_s']:.2f}s"
+        print(f"  {r['size']}: generate {r['generate_s']:.2f}s; floor = {floor}; steps: {steps}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ar-pipeline bench", description=__doc__)
+    parser.add_argument("--sizes", default="10k,100k,1m", help="comma-separated: 10k,100k,1m")
+    parser.add_argument("--output", type=Path, default=Path("bench/results/benchmark.json"))
+    parser.add_argument("--apply-throughput", action="store_true")
+    parser.add_argument(
+        "--alga", type=int, metavar="INVOICES",
+        help="instead: time the Alga PSA source's copy of a generated tenant of this size",
+    )  # fmt: skip
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("step_args", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.step:
+        print(json.dumps(STEPS[args.step](*json.loads(args.step_args))))
+        return 0
+    from ar_pipeline.settings import load_settings
+
+    base_url = load_settings().database_url
+    if args.alga:
+        result = measure_alga_copy(base_url, args.alga)
+        print(json.dumps(result, indent=2))
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        written = args.output.with_name(f"alga_copy_{args.alga}.json")
+        written.write_text(json.dumps(result, indent=2))
+        return 0
+    if args.apply_throughput:
+        result = measure_apply_throughput(base_url)
+        print(json.dumps(result, indent=2))
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.with_name("apply_throughput.json").write_text(json.dumps(result, indent=2))
+        return 0
+    labels = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in labels if s not in SIZES]
+    if unknown:
+        print(f"--sizes: unknown size {unknown[0]!r}; known: {', '.join(SIZES)}", file=sys.stderr)
+        return 2
+    results = []
+    for label in labels:
+        print(f"[{dt.datetime.now():%H:%M:%S}] benchmarking {label} ...", flush=True)
+        results.append(run_size(base_url, label))
+    print_table(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"machine": {"cpus": os.cpu_count()},
+                                       "results": results}, indent=2))  # fmt: skip
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

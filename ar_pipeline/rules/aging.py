@@ -1,0 +1,655 @@
+"""The aging rules (docs/design.md, Aging) as SQL builders: the one definition of open items.
+
+As of a date D:
+
+* an invoice counts when ``kind = 'invoice'``, ``status = 'issued'`` and ``issue_date <= D``;
+  drafts and voids never count;
+* a settlement counts when it is a payment with ``received_date <= D`` (a reversal is a negative
+  payment) or an issued credit note with ``issue_date <= D``;
+* a settlement is *applied* to an invoice when it names that invoice, the invoice counts as of D
+  and both belong to the same customer and currency; every other settlement (cash on account, an
+  unapplied credit note, a payment naming an invoice that does not count yet, is void, or is in
+  another currency) is unapplied credit of the settlement's customer in its currency;
+* open balance = ``amount_cents`` - applied settlements, but never more than ``amount_cents``:
+  when the applied settlements net below zero (more reversed than paid), the excess is ignored,
+  neither owed nor credit, and the check ``ledger_sane`` names the rows
+  (:mod:`ar_pipeline.rules.ledger_sanity`). Balance > 0 is an **open item**; balance < 0 (an
+  overpayment) is unapplied credit too;
+* a row whose amount is beyond :data:`ar_pipeline.rules.ledger_sanity.AMOUNT_BOUND_CENTS` (either
+  sign) is left out: no real receivable is that large, and a few such rows would overflow the
+  64-bit sums; the check names it and holds its customer back;
+* ``days_overdue = D - due_date``; buckets ``current`` (<= 0), ``1_30``, ``31_60``, ``61_90``,
+  ``91_120`` and ``over_120`` (>= 121), the split of ERPNext's, Odoo's and OCA's aged
+  receivables; ``days_over_90_cents`` stays, as the sum of the last two;
+* disputed open items are aged and counted in ``total_open`` but never in the dunnable amount;
+* dunnable amount per customer and currency =
+  max(0, undisputed open items with ``days_overdue >= threshold_days`` - unapplied credit);
+* **net balance** per customer and currency = open items - unapplied credit, which is invoices -
+  credit notes - payments counted as of D (negative: the customer is in credit). It ties to
+  the ledger except for what the rules above leave out: rows beyond the amount bound, and the
+  excess of an invoice whose settlements net below zero (both named by ``ledger_sane``).
+
+Every builder takes ``dates``: a selectable with one column ``as_of``. One row makes the daily
+aging, a series of rows rebuilds a range of days in one statement, and ``latest_aging_date()``
+makes the analyst view. ``only`` restricts a builder to a few customers (the apply job's
+re-check). Nothing here loads invoices into Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import FromClause, Select
+
+from ar_pipeline.rules.ledger_sanity import within_bound
+from ar_pipeline.store.schema import ar_aging, customers, invoices, payments
+from ar_pipeline.store.sql_functions import bound_date, days_between, next_day, non_negative
+
+BUCKETS: tuple[tuple[str, int | None, int | None], ...] = (
+    # (bucket, lowest days_overdue, highest days_overdue), bounds inclusive
+    ("current", None, 0),
+    ("1_30", 1, 30),
+    ("31_60", 31, 60),
+    ("61_90", 61, 90),
+    ("91_120", 91, 120),
+    ("over_120", 121, None),
+)
+BUCKET_COLUMNS = {
+    "current": "current_cents",
+    "1_30": "days_1_30_cents",
+    "31_60": "days_31_60_cents",
+    "61_90": "days_61_90_cents",
+    "91_120": "days_91_120_cents",
+    "over_120": "days_over_120_cents",
+}
+# Over 90 days overdue: kept as a column of its own (the sum of these buckets) so that queries
+# written before the split still work.
+OVER_90_BUCKETS = ("91_120", "over_120")
+OVER_90_COLUMN = "days_over_90_cents"
+DEFAULT_THRESHOLD_DAYS = 1
+AGING_VIEW = "v_ar_aging"
+
+
+# Restricts a builder to some customers: a list of ids, or a SELECT of one column of ids.
+Customers = Sequence[str] | Select | None
+
+
+def _only(query: Select, customer_id: sa.ColumnElement, only: Customers) -> Select:
+    if only is None:
+        return query
+    return query.where(customer_id.in_(only if isinstance(only, Select) else list(only)))
+
+
+def as_of_dates(dates: Sequence[dt.date]) -> FromClause:
+    """A selectable ``(as_of)`` holding the given dates, one row each."""
+    if not dates:
+        raise ValueError("as_of_dates needs at least one date")
+    rows = [sa.select(bound_date(d).label("as_of")) for d in dates]
+    selectable = (rows[0] if len(rows) == 1 else sa.union_all(*rows)).subquery("as_of_dates")
+    if len(set(dates)) == 1:
+        selectable.ar_point_date = dates[0]  # lets AgingSource sum instead of segmenting
+    return selectable
+
+
+def as_of_range(first: dt.date, last: dt.date) -> FromClause:
+    """A selectable ``(as_of)`` with every day from ``first`` to ``last``, generated in SQL (a
+    recursive CTE), for ranges too long for :func:`as_of_dates`."""
+    series = sa.select(bound_date(first).label("as_of")).cte("as_of_series", recursive=True)
+    series = series.union_all(
+        sa.select(next_day(series.c.as_of)).where(series.c.as_of < bound_date(last))
+    )
+    return sa.select(series.c.as_of).subquery("as_of_dates")
+
+
+def latest_aging_date() -> FromClause:
+    """The latest run date of the ``ar_aging`` table, as a one-row ``(as_of)`` selectable."""
+    return sa.select(sa.func.max(ar_aging.c.as_of).label("as_of")).subquery("as_of_dates")
+
+
+def _later(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.case((a > b, a), else_=b)
+
+
+def _capped(balance: sa.ColumnElement, amount: sa.ColumnElement) -> sa.ColumnElement:
+    """An invoice's balance, never above its amount: settlements that net below zero (more
+    reversed than paid) do not make the customer owe more than was invoiced."""
+    return sa.case((balance > amount, amount), else_=balance)
+
+
+class AgingSource:
+    """The aging rules as effective-dated ledger events, evaluated for ``dates``.
+
+    Each event changes one balance from its effective date on: an invoice's balance, or a
+    customer's unapplied-credit balance in one currency. Consecutive events of a balance form
+    *segments* (start, stop, balance) in which the balance is constant; a date sees the segment
+    that contains it. So one day and a year of days cost about the same: the work grows with
+    the number of events, not with days x invoices.
+
+    Events (amounts in minor units, settlements are payments and issued credit notes; rows
+    beyond the amount bound are no events at all):
+
+    * an eligible invoice (issued, kind invoice): +amount on the invoice at ``issue_date``;
+    * a settlement naming an eligible invoice of the same customer and currency: -amount on the
+      invoice at the later of its own date and the invoice's issue date; if it came before the
+      invoice was issued, it is the customer's unapplied credit until then;
+    * any other settlement: unapplied credit from its own date on, for good.
+
+    An invoice's balance is capped at its amount (:func:`_capped`): reversals beyond what was
+    paid never make it owe more than was invoiced.
+
+    Only events up to the latest requested date are read. The CTEs are shared by everything one
+    statement builds from the same source, so build open items and credit from one instance.
+    """
+
+    def __init__(self, dates: FromClause, only: Customers = None) -> None:
+        self.dates = dates
+        self.only = only
+        self.point: dt.date | None = getattr(dates, "ar_point_date", None)
+        self.upto = (
+            bound_date(self.point)
+            if self.point is not None
+            else sa.select(sa.func.max(dates.c.as_of)).scalar_subquery()
+        )
+
+    @functools.cached_property
+    def _settlements(self) -> FromClause:
+        """Every settlement with the eligible invoice it applies to (if any)."""
+        paid = _only(
+            sa.select(
+                payments.c.customer_id,
+                payments.c.currency,
+                payments.c.invoice_id.label("names"),
+                payments.c.received_date.label("on_date"),
+                payments.c.amount_cents,
+            ).where(within_bound(payments.c.amount_cents)),
+            payments.c.customer_id,
+            self.only,
+        )
+        credited = _only(
+            sa.select(
+                invoices.c.customer_id,
+                invoices.c.currency,
+                invoices.c.applies_to_invoice_id,
+                invoices.c.issue_date,
+                invoices.c.amount_cents,
+            ).where(
+                invoices.c.kind == "credit_note",
+                invoices.c.status == "issued",
+                within_bound(invoices.c.amount_cents),
+            ),
+            invoices.c.customer_id,
+            self.only,
+        )
+        settled = sa.union_all(paid, credited).subquery("settled")
+        target = invoices.alias("target")
+        applies = sa.and_(
+            target.c.invoice_id == settled.c.names,
+            target.c.customer_id == settled.c.customer_id,
+            target.c.currency == settled.c.currency,
+            target.c.kind == "invoice",
+            target.c.status == "issued",
+            within_bound(target.c.amount_cents),
+        )
+        return (
+            sa.select(
+                settled.c.customer_id,
+                settled.c.currency,
+                settled.c.on_date,
+                settled.c.amount_cents,
+                target.c.invoice_id.label("applies_to"),
+                target.c.issue_date.label("applies_from"),
+            )
+            .select_from(settled.outerjoin(target, applies))
+            .where(settled.c.on_date <= self.upto)
+            .cte("settlements")
+        )
+
+    def _invoice_events(self) -> Select:
+        """(invoice_id, effective, delta) of every eligible invoice."""
+        st = self._settlements
+        issued = _only(
+            sa.select(
+                invoices.c.invoice_id,
+                invoices.c.issue_date.label("effective"),
+                invoices.c.amount_cents.label("delta"),
+            ).where(
+                invoices.c.kind == "invoice",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= self.upto,
+                within_bound(invoices.c.amount_cents),
+            ),
+            invoices.c.customer_id,
+            self.only,
+        )
+        settled = sa.select(
+            st.c.applies_to,
+            _later(st.c.on_date, st.c.applies_from),
+            -st.c.amount_cents,
+        ).where(st.c.applies_to.is_not(None), st.c.applies_from <= self.upto)
+        return sa.union_all(issued, settled)
+
+    def _credit_events(self) -> Select:
+        """(customer_id, currency, effective, delta) of unapplied settlements."""
+        st = self._settlements
+        early = sa.and_(st.c.applies_to.is_not(None), st.c.on_date < st.c.applies_from)
+        unapplied = sa.select(
+            st.c.customer_id, st.c.currency, st.c.on_date.label("effective"),
+            st.c.amount_cents.label("delta"),
+        ).where(sa.or_(st.c.applies_to.is_(None), early))  # fmt: skip
+        applied_later = sa.select(
+            st.c.customer_id, st.c.currency, st.c.applies_from, -st.c.amount_cents
+        ).where(early, st.c.applies_from <= self.upto)
+        return sa.union_all(unapplied, applied_later)
+
+    def _balances_on_dates(self, events: Select, keys: list[str], name: str) -> FromClause:
+        """Non-zero balances per key on each date: (as_of, *keys, balance).
+
+        One date sums the events up to it (a plain GROUP BY); several dates use the segments
+        of constant balance, so that a year costs about as much as a day.
+        """
+        if self.point is not None:
+            raw = events.subquery(f"{name}_events")
+            total = sa.func.sum(raw.c.delta)
+            per_key = (
+                sa.select(*[raw.c[k] for k in keys], total.label("balance"))
+                .where(raw.c.effective <= self.point)
+                .group_by(*[raw.c[k] for k in keys])
+                .having(total != 0)
+                .subquery(f"{name}_balances")
+            )
+            return (
+                sa.select(self.dates.c.as_of, *[per_key.c[k] for k in keys], per_key.c.balance)
+                .select_from(per_key.join(self.dates, sa.true()))
+                .cte(f"{name}_on_dates")  # a CTE: open items and overpayments share it
+            )
+        segments = _segments(events, keys, f"{name}_segments")
+        covering = sa.and_(
+            segments.c.start <= self.dates.c.as_of,
+            sa.or_(segments.c.stop.is_(None), segments.c.stop > self.dates.c.as_of),
+            segments.c.balance != 0,
+        )
+        return (
+            sa.select(self.dates.c.as_of, *[segments.c[k] for k in keys], segments.c.balance)
+            .select_from(segments.join(self.dates, covering))
+            .cte(f"{name}_on_dates")
+        )
+
+    @functools.cached_property
+    def invoice_balances(self) -> FromClause:
+        return self._balances_on_dates(self._invoice_events(), ["invoice_id"], "invoice")
+
+    @functools.cached_property
+    def credit_balances(self) -> FromClause:
+        return self._balances_on_dates(self._credit_events(), ["customer_id", "currency"], "credit")
+
+    @functools.cached_property
+    def _balances(self) -> FromClause:
+        """Every eligible invoice with a non-zero balance on each date, with its attributes."""
+        if self.point is not None:
+            return self._balances_on_point()
+        bal = self.invoice_balances
+        balance = _capped(bal.c.balance, invoices.c.amount_cents)
+        return (
+            sa.select(*_invoice_balance_columns(bal.c.as_of, balance))
+            .select_from(bal.join(invoices, invoices.c.invoice_id == bal.c.invoice_id))
+            .subquery("balances")
+        )
+
+    def _balances_on_point(self) -> FromClause:
+        """The same as the events summed up to one date, written as the invoice less what was
+        applied to it by then: one join instead of a union of all events and a second join back
+        to the invoices (the invoice's own event is effective from its issue date, the
+        settlements' from theirs, and both are then on or before the date). Capped at the
+        invoice's amount, as the segments are."""
+        st = self._settlements
+        applied = (
+            sa.select(st.c.applies_to, sa.func.sum(st.c.amount_cents).label("applied_cents"))
+            .where(st.c.applies_to.is_not(None), st.c.applies_from <= self.upto)
+            .group_by(st.c.applies_to)
+            .subquery("applied")
+        )
+        balance = _capped(
+            invoices.c.amount_cents - sa.func.coalesce(applied.c.applied_cents, 0),
+            invoices.c.amount_cents,
+        )
+        query = (
+            sa.select(*_invoice_balance_columns(self.dates.c.as_of, balance))
+            .select_from(
+                invoices.join(self.dates, sa.true()).outerjoin(
+                    applied, applied.c.applies_to == invoices.c.invoice_id
+                )
+            )
+            .where(
+                invoices.c.kind == "invoice",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= self.upto,
+                within_bound(invoices.c.amount_cents),
+                balance != 0,
+            )
+        )
+        return _only(query, invoices.c.customer_id, self.only).cte("balances")
+
+    def aged_balances(self) -> Select:
+        """Every non-zero invoice balance on each date with days overdue and bucket: > 0 is an
+        open item, < 0 an overpayment. Columns: those of the ``aging_open_items`` table."""
+        balances = self._balances
+        days_overdue = days_between(balances.c.as_of, balances.c.due_date)
+        # Buckets are tried in ascending order, so each needs only its upper bound.
+        bucket = sa.case(
+            *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
+            else_=sa.literal(BUCKETS[-1][0]),
+        )
+        return sa.select(
+            balances.c.as_of,
+            balances.c.customer_id,
+            customers.c.customer_name,
+            balances.c.invoice_id,
+            balances.c.invoice_number,
+            balances.c.currency,
+            balances.c.due_date,
+            balances.c.balance_cents,
+            days_overdue.label("days_overdue"),
+            bucket.label("bucket"),
+            balances.c.disputed,
+        ).select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
+
+    def open_items(self) -> Select:
+        """One row per open item (balance > 0) on each date, with days overdue and bucket."""
+        return _open_items_of(self.aged_balances().subquery("aged_balances"))
+
+    def on_account_credit(self) -> Select:
+        """Unapplied settlements per (as_of, customer_id, currency), overpayments not included."""
+        credit = self.credit_balances
+        return sa.select(
+            credit.c.as_of,
+            credit.c.customer_id,
+            credit.c.currency,
+            credit.c.balance.label("unapplied_credit_cents"),
+        )
+
+    def unapplied_credit(self) -> Select:
+        """Unapplied credit per (as_of, customer_id, currency): unapplied settlements and
+        overpaid invoices."""
+        return _unapplied_credit_of(
+            self.on_account_credit().subquery("on_account"),
+            self.aged_balances().subquery("overpaid_balances"),
+        )
+
+
+def _invoice_balance_columns(
+    as_of: sa.ColumnElement, balance: sa.ColumnElement
+) -> list[sa.ColumnElement]:
+    """An invoice balance with the invoice's attributes, as both evaluations return it."""
+    return [
+        as_of,
+        invoices.c.customer_id,
+        invoices.c.invoice_id,
+        invoices.c.invoice_number,
+        invoices.c.currency,
+        invoices.c.due_date,
+        invoices.c.disputed,
+        balance.label("balance_cents"),
+    ]
+
+
+def _open_items_of(aged: FromClause) -> Select:
+    columns = [c for c in aged.c if c.name != "balance_cents"]
+    return sa.select(*columns[:7], aged.c.balance_cents.label("open_cents"), *columns[7:]).where(
+        aged.c.balance_cents > 0
+    )
+
+
+def _unapplied_credit_of(on_account: FromClause, aged: FromClause) -> Select:
+    overpaid = sa.select(
+        aged.c.as_of,
+        aged.c.customer_id,
+        aged.c.currency,
+        (-aged.c.balance_cents).label("credit_cents"),
+    ).where(aged.c.balance_cents < 0)
+    settled = sa.select(
+        on_account.c.as_of,
+        on_account.c.customer_id,
+        on_account.c.currency,
+        on_account.c.unapplied_credit_cents.label("credit_cents"),
+    )
+    credits = sa.union_all(settled, overpaid).subquery("credits")
+    return sa.select(
+        credits.c.as_of,
+        credits.c.customer_id,
+        credits.c.currency,
+        sa.func.sum(credits.c.credit_cents).label("unapplied_credit_cents"),
+    ).group_by(credits.c.as_of, credits.c.customer_id, credits.c.currency)
+
+
+class SnapshotSource:
+    """The balances ``ar_aging`` stored for one date (``write_snapshot``), offering the same
+    ``open_items()`` and ``unapplied_credit()`` as :class:`AgingSource` without re-reading the
+    ledger's events: the steps after ``ar_aging`` in a run read this."""
+
+    def __init__(self, as_of: dt.date, only: Customers = None) -> None:
+        self.as_of = as_of
+        self.only = only
+
+    def _aged(self) -> FromClause:
+        from ar_pipeline.store.schema import aging_open_items as t
+
+        query = sa.select(*[t.c[name] for name in SNAPSHOT_COLUMNS]).where(t.c.as_of == self.as_of)
+        return _only(query, t.c.customer_id, self.only).subquery("snapshot_balances")
+
+    def open_items(self) -> Select:
+        return _open_items_of(self._aged())
+
+    def unapplied_credit(self) -> Select:
+        from ar_pipeline.store.schema import aging_credits as t
+
+        query = sa.select(t.c.as_of, t.c.customer_id, t.c.currency, t.c.unapplied_credit_cents)
+        on_account = _only(query.where(t.c.as_of == self.as_of), t.c.customer_id, self.only)
+        return _unapplied_credit_of(on_account.subquery("snapshot_credit"), self._aged())
+
+
+SNAPSHOT_COLUMNS = (
+    "as_of", "customer_id", "customer_name", "invoice_id", "invoice_number", "currency",
+    "due_date", "balance_cents", "days_overdue", "bucket", "disputed",
+)  # fmt: skip
+SNAPSHOT_KEEP_DAYS = 7
+
+
+def write_snapshot(connection: Connection, as_of: dt.date) -> None:
+    """Store the invoice balances and on-account credit of ``as_of`` (one pass over the
+    ledger's events), replacing that date; snapshots older than a week before it are dropped."""
+    from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
+
+    tables = (aging_open_items, aging_credits, aging_snapshots)
+    cutoff = as_of - dt.timedelta(days=SNAPSHOT_KEEP_DAYS)
+    for table in tables:
+        connection.execute(
+            table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
+        )
+    source = AgingSource(as_of_dates([as_of]))
+    connection.execute(
+        aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), source.aged_balances())
+    )
+    connection.execute(
+        aging_credits.insert().from_select(
+            ["as_of", "customer_id", "currency", "unapplied_credit_cents"],
+            source.on_account_credit(),
+        )
+    )
+    connection.execute(
+        aging_snapshots.insert().values(as_of=as_of, written_at=dt.datetime.now(dt.UTC))
+    )
+
+
+def source_for(connection: Connection, as_of: dt.date, only: Customers = None):
+    """The run's snapshot of ``as_of`` when ``ar_aging`` stored one, else the ledger itself."""
+    from ar_pipeline.store.schema import aging_snapshots
+
+    stored = connection.execute(
+        sa.select(aging_snapshots.c.as_of).where(aging_snapshots.c.as_of == as_of)
+    ).first()
+    return SnapshotSource(as_of, only) if stored else AgingSource(as_of_dates([as_of]), only)
+
+
+def _segments(events: Select, keys: list[str], name: str) -> FromClause:
+    """Collapse events per key and day, then number the constant-balance stretches."""
+    raw = events.subquery(f"{name}_events")
+    key_columns = [raw.c[k] for k in keys]
+    per_day = (
+        sa.select(*key_columns, raw.c.effective, sa.func.sum(raw.c.delta).label("delta"))
+        .group_by(*key_columns, raw.c.effective)
+        .subquery(f"{name}_days")
+    )
+    day_keys = [per_day.c[k] for k in keys]
+    window = {"partition_by": day_keys, "order_by": per_day.c.effective}
+    return sa.select(
+        *day_keys,
+        per_day.c.effective.label("start"),
+        sa.func.lead(per_day.c.effective).over(**window).label("stop"),
+        sa.func.sum(per_day.c.delta).over(**window).label("balance"),
+    ).cte(name)
+
+
+def open_items(dates: FromClause, only: Customers = None) -> Select:
+    """One row per open item as of each date (see :class:`AgingSource`)."""
+    return AgingSource(dates, only).open_items()
+
+
+def unapplied_credit(dates: FromClause, only: Customers = None) -> Select:
+    """Unapplied credit per (as_of, customer_id, currency) (see :class:`AgingSource`)."""
+    return AgingSource(dates, only).unapplied_credit()
+
+
+def aging_by_customer(
+    dates: FromClause,
+    threshold_days: int = DEFAULT_THRESHOLD_DAYS,
+    only: Customers = None,
+    from_days: Sequence[int] = (),
+    source: AgingSource | SnapshotSource | None = None,
+) -> Select:
+    """One row per (as_of, customer, currency) with an open item or unapplied credit.
+
+    Columns are those of the ``ar_aging`` table. ``max_days_overdue`` is 0 when nothing is
+    overdue; ``oldest_overdue_invoice_id`` is the overdue open item with the earliest due date
+    (ties: lowest invoice id), disputed or not. For tiering there are also
+    ``oldest_undisputed_due_date`` (of the undisputed overdue items) and, for each n in
+    ``from_days``, ``due_from_<n>``: undisputed open cents at least n days overdue.
+    """
+    source = source or AgingSource(dates, only)
+    items = source.open_items().subquery("open_items")
+    oldest_rank = sa.func.row_number().over(
+        partition_by=(items.c.as_of, items.c.customer_id, items.c.currency),
+        order_by=(items.c.due_date, items.c.invoice_id),
+    )
+    ranked = sa.select(*items.c, oldest_rank.label("due_rank")).subquery("ranked_items")
+    days, cents = ranked.c.days_overdue, ranked.c.open_cents
+
+    def cents_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.sum(sa.case((condition, cents), else_=0))
+
+    buckets = {BUCKET_COLUMNS[name]: cents_where(ranked.c.bucket == name) for name, _, _ in BUCKETS}
+    buckets[OVER_90_COLUMN] = cents_where(ranked.c.bucket.in_(OVER_90_BUCKETS))
+    per_item = sa.select(
+        ranked.c.as_of,
+        ranked.c.customer_id,
+        ranked.c.currency,
+        sa.func.sum(cents).label("total_open_cents"),
+        cents_where(days > 0).label("overdue_cents"),
+        *[expression.label(name) for name, expression in buckets.items()],
+        cents_where(ranked.c.disputed).label("disputed_cents"),
+        cents_where(sa.and_(~ranked.c.disputed, days >= threshold_days)).label(
+            "undisputed_due_cents"
+        ),
+        *[
+            cents_where(sa.and_(~ranked.c.disputed, days >= n)).label(f"due_from_{n}")
+            for n in from_days
+        ],
+        sa.func.min(sa.case((sa.and_(~ranked.c.disputed, days > 0), ranked.c.due_date))).label(
+            "oldest_undisputed_due_date"
+        ),
+        sa.literal(0).label("unapplied_credit_cents"),
+        sa.func.max(sa.case((days > 0, days), else_=0)).label("max_days_overdue"),
+        sa.func.max(
+            sa.case((sa.and_(ranked.c.due_rank == 1, days > 0), ranked.c.invoice_id))
+        ).label("oldest_overdue_invoice_id"),
+        sa.func.count().label("open_item_count"),
+    ).group_by(ranked.c.as_of, ranked.c.customer_id, ranked.c.currency)
+
+    credit = source.unapplied_credit().subquery("credit")
+    zero = sa.literal(0)
+    per_credit = sa.select(
+        credit.c.as_of,
+        credit.c.customer_id,
+        credit.c.currency,
+        *[zero.label(name) for name in ("total_open_cents", "overdue_cents", *buckets)],
+        zero.label("disputed_cents"),
+        zero.label("undisputed_due_cents"),
+        *[zero.label(f"due_from_{n}") for n in from_days],
+        sa.null().label("oldest_undisputed_due_date"),
+        credit.c.unapplied_credit_cents,
+        sa.null().label("max_days_overdue"),
+        sa.null().label("oldest_overdue_invoice_id"),
+        zero.label("open_item_count"),
+    )
+    parts = sa.union_all(per_item, per_credit).subquery("parts")
+    p = parts.c
+    credit_total = sa.func.sum(p.unapplied_credit_cents)
+    return (
+        sa.select(
+            p.as_of,
+            p.customer_id,
+            customers.c.customer_name,
+            p.currency,
+            *[
+                sa.func.sum(p[name]).label(name)
+                for name in ("total_open_cents", "overdue_cents", *buckets, "disputed_cents")
+            ],
+            credit_total.label("unapplied_credit_cents"),
+            (sa.func.sum(p.total_open_cents) - credit_total).label("net_balance_cents"),
+            non_negative(sa.func.sum(p.undisputed_due_cents) - credit_total).label(
+                "dunnable_cents"
+            ),
+            sa.func.max(p.max_days_overdue).label("max_days_overdue"),
+            sa.func.max(p.oldest_overdue_invoice_id).label("oldest_overdue_invoice_id"),
+            sa.func.sum(p.open_item_count).label("open_item_count"),
+            *[sa.func.sum(p[f"due_from_{n}"]).label(f"due_from_{n}") for n in from_days],
+            sa.func.min(p.oldest_undisputed_due_date).label("oldest_undisputed_due_date"),
+        )
+        .select_from(parts.join(customers, customers.c.customer_id == p.customer_id))
+        .group_by(p.as_of, p.customer_id, customers.c.customer_name, p.currency)
+        .having(sa.or_(sa.func.sum(p.open_item_count) > 0, credit_total != 0))
+    )
+
+
+AR_AGING_COLUMNS = [c.name for c in ar_aging.columns]
+
+
+def write_ar_aging(connection: Connection, as_of: dt.date) -> int:
+    """Replace the ``ar_aging`` rows of ``as_of`` with a fresh aggregation, inside the caller's
+    transaction: the day's balances are stored once (:func:`write_snapshot`) and aggregated with
+    one INSERT ... SELECT. Returns the number of rows written."""
+    connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
+    write_snapshot(connection, as_of)
+    source = aging_by_customer(as_of_dates([as_of]), source=SnapshotSource(as_of)).subquery("aging")
+    connection.execute(
+        ar_aging.insert().from_select(
+            AR_AGING_COLUMNS, sa.select(*[source.c[name] for name in AR_AGING_COLUMNS])
+        )
+    )
+    # rowcount of INSERT ... SELECT is not reported by every driver
+    count = sa.select(sa.func.count()).where(ar_aging.c.as_of == as_of)
+    return connection.execute(count).scalar_one()
+
+
+def create_views_sql(dialect: Dialect) -> list[str]:
+    """CREATE VIEW statements for the analyst views, compiled for ``dialect``."""
+    view_query = open_items(latest_aging_date())
+    compiled = view_query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return [f"CREATE VIEW {AGING_VIEW} AS {compiled}"]
+
+
+def drop_views_sql() -> list[str]:
+    return [f"DROP VIEW IF EXISTS {AGING_VIEW}"]

@@ -1,0 +1,626 @@
+"""Staging proposals (docs/design.md, Statuses): the pipeline only proposes, nothing is sent here.
+
+For a run as of D, in one transaction:
+
+* one ``workflow_envelope`` (key ``workflow:ar_aging_action_plan:<D>``) with the run id and counts;
+* fan-out 1: a ``collection_action`` per customer with a proposed tier, drafted from the tier's
+  template, listing the customer's undisputed open items at least ``threshold_days`` overdue;
+* fan-out 2: a ``customer_program`` / ``service_hold`` for a customer with, in some currency,
+  more than ``AR_HOLD_MIN_DAYS_OVERDUE`` days overdue and more than ``AR_HOLD_MIN_OPEN`` open,
+  unless already on hold;
+* fan-out 3: an ``email_to_customer`` on the sales rep's behalf (rep in copy) for tiers that
+  involve the rep, when the customer has a rep.
+
+A customer without a billing email gets no draft; the envelope lists it under ``cannot_contact``.
+A customer **held back** by the ledger check (``ar_pipeline.rules.ledger_sanity``: a row of its
+ledger cannot be right) gets nothing that day, neither letter, nor e-mail, nor hold; its proposals
+that are still ``proposed`` (of this day or earlier ones) are superseded, and the envelope lists it
+under ``held_back`` with the reasons.
+
+Every row starts ``proposed``. Idempotency keys make a rerun of the same day stage nothing twice,
+and a newer proposal for the same customer and action type supersedes an older one that is still
+``proposed``, so nobody approves a stale draft.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from ar_pipeline.rules.aging import source_for
+from ar_pipeline.rules.drafts import (
+    SALES_REP_TEMPLATE,
+    OverdueInvoice,
+    draft_letter,
+    totals_by_currency,
+)
+from ar_pipeline.rules.ledger_sanity import HeldBack
+from ar_pipeline.rules.money import format_money, to_minor_units
+from ar_pipeline.rules.tiering import TierDefinition
+from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.schema import ar_aging, customers, proposed_actions, tier_assignments
+
+WORKFLOW_TYPE = "ar_aging_action_plan"
+CHILD_TYPES = ("collection_action", "customer_program", "email_to_customer")
+CANNOT_CONTACT_LISTED = 500  # the envelope lists this many by name, and counts all
+HELD_BACK_LISTED = 500  # the same for customers held back by the ledger check
+
+
+def envelope_key(as_of: dt.date) -> str:
+    return f"workflow:{WORKFLOW_TYPE}:{as_of.isoformat()}"
+
+
+def action_key(action_type: str, as_of: dt.date, customer_id: str, tier: int | None) -> str:
+    suffix = f":tier{tier}" if tier is not None else ""
+    return f"{action_type}:{as_of.isoformat()}:{customer_id}{suffix}"
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    min_days_overdue: int
+    min_open: Decimal  # major units of each currency
+
+
+@dataclass
+class StagingResult:
+    envelope_id: int
+    staged: dict[str, int] = field(default_factory=dict)  # new rows by action type / tier
+    already_staged: int = 0
+    superseded: int = 0
+    cannot_contact: dict[int, int] = field(default_factory=dict)  # by tier
+    held_back: int = 0  # customers held back by the ledger check
+
+    def count(self, key: str) -> None:
+        self.staged[key] = self.staged.get(key, 0) + 1
+
+
+@dataclass
+class _Candidate:
+    customer_id: str
+    customer_name: str
+    billing_email: str | None
+    sales_rep_email: str | None
+    tier: int
+    invoices: list[OverdueInvoice]
+
+
+def _candidates(
+    connection: sa.Connection, as_of: dt.date, threshold_days: int, batch_size: int
+) -> Iterator[_Candidate]:
+    """Customers with a proposed tier as of ``as_of`` and their undisputed overdue items."""
+    called_for = sa.select(tier_assignments.c.customer_id).where(
+        tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
+    )
+    items = source_for(connection, as_of, only=called_for).open_items().subquery("items")
+    query = (
+        sa.select(
+            tier_assignments.c.customer_id,
+            tier_assignments.c.proposed_tier,
+            customers.c.customer_name,
+            customers.c.billing_email,
+            customers.c.sales_rep_email,
+            items.c.invoice_id,
+            items.c.invoice_number,
+            items.c.due_date,
+            items.c.currency,
+            items.c.open_cents,
+            items.c.days_overdue,
+        )
+        .select_from(
+            tier_assignments.join(
+                customers, customers.c.customer_id == tier_assignments.c.customer_id
+            ).outerjoin(
+                items,
+                sa.and_(
+                    items.c.customer_id == tier_assignments.c.customer_id,
+                    ~items.c.disputed,
+                    items.c.days_overdue >= max(threshold_days, 1),
+                ),
+            )
+        )
+        .where(tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None))
+        .order_by(tier_assignments.c.customer_id, items.c.due_date, items.c.invoice_id)
+    )
+    current: _Candidate | None = None
+    for row in connection.execute(query, execution_options={"yield_per": batch_size}):
+        if current is None or current.customer_id != row.customer_id:
+            if current is not None:
+                yield current
+            current = _Candidate(
+                row.customer_id, row.customer_name, row.billing_email, row.sales_rep_email,
+                row.proposed_tier, [],
+            )  # fmt: skip
+        if row.invoice_id is not None:
+            current.invoices.append(
+                OverdueInvoice(
+                    row.invoice_id,
+                    row.invoice_number,
+                    row.due_date,
+                    row.currency,
+                    int(row.open_cents),
+                    int(row.days_overdue),
+                )  # fmt: skip
+            )
+    if current is not None:
+        yield current
+
+
+def _credits(connection: sa.Connection, as_of: dt.date) -> dict[str, dict[str, int]]:
+    """Unapplied credit per customer and currency, as ``ar_aging`` (upstream) computed it."""
+    credits: dict[str, dict[str, int]] = {}
+    for customer_id, currency, cents in connection.execute(
+        sa.select(ar_aging.c.customer_id, ar_aging.c.currency, ar_aging.c.unapplied_credit_cents)
+        .join(tier_assignments, tier_assignments.c.customer_id == ar_aging.c.customer_id)
+        .where(
+            ar_aging.c.as_of == as_of,
+            tier_assignments.c.as_of == as_of,
+            tier_assignments.c.proposed_tier.is_not(None),
+            ar_aging.c.unapplied_credit_cents != 0,
+        )
+    ):
+        credits.setdefault(customer_id, {})[currency] = int(cents)
+    return credits
+
+
+def hold_candidates(
+    connection: sa.Connection,
+    as_of: dt.date,
+    policy: HoldPolicy,
+    held_back: Iterable[str] = (),
+) -> dict[str, list[dict[str, Any]]]:
+    """Customers not on hold with, in some currency, more than ``policy.min_days_overdue`` days
+    overdue and more than ``policy.min_open`` open, with the qualifying currencies; never a
+    customer in ``held_back`` (the ledger check found a row of its ledger that cannot be
+    right), nor one whose hold is already approved and not yet set (in flight)."""
+    excluded = set(held_back)
+    hold_in_flight = (
+        sa.select(proposed_actions.c.action_id)
+        .where(
+            proposed_actions.c.customer_id == ar_aging.c.customer_id,
+            proposed_actions.c.action_type == "customer_program",
+            proposed_actions.c.status.in_(("approved", "applying")),
+        )
+        .exists()
+    )
+    rows = connection.execute(
+        sa.select(
+            ar_aging.c.customer_id,
+            ar_aging.c.currency,
+            ar_aging.c.total_open_cents,
+            ar_aging.c.max_days_overdue,
+        )
+        .join(customers, customers.c.customer_id == ar_aging.c.customer_id)
+        .where(
+            ar_aging.c.as_of == as_of,
+            ar_aging.c.max_days_overdue > policy.min_days_overdue,
+            customers.c.service_hold.is_(False),
+            ~hold_in_flight,
+        )
+        .order_by(ar_aging.c.customer_id, ar_aging.c.currency)
+    )
+    holds: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.customer_id in excluded:
+            continue
+        if row.total_open_cents > to_minor_units(policy.min_open, row.currency):
+            holds.setdefault(row.customer_id, []).append(
+                {
+                    "currency": row.currency,
+                    "open_cents": int(row.total_open_cents),
+                    "max_days_overdue": int(row.max_days_overdue),
+                }
+            )
+    return holds
+
+
+def _ensure_envelope(
+    connection: sa.Connection, as_of: dt.date, run_id: str, now: dt.datetime
+) -> int:
+    key = envelope_key(as_of)
+    existing = connection.execute(
+        sa.select(proposed_actions.c.action_id).where(proposed_actions.c.idempotency_key == key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return int(existing)
+    return int(
+        connection.execute(
+            proposed_actions.insert()
+            .values(
+                idempotency_key=key,
+                run_id=run_id,
+                as_of=as_of,
+                action_type="workflow_envelope",
+                status="proposed",
+                proposed_at=now,
+                payload_json={},
+            )  # fmt: skip
+            .returning(proposed_actions.c.action_id)
+        ).scalar_one()
+    )
+
+
+def _insert_new(
+    connection: sa.Connection, rows: list[dict[str, Any]], known: set[str], result: StagingResult
+) -> None:
+    fresh = [r for r in rows if r["idempotency_key"] not in known]
+    result.already_staged += len(rows) - len(fresh)
+    if fresh:
+        columns = list(fresh[0])
+        bulk_insert(connection, proposed_actions, columns, [[r[c] for c in columns] for r in fresh])
+        known.update(r["idempotency_key"] for r in fresh)
+        for r in fresh:
+            result.count(r["action_type"] if r["tier"] is None else f"tier_{r['tier']}")
+            if r["action_type"] == "email_to_customer":
+                result.count("email_to_customer")
+
+
+def supersede_older(connection: sa.Connection, as_of: dt.date, run_id: str) -> int:
+    """Mark ``proposed`` rows superseded when a newer row of the same action type stands for the
+    same customer (envelopes: any newer envelope), staged as of ``as_of``. Two UPDATEs, each a
+    semi-join the indexes serve."""
+    newer = proposed_actions.alias("newer")
+    pa = proposed_actions.c
+    is_newer = sa.or_(pa.as_of < newer.c.as_of, pa.action_id < newer.c.action_id)
+    same_customer = (
+        sa.select(newer.c.action_id)
+        .where(
+            newer.c.customer_id == pa.customer_id,
+            newer.c.action_type == pa.action_type,
+            newer.c.as_of == as_of,
+            newer.c.action_id != pa.action_id,
+            is_newer,
+        )
+        .exists()
+    )
+    newer_envelope = (
+        sa.select(newer.c.action_id)
+        .where(
+            newer.c.action_type == "workflow_envelope",
+            newer.c.as_of == as_of,
+            newer.c.action_id != pa.action_id,
+            is_newer,
+        )
+        .exists()
+    )
+    values = {
+        "status": "superseded",
+        "superseded_reason": f"replaced by a newer proposal (run {run_id}, as of {as_of})",
+    }
+    pending = sa.and_(pa.status == "proposed", pa.as_of <= as_of)
+    children = connection.execute(
+        proposed_actions.update()
+        .where(pending, pa.action_type != "workflow_envelope", same_customer)
+        .values(**values)
+    ).rowcount
+    envelopes = connection.execute(
+        proposed_actions.update()
+        .where(pending, pa.action_type == "workflow_envelope", newer_envelope)
+        .values(**values)
+    ).rowcount
+    return children + envelopes
+
+
+HELD_BACK_KEY_SUFFIX = ":held_back:"
+
+
+def supersede_held_back(
+    connection: sa.Connection, as_of: dt.date, customer_ids: Iterable[str], batch_size: int = 500
+) -> int:
+    """Mark superseded the still-``proposed`` proposals (as of ``as_of`` or earlier) of customers
+    held back by the ledger check, so that nobody approves them. Their idempotency key gets
+    ``:held_back:<action_id>`` appended: a rerun of the day after the ledger is put right stages
+    that customer afresh. Decided proposals are left alone."""
+    pa = proposed_actions.c
+    ids = sorted(set(customer_ids))
+    reason = f"held back on {as_of}: a row of the customer's ledger cannot be right (ledger_sane)"
+    count = 0
+    for start in range(0, len(ids), batch_size):
+        count += connection.execute(
+            proposed_actions.update()
+            .where(
+                pa.status == "proposed",
+                pa.as_of <= as_of,
+                pa.action_type.in_(CHILD_TYPES),
+                pa.customer_id.in_(ids[start : start + batch_size]),
+            )
+            .values(
+                status="superseded",
+                superseded_reason=reason,
+                idempotency_key=pa.idempotency_key
+                + HELD_BACK_KEY_SUFFIX
+                + sa.cast(pa.action_id, sa.Text),
+            )
+        ).rowcount
+    return count
+
+
+def stage_proposals(
+    connection: sa.Connection,
+    *,
+    as_of: dt.date,
+    run_id: str,
+    tiers: Sequence[TierDefinition],
+    threshold_days: int,
+    hold_policy: HoldPolicy,
+    now: dt.datetime,
+    batch_size: int = 1000,
+    held_back: Mapping[str, HeldBack] | None = None,
+    recipient_sources: Mapping[str, str] | None = None,
+) -> StagingResult:
+    """Stage the day's proposals inside the caller's transaction (see the module docstring).
+    ``held_back``: the customers the ledger check holds back, by id. ``recipient_sources``:
+    where each customer's billing e-mail came from in the source system (Alga PSA: its
+    recipient order), put in the letter's payload as ``to_source``; without it the address is
+    the ledger's ``billing_email``."""
+    held_back = held_back or {}
+    by_tier = {t.tier: t for t in tiers}
+    envelope_id = _ensure_envelope(connection, as_of, run_id, now)
+    result = StagingResult(envelope_id=envelope_id, held_back=len(held_back))
+    held_back_superseded = supersede_held_back(connection, as_of, held_back)
+    known = set(
+        connection.execute(
+            sa.select(proposed_actions.c.idempotency_key).where(proposed_actions.c.as_of == as_of)
+        ).scalars()
+    )
+    credits = _credits(connection, as_of)
+    cannot_contact: list[dict[str, Any]] = []
+    no_sales_rep: list[str] = []
+
+    def row(action_type: str, customer_id: str, tier: int | None, **fields: Any) -> dict:
+        return {
+            "idempotency_key": action_key(action_type, as_of, customer_id, tier),
+            "envelope_id": envelope_id, "run_id": run_id, "as_of": as_of,
+            "action_type": action_type, "customer_id": customer_id, "tier": tier,
+            "program_type": fields.pop("program_type", None),
+            "payload_json": fields.pop("payload"), "status": "proposed", "proposed_at": now,
+        }  # fmt: skip
+
+    batch: list[dict[str, Any]] = []
+    for candidate in _candidates(connection, as_of, threshold_days, batch_size):
+        if candidate.customer_id in held_back:  # tier_assignments left it out already
+            continue
+        tier = by_tier[candidate.tier]
+        if not candidate.billing_email:
+            result.cannot_contact[tier.tier] = result.cannot_contact.get(tier.tier, 0) + 1
+            if len(cannot_contact) < CANNOT_CONTACT_LISTED:
+                cannot_contact.append(
+                    {"customer_id": candidate.customer_id,
+                     "customer_name": candidate.customer_name, "tier": tier.tier}
+                )  # fmt: skip
+            continue
+        credit = credits.get(candidate.customer_id, {})
+        to_source = (
+            "billing_email"
+            if recipient_sources is None
+            else recipient_sources.get(candidate.customer_id, "unknown")
+        )
+        common = {
+            "customer_name": candidate.customer_name,
+            "tier_name": tier.name,
+            "to_source": to_source,
+            "invoices": [i.as_payload() for i in candidate.invoices],
+            "totals_cents": totals_by_currency(candidate.invoices),
+            "unapplied_credit_cents": {c: v for c, v in credit.items() if v},
+            "tier_rule": {
+                "min_days_overdue": max(tier.min_days_overdue, threshold_days),
+                "min_dunnable": str(tier.min_dunnable),
+            },
+        }
+        subject, body = draft_letter(
+            tier.template, candidate.customer_name, tier.name, candidate.invoices, credit
+        )
+        batch.append(
+            row(
+                "collection_action", candidate.customer_id, tier.tier,
+                payload={"to": [candidate.billing_email], "cc": [], "reply_to": None,
+                         "subject": subject, "body": body, "template": tier.template, **common},
+            )
+        )  # fmt: skip
+        if tier.involves_sales_rep:
+            if not candidate.sales_rep_email:
+                no_sales_rep.append(candidate.customer_id)
+            else:
+                subject, body = draft_letter(
+                    SALES_REP_TEMPLATE, candidate.customer_name, tier.name, candidate.invoices,
+                    credit, candidate.sales_rep_email,
+                )  # fmt: skip
+                batch.append(
+                    row(
+                        "email_to_customer", candidate.customer_id, tier.tier,
+                        payload={"to": [candidate.billing_email],
+                                 "cc": [candidate.sales_rep_email],
+                                 "reply_to": candidate.sales_rep_email,
+                                 "on_behalf_of": candidate.sales_rep_email,
+                                 "subject": subject, "body": body,
+                                 "template": SALES_REP_TEMPLATE, **common},
+                    )
+                )  # fmt: skip
+        if len(batch) >= batch_size:
+            _insert_new(connection, batch, known, result)
+            batch = []
+    _insert_new(connection, batch, known, result)
+
+    holds = hold_candidates(connection, as_of, hold_policy, held_back)
+    hold_rows = [
+        row(
+            "customer_program",
+            customer_id,
+            None,
+            program_type="service_hold",
+            payload={"reason": _hold_reason(currencies, hold_policy), "currencies": currencies},
+        )  # fmt: skip
+        for customer_id, currencies in holds.items()
+    ]
+    for start in range(0, len(hold_rows), batch_size):
+        _insert_new(connection, hold_rows[start : start + batch_size], known, result)
+
+    result.superseded = held_back_superseded + supersede_older(connection, as_of, run_id)
+    _update_envelope(
+        connection, envelope_id, as_of, run_id, result, cannot_contact, no_sales_rep, held_back
+    )
+    return result
+
+
+def _hold_reason(currencies: Iterable[dict[str, Any]], policy: HoldPolicy) -> str:
+    parts = [
+        f"{format_money(c['open_cents'], c['currency'])} open, oldest "
+        f"{c['max_days_overdue']} days overdue"
+        for c in currencies
+    ]
+    return (
+        f"Over {policy.min_days_overdue} days overdue with more than {policy.min_open} open: "
+        + "; ".join(parts)
+    )
+
+
+def _update_envelope(
+    connection: sa.Connection,
+    envelope_id: int,
+    as_of: dt.date,
+    run_id: str,
+    result: StagingResult,
+    cannot_contact: list[dict[str, Any]],
+    no_sales_rep: list[str],
+    held_back: Mapping[str, HeldBack],
+) -> None:
+    """Counts of everything staged as of ``as_of`` (this run and earlier reruns of the day),
+    who cannot be contacted, and who is held back by the ledger check (this run's view)."""
+    counts = connection.execute(
+        sa.select(
+            proposed_actions.c.action_type,
+            proposed_actions.c.tier,
+            sa.func.count().label("n"),
+        )
+        .where(
+            proposed_actions.c.as_of == as_of,
+            proposed_actions.c.action_type != "workflow_envelope",
+            proposed_actions.c.status != "superseded",
+        )
+        .group_by(proposed_actions.c.action_type, proposed_actions.c.tier)
+        .order_by(proposed_actions.c.action_type, proposed_actions.c.tier)
+    )
+    staged: dict[str, dict[str, int]] = {}
+    for r in counts:
+        key = "all" if r.tier is None else f"tier_{r.tier}"
+        staged.setdefault(r.action_type, {})[key] = int(r.n)
+    payload = {
+        "as_of": as_of.isoformat(),
+        "run_id": run_id,
+        "staged": staged,
+        "cannot_contact": {
+            "heading": "Cannot contact: no billing e-mail address",
+            "count_by_tier": {f"tier_{k}": v for k, v in sorted(result.cannot_contact.items())},
+            "customers": cannot_contact,
+        },
+        "no_sales_rep": no_sales_rep[:CANNOT_CONTACT_LISTED],
+        "held_back": {
+            "heading": "Held back: a row of the customer's ledger cannot be right "
+            "(check ledger_sane); no letter, e-mail or hold until it is put right",
+            "count": len(held_back),
+            "customers": [
+                held_back[customer_id].as_payload()
+                for customer_id in sorted(held_back)[:HELD_BACK_LISTED]
+            ],
+        },
+    }
+    connection.execute(
+        proposed_actions.update()
+        .where(proposed_actions.c.action_id == envelope_id)
+        .values(payload_json=payload, run_id=run_id)
+    )
+
+
+@dataclass(frozen=True)
+class StagingVerification:
+    expected: dict[str, int]
+    observed: dict[str, int]
+    unexpected: int
+
+    @property
+    def passed(self) -> bool:
+        return self.expected == self.observed and self.unexpected == 0
+
+
+def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerification:
+    """Compare what ``tier_assignments`` called for as of ``as_of`` (customers per proposed
+    tier) with what is staged: a live ``collection_action`` of that customer and tier, or the
+    customer counted under "cannot contact" in the envelope.
+
+    ``unexpected`` counts the letters of the day still ``proposed`` that nothing called for.
+    A letter of the day that was already decided (approved, applying, applied, failed,
+    rejected) is a record of an earlier run of the day, not something this run staged: a rerun
+    after decisions no longer calls for it (the customer is now at that tier, or its letter is
+    still on its way) and that is right."""
+    ta, pa = tier_assignments.c, proposed_actions.c
+    letter = proposed_actions.alias("letter")
+    matched = (
+        sa.select(letter.c.action_id)
+        .where(
+            letter.c.as_of == as_of,
+            letter.c.action_type == "collection_action",
+            letter.c.status != "superseded",
+            letter.c.customer_id == ta.customer_id,
+            letter.c.tier == ta.proposed_tier,
+        )
+        .exists()
+    )
+    expected: dict[str, int] = {}
+    observed: dict[str, int] = {}
+    for r in connection.execute(
+        sa.select(
+            ta.proposed_tier,
+            sa.func.count().label("called_for"),
+            sa.func.sum(sa.case((matched, 1), else_=0)).label("staged"),
+        )
+        .where(ta.as_of == as_of, ta.proposed_tier.is_not(None))
+        .group_by(ta.proposed_tier)
+    ):
+        expected[f"tier_{r.proposed_tier}"] = int(r.called_for)
+        observed[f"tier_{r.proposed_tier}"] = int(r.staged or 0)
+    envelope = (
+        connection.execute(
+            sa.select(pa.payload_json).where(pa.idempotency_key == envelope_key(as_of))
+        ).scalar_one_or_none()
+        or {}
+    )
+    for key, count in envelope.get("cannot_contact", {}).get("count_by_tier", {}).items():
+        observed[key] = observed.get(key, 0) + int(count)
+    assigned = (
+        sa.select(tier_assignments.c.customer_id)
+        .where(
+            tier_assignments.c.as_of == as_of,
+            tier_assignments.c.customer_id == pa.customer_id,
+            tier_assignments.c.proposed_tier == pa.tier,
+        )
+        .exists()
+    )
+    unexpected = connection.execute(
+        sa.select(sa.func.count()).where(
+            pa.as_of == as_of,
+            pa.action_type == "collection_action",
+            pa.status == "proposed",
+            ~assigned,
+        )
+    ).scalar_one()
+    return StagingVerification(expected, observed, int(unexpected))
+
+
+RECIPIENT_SOURCES = {
+    "billing_email": "billing e-mail",
+    "billing_contact": "Alga: billing contact",
+    "unknown": "source not known",
+}
+
+
+def recipient_label(source: str | None) -> str:
+    """Where a letter's address came from, in words (payload ``to_source``)."""
+    if source is None:
+        return RECIPIENT_SOURCES["billing_email"]
+    if source in RECIPIENT_SOURCES:
+        return RECIPIENT_SOURCES[source]
+    return "Alga: " + source.replace("_", " ")

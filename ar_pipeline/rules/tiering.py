@@ -1,0 +1,509 @@
+"""Dunning tiers: which customers need a step, and at which tier (docs/design.md, Aging).
+
+The rules, for a customer as of date D with a dunnable amount > 0 in some currency:
+
+* **Tier amount.** For tier t, the customer's *tier amount* in a currency is
+  max(0, undisputed open items with ``days_overdue >= max(threshold_days, t.min_days_overdue)``
+  - unapplied credit). The customer meets tier t when the tier amount of *any* currency reaches
+  t's minimum (major units, converted with the currency's ISO 4217 exponent). Amounts of
+  different currencies are never added.
+* **Target tier** = the highest tier the customer meets; none means ``below_minimum``.
+* **Episode.** The last applied ``collection_action`` counts only when it was applied (date in
+  ``AR_TIMEZONE``) on or after the due date of the customer's oldest undisputed overdue item;
+  an older one belongs to an earlier episode of debt.
+* **In flight.** A ``collection_action`` approved by the end of D and not yet confirmed sent
+  (``approved``, ``applying``, ``unconfirmed``; or ``applied`` only after D) is the customer's
+  current step: no step at that tier or below is proposed while it is in flight.
+* **Skips**, checked in this order: ``below_minimum``; ``paused`` (``dunning_paused_until >= D``);
+  ``in_flight`` (the next step would not go beyond the tier in flight); ``already_at_tier``
+  (the next step would not go beyond the last applied tier); ``cooldown`` (fewer than the last
+  applied tier's ``cooldown_days`` since it was applied).
+* **One step at a time.** proposed tier = min(target tier, last applied tier + 1).
+* **Held back.** A customer that the ledger check holds back (``ar_pipeline.rules.ledger_sanity``)
+  gets no decision and no row that day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.sql import FromClause, Select
+
+from ar_pipeline.rules.aging import (
+    AgingSource,
+    Customers,
+    aging_by_customer,
+    as_of_dates,
+    source_for,
+)
+from ar_pipeline.rules.money import to_minor_units
+from ar_pipeline.settings import MAX_DAYS, parse_amount
+from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.schema import (
+    IN_FLIGHT_STATUSES,
+    ar_aging,
+    customers,
+    prior_actions,
+    proposed_actions,
+    tier_assignments,
+)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_SUFFIX = ".txt.j2"
+
+class TierConfigError(ValueError):
+    """Invalid tier configuration; the message names the offending field."""
+
+
+@dataclass(frozen=True)
+class TierDefinition:
+    tier: int
+    name: str
+    min_days_overdue: int
+    min_dunnable: Decimal  # major units of each currency
+    cooldown_days: int
+    template: str
+    involves_sales_rep: bool
+
+
+DEFAULT_TIERS: tuple[TierDefinition, ...] = (
+    TierDefinition(1, "reminder", 1, Decimal("10.00"), 7, "reminder", False),
+    TierDefinition(2, "firm_reminder", 15, Decimal("10.00"), 7, "firm_reminder", False),
+    TierDefinition(3, "final_notice", 30, Decimal("100.00"), 10, "final_notice", True),
+    TierDefinition(4, "escalation", 60, Decimal("500.00"), 14, "escalation", True),
+)
+
+
+def available_templates() -> set[str]:
+    return {p.name.removesuffix(TEMPLATE_SUFFIX) for p in TEMPLATES_DIR.glob(f"*{TEMPLATE_SUFFIX}")}
+
+
+def _whole_number(field_name: str, value: Any, minimum: int, maximum: int = MAX_DAYS) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TierConfigError(f"{field_name}: must be a whole number, got {value!r}")
+    if value < minimum:
+        raise TierConfigError(f"{field_name}: must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise TierConfigError(f"{field_name}: must be at most {maximum}, got {value}")
+    return value
+
+
+def validate_threshold_days(value: Any) -> int:
+    return _whole_number("threshold_days", value, minimum=0)
+
+
+def validate_tier_definitions(
+    raw: Sequence[Mapping[str, Any]] | None, templates: Iterable[str] | None = None
+) -> tuple[TierDefinition, ...]:
+    """Parse tier definitions from config, or return the defaults for ``None``.
+
+    Tiers must be numbered 1, 2, 3, ... in order, with strictly increasing minimum days overdue
+    (otherwise two tiers overlap), non-negative amounts and cooldowns, unique names, and a
+    template that exists. Every error names the field, e.g. ``tier_definitions[2].template``.
+    """
+    if raw is None:
+        return DEFAULT_TIERS
+    known_templates = set(available_templates() if templates is None else templates)
+    if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
+        raise TierConfigError("tier_definitions: must be a non-empty list of tiers")
+    tiers: list[TierDefinition] = []
+    for index, entry in enumerate(raw):
+        where = f"tier_definitions[{index}]"
+        if not isinstance(entry, Mapping):
+            raise TierConfigError(f"{where}: must be a mapping, got {entry!r}")
+        expected = {
+            "tier", "name", "min_days_overdue", "min_dunnable", "cooldown_days", "template",
+            "involves_sales_rep",
+        }  # fmt: skip
+        unknown = set(entry) - expected
+        if unknown:
+            raise TierConfigError(f"{where}.{sorted(unknown)[0]}: unknown field")
+        missing = expected - {"involves_sales_rep"} - set(entry)
+        if missing:
+            raise TierConfigError(f"{where}.{sorted(missing)[0]}: is required")
+        tier = _whole_number(f"{where}.tier", entry["tier"], minimum=1)
+        if tier != index + 1:
+            raise TierConfigError(
+                f"{where}.tier: tiers must be numbered 1, 2, 3, ... in order; expected "
+                f"{index + 1}, got {tier}"
+            )
+        name = entry["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise TierConfigError(f"{where}.name: must be a non-empty text, got {name!r}")
+        if any(t.name == name for t in tiers):
+            raise TierConfigError(f"{where}.name: {name!r} is used by an earlier tier")
+        min_days = _whole_number(f"{where}.min_days_overdue", entry["min_days_overdue"], 1)
+        if tiers and min_days <= tiers[-1].min_days_overdue:
+            raise TierConfigError(
+                f"{where}.min_days_overdue: must be greater than the previous tier's "
+                f"({tiers[-1].min_days_overdue}), got {min_days}; tiers overlap or are unordered"
+            )
+        raw_amount = entry["min_dunnable"]
+        if isinstance(raw_amount, bool | float):
+            raise TierConfigError(
+                f"{where}.min_dunnable: must be an amount written as text like '10.00' "
+                f"(no floating point for money), got {raw_amount!r}"
+            )
+        try:  # the amount rule of the settings: plain digits, finite, not negative
+            min_dunnable = parse_amount(
+                str(raw_amount) if isinstance(raw_amount, int | Decimal) else raw_amount
+            )
+        except ValueError as error:
+            raise TierConfigError(f"{where}.min_dunnable: {error}") from None
+        cooldown = _whole_number(f"{where}.cooldown_days", entry["cooldown_days"], minimum=0)
+        template = entry["template"]
+        if template not in known_templates:
+            raise TierConfigError(
+                f"{where}.template: unknown template {template!r}; "
+                f"known: {', '.join(sorted(known_templates))}"
+            )
+        involves_rep = entry.get("involves_sales_rep", False)
+        if not isinstance(involves_rep, bool):
+            raise TierConfigError(f"{where}.involves_sales_rep: must be true or false")
+        tiers.append(
+            TierDefinition(tier, name, min_days, min_dunnable, cooldown, template, involves_rep)
+        )
+    return tuple(tiers)
+
+
+# --- the rule, as a plain function ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurrencyPosition:
+    """What one customer owes in one currency, as needed for tiering."""
+
+    currency: str
+    unapplied_credit_cents: int
+    # undisputed open cents with days_overdue >= key, for each boundary key
+    due_cents_from_day: Mapping[int, int]
+
+    def tier_amount(self, from_day: int) -> int:
+        return max(0, self.due_cents_from_day[from_day] - self.unapplied_credit_cents)
+
+
+@dataclass(frozen=True)
+class CustomerPosition:
+    customer_id: str
+    currencies: Sequence[CurrencyPosition]
+    oldest_overdue_due_date: dt.date | None = None
+    dunning_paused_until: dt.date | None = None
+    in_flight_tier: int | None = None  # highest tier approved and not yet confirmed sent
+
+
+@dataclass(frozen=True)
+class LastApplied:
+    tier: int
+    applied_on: dt.date  # date in AR_TIMEZONE
+
+
+@dataclass(frozen=True)
+class TierDecision:
+    customer_id: str
+    target_tier: int | None
+    last_applied_tier: int | None
+    proposed_tier: int | None
+    skip_reason: str | None = field(default=None)
+
+
+def boundaries(tiers: Sequence[TierDefinition], threshold_days: int) -> list[int]:
+    """The days-overdue lower bounds the SQL must sum at: the threshold and each tier's."""
+    return sorted({threshold_days} | {max(threshold_days, t.min_days_overdue) for t in tiers})
+
+
+def assign_tier(
+    position: CustomerPosition,
+    last_applied: LastApplied | None,
+    tiers: Sequence[TierDefinition],
+    as_of: dt.date,
+    threshold_days: int = 1,
+) -> TierDecision:
+    """Apply the tiering rules of this module's docstring to one customer."""
+    target = None
+    for tier in tiers:
+        from_day = max(threshold_days, tier.min_days_overdue)
+        if any(
+            c.tier_amount(from_day) >= to_minor_units(tier.min_dunnable, c.currency)
+            for c in position.currencies
+        ):
+            target = tier.tier
+    oldest_due = position.oldest_overdue_due_date
+    if last_applied is not None and oldest_due is not None and last_applied.applied_on < oldest_due:
+        last_applied = None  # an earlier episode of debt
+    last_tier = last_applied.tier if last_applied else None
+
+    def decide(proposed: int | None, reason: str | None) -> TierDecision:
+        return TierDecision(position.customer_id, target, last_tier, proposed, reason)
+
+    if target is None:
+        return decide(None, "below_minimum")
+    if position.dunning_paused_until is not None and position.dunning_paused_until >= as_of:
+        return decide(None, "paused")
+    step = min(target, (last_tier or 0) + 1)
+    if position.in_flight_tier is not None and step <= position.in_flight_tier:
+        return decide(None, "in_flight")
+    if last_applied is None:
+        return decide(step, None)
+    if step <= last_applied.tier:
+        return decide(None, "already_at_tier")
+    cooldown = tiers[last_applied.tier - 1].cooldown_days if last_applied.tier <= len(tiers) else 0
+    if (as_of - last_applied.applied_on).days < cooldown:
+        return decide(None, "cooldown")
+    return decide(step, None)
+
+
+# --- SQL that feeds the rule --------------------------------------------------------------------
+
+
+def day_start_utc(day: dt.date, timezone: ZoneInfo) -> dt.datetime:
+    """The UTC instant at which ``day`` begins in ``timezone``."""
+    return dt.datetime.combine(day, dt.time(0), timezone).astimezone(dt.UTC)
+
+
+def latest_applied_actions(as_of: dt.date, timezone: ZoneInfo) -> Select:
+    """Latest applied ``collection_action`` per customer, applied before the end of ``as_of``.
+
+    Columns: as_of, customer_id, action_id, tier, applied_at. Actions applied after the as-of
+    date do not change the past.
+    """
+    end_of_day = day_start_utc(as_of + dt.timedelta(days=1), timezone)
+    rank = sa.func.row_number().over(
+        partition_by=proposed_actions.c.customer_id,
+        order_by=(proposed_actions.c.applied_at.desc(), proposed_actions.c.action_id.desc()),
+    )
+    ranked = (
+        sa.select(
+            proposed_actions.c.customer_id,
+            proposed_actions.c.action_id,
+            proposed_actions.c.tier,
+            proposed_actions.c.applied_at,
+            rank.label("recency"),
+        )
+        .where(
+            proposed_actions.c.action_type == "collection_action",
+            proposed_actions.c.status == "applied",
+            proposed_actions.c.applied_at < end_of_day,
+            proposed_actions.c.tier.is_not(None),
+        )
+        .subquery("ranked_actions")
+    )
+    return sa.select(
+        sa.literal(as_of, sa.Date).label("as_of"),
+        ranked.c.customer_id,
+        ranked.c.action_id,
+        ranked.c.tier,
+        ranked.c.applied_at,
+    ).where(ranked.c.recency == 1)
+
+
+def in_flight_steps(as_of: dt.date, timezone: ZoneInfo) -> Select:
+    """Per customer, the highest tier of a ``collection_action`` in flight as of ``as_of``:
+    approved by the end of that day and not confirmed sent by then (now ``approved``,
+    ``applying`` or ``unconfirmed``, or ``applied`` only after the day). Columns: customer_id,
+    in_flight_tier."""
+    pa = proposed_actions.c
+    end_of_day = day_start_utc(as_of + dt.timedelta(days=1), timezone)
+    return (
+        sa.select(pa.customer_id, sa.func.max(pa.tier).label("in_flight_tier"))
+        .where(
+            pa.action_type == "collection_action",
+            pa.tier.is_not(None),
+            pa.decided_at < end_of_day,
+            sa.or_(
+                pa.status.in_(IN_FLIGHT_STATUSES),
+                sa.and_(pa.status == "applied", pa.applied_at >= end_of_day),
+            ),
+        )
+        .group_by(pa.customer_id)
+    )
+
+
+def dunning_positions(
+    dates: FromClause,
+    from_days: Sequence[int],
+    only: Customers = None,
+    source: Any = None,
+    in_flight: Select | None = None,
+) -> Select:
+    """Per (as_of, customer, currency) with an open item or credit: unapplied credit
+    (``credit_cents``), undisputed open cents from each day in ``from_days`` on
+    (``due_from_<n>``), the oldest undisputed overdue due date, the customer's pause, the
+    ``prior_actions`` snapshot of the date and, given ``in_flight`` (:func:`in_flight_steps`),
+    the tier in flight. Ordered by customer."""
+    aged = aging_by_customer(dates, only=only, from_days=from_days, source=source).subquery("aged")
+    flying = (in_flight if in_flight is not None else _no_steps_in_flight()).subquery("flying")
+    return (
+        sa.select(
+            aged.c.as_of,
+            aged.c.customer_id,
+            aged.c.currency,
+            *[aged.c[f"due_from_{n}"] for n in from_days],
+            aged.c.unapplied_credit_cents.label("credit_cents"),
+            aged.c.oldest_undisputed_due_date.label("oldest_overdue_due_date"),
+            customers.c.dunning_paused_until,
+            prior_actions.c.tier.label("last_tier"),
+            prior_actions.c.applied_at.label("last_applied_at"),
+            flying.c.in_flight_tier,
+        )
+        .select_from(
+            aged.join(customers, customers.c.customer_id == aged.c.customer_id)
+            .outerjoin(
+                prior_actions,
+                sa.and_(
+                    prior_actions.c.customer_id == aged.c.customer_id,
+                    prior_actions.c.as_of == aged.c.as_of,
+                ),
+            )
+            .outerjoin(flying, flying.c.customer_id == aged.c.customer_id)
+        )
+        .order_by(aged.c.customer_id, aged.c.currency)
+    )
+
+
+def _no_steps_in_flight() -> Select:
+    return sa.select(
+        sa.null().cast(sa.Text).label("customer_id"),
+        sa.null().cast(sa.Integer).label("in_flight_tier"),
+    ).where(sa.false())
+
+
+def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> int:
+    """Replace the ``prior_actions`` snapshot of ``as_of`` in one INSERT ... SELECT."""
+    connection.execute(prior_actions.delete().where(prior_actions.c.as_of == as_of))
+    latest = latest_applied_actions(as_of, timezone).subquery("latest")
+    columns = ["as_of", "customer_id", "action_id", "tier", "applied_at"]
+    connection.execute(
+        prior_actions.insert().from_select(columns, sa.select(*[latest.c[c] for c in columns]))
+    )
+    count = sa.select(sa.func.count()).where(prior_actions.c.as_of == as_of)
+    return connection.execute(count).scalar_one()
+
+
+def _owing(connection: sa.Connection, as_of: dt.date) -> Select | None:
+    """Customers that ``ar_aging`` (upstream of tiering) found owing something undisputed on
+    ``as_of``: only they can have a dunnable amount, so only their events need reading. None
+    (everyone) when ``ar_aging`` has no rows for the day."""
+    of_day = ar_aging.c.as_of == as_of
+    if connection.execute(sa.select(ar_aging.c.as_of).where(of_day).limit(1)).first() is None:
+        return None
+    return sa.select(ar_aging.c.customer_id).where(
+        of_day, ar_aging.c.total_open_cents > ar_aging.c.disputed_cents
+    )
+
+
+def decide_tiers(
+    connection: sa.Connection,
+    as_of: dt.date,
+    tiers: Sequence[TierDefinition],
+    threshold_days: int,
+    timezone: ZoneInfo,
+    batch_size: int = 5000,
+    held_back: Collection[str] = frozenset(),
+) -> Iterable[TierDecision]:
+    """Stream a decision for every customer with a dunnable amount > 0 as of ``as_of``, except
+    the customers in ``held_back`` (the ledger check found a row of their ledger that cannot be
+    right, ``ar_pipeline.rules.ledger_sanity``): they get no decision and so no row.
+
+    Reads the ``prior_actions`` snapshot of ``as_of``, so write that first. The SQL result is
+    streamed in batches, so memory stays flat however many customers there are.
+    """
+    from_days = boundaries(tiers, threshold_days)
+    source = source_for(connection, as_of)
+    if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
+        source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
+    query = dunning_positions(
+        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone)
+    )
+    result = connection.execute(query, execution_options={"yield_per": batch_size})
+
+    current_id: str | None = None
+    rows: list[Any] = []
+
+    def decision_for(rows: list[Any]) -> TierDecision | None:
+        currencies = [
+            CurrencyPosition(
+                r.currency,
+                int(r.credit_cents or 0),
+                {n: int(getattr(r, f"due_from_{n}") or 0) for n in from_days},
+            )
+            for r in rows
+        ]
+        if not any(c.tier_amount(threshold_days) > 0 for c in currencies):
+            return None
+        overdue_dates = [r.oldest_overdue_due_date for r in rows if r.oldest_overdue_due_date]
+        first = rows[0]
+        last = (
+            LastApplied(first.last_tier, first.last_applied_at.astimezone(timezone).date())
+            if first.last_tier is not None
+            else None
+        )
+        position = CustomerPosition(
+            first.customer_id, currencies, min(overdue_dates, default=None),
+            first.dunning_paused_until, first.in_flight_tier,
+        )  # fmt: skip
+        return assign_tier(position, last, tiers, as_of, threshold_days)
+
+    for row in result:
+        if row.customer_id in held_back:
+            continue
+        if row.customer_id != current_id and rows:
+            decision = decision_for(rows)
+            if decision is not None:
+                yield decision
+            rows = []
+        current_id = row.customer_id
+        rows.append(row)
+    if rows:
+        decision = decision_for(rows)
+        if decision is not None:
+            yield decision
+
+
+def write_tier_assignments(
+    connection: sa.Connection,
+    as_of: dt.date,
+    tiers: Sequence[TierDefinition],
+    threshold_days: int,
+    timezone: ZoneInfo,
+    batch_size: int = 5000,
+    held_back: Collection[str] = frozenset(),
+) -> dict[str, int]:
+    """Replace the ``tier_assignments`` rows of ``as_of``; returns counts by outcome
+    (``tier_<n>`` for proposed tiers, skip reasons otherwise). Customers in ``held_back`` get
+    no row (see :func:`decide_tiers`)."""
+    connection.execute(tier_assignments.delete().where(tier_assignments.c.as_of == as_of))
+    columns = [
+        "as_of", "customer_id", "target_tier", "last_applied_tier", "proposed_tier", "skip_reason",
+    ]  # fmt: skip
+    counts: dict[str, int] = {}
+    batch: list[tuple[Any, ...]] = []
+    decisions = decide_tiers(
+        connection, as_of, tiers, threshold_days, timezone, batch_size, held_back
+    )
+    for d in decisions:
+        key = f"tier_{d.proposed_tier}" if d.proposed_tier else str(d.skip_reason)
+        counts[key] = counts.get(key, 0) + 1
+        batch.append(
+            (as_of, d.customer_id, d.target_tier, d.last_applied_tier, d.proposed_tier,
+             d.skip_reason)
+        )  # fmt: skip
+        if len(batch) >= batch_size:
+            bulk_insert(connection, tier_assignments, columns, batch)
+            batch = []
+    bulk_insert(connection, tier_assignments, columns, batch)
+    return counts
+
+
+@dataclass(frozen=True)
+class TieringPlan:
+    """What ``tier_assignments`` hands to staging: the validated config it used."""
+
+    threshold_days: int
+    tiers: tuple[TierDefinition, ...]

@@ -1,0 +1,27 @@
+"""Upgrading the business database: the store's migrations, then the analyst views the rules
+define (``ar_aging_open_items``: open items as of the latest aging date).
+
+The store knows nothing of the rules; this module joins the two, so the imports run one way.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ar_pipeline.rules.aging import create_views_sql, drop_views_sql
+from ar_pipeline.store.database import migrate
+
+
+def upgrade_database(engine: Engine) -> None:
+    """Migrate to the newest schema revision and (re)create the analyst views. Idempotent.
+
+    Views hold no data, so they are dropped and recreated from the current query builders on
+    every upgrade: the view can never drift from the one SQL definition of open items.
+    """
+    with engine.begin() as connection:
+        for statement in drop_views_sql():
+            connection.execute(sa.text(statement))
+        migrate(connection)
+        for statement in create_views_sql(connection.dialect):
+            connection.execute(sa.text(statement))

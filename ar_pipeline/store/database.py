@@ -1,0 +1,158 @@
+"""Connecting to the business database and migrating it.
+
+``AR_DATABASE_URL`` picks the database: the embedded SQLite file by default, PostgreSQL in
+production. Both go through the same SQLAlchemy Core code; dialect differences are confined to
+``ar_pipeline.store.sql_functions`` and the bulk loader here.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine, make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+POSTGRES_WORK_MEM = "128MB"
+
+
+class DatabaseUnavailable(Exception):
+    """The business database cannot be opened; one line naming the setting, no traceback."""
+
+
+def open_database(url: str, setting: str = "AR_DATABASE_URL") -> Engine:
+    """:func:`get_engine` after one test connection, so that a database that does not exist, a
+    server that refuses or an unwritable SQLite folder is one clear error naming ``setting``
+    before anything else happens (a missing PostgreSQL database is not created)."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = get_engine(url)
+        with engine.connect():
+            pass
+    except OSError as error:  # the SQLite file's folder cannot be created
+        where = error.filename or shown
+        raise DatabaseUnavailable(f"{setting}: cannot create {where}: {error.strerror}") from None
+    except sa.exc.DBAPIError as error:
+        raise DatabaseUnavailable(
+            f"{setting}: cannot connect to {shown}: {_connect_failure(error)}"
+        ) from None
+    return engine
+
+
+def _connect_failure(error: sa.exc.DBAPIError) -> str:
+    """The driver's reason on one line: 'database "x" does not exist', 'Connection refused'."""
+    first = (str(error.orig).strip() or "no reason given").splitlines()[0]
+    reason = first.rsplit("failed: ", 1)[-1].replace("FATAL:", "")
+    return " ".join(reason.split())
+
+
+@functools.cache
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process. SQLite gets foreign keys, WAL and a busy timeout;
+    PostgreSQL sessions get ``work_mem`` for the aging and full-result cursor plans."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    # a server that does not answer is an error after 10 s, not a hang (unless the URL says)
+    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=timeout)
+
+    @sa.event.listens_for(engine, "connect")
+    def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+        # The aging sorts and hashes a few hundred thousand events per million invoices: give
+        # them memory instead of temporary files; and plan streamed (server-side cursor)
+        # queries for all their rows, not for the first 10 % (PostgreSQL's default).
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET work_mem = '{POSTGRES_WORK_MEM}'")
+        cursor.execute("SET cursor_tuple_fraction = 1.0")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine
+
+
+def alembic_config(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(connection: Connection) -> None:
+    """Migrate to the newest schema revision, inside the caller's transaction. The analyst
+    views are the rules' (``ar_pipeline.rules.views.upgrade_database`` recreates them)."""
+    command.upgrade(alembic_config(connection), "head")
+
+
+def is_postgres(connection: Connection | Engine) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def bulk_insert(
+    connection: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert many rows at once: COPY on PostgreSQL, one executemany elsewhere.
+
+    ``rows`` are tuples in the order of ``columns``; ``None`` is NULL.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    if is_postgres(connection):
+        raw = connection.connection.driver_connection
+        column_list = ", ".join(columns)
+        copy_sql = f"COPY {table.name} ({column_list}) FROM STDIN"
+        if hasattr(raw, "pgconn"):  # psycopg 3
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row([_copy_value(v) for v in row])
+        else:  # psycopg2
+            buffer = io.StringIO()
+            for row in rows:
+                buffer.write("\t".join(_copy_text(v) for v in row) + "\n")
+            buffer.seek(0)
+            with raw.cursor() as cursor:
+                cursor.copy_expert(copy_sql, buffer)
+        return
+    connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _copy_value(value: Any) -> Any:
+    # JSON columns travel as their text through COPY
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _copy_text(value: Any) -> str:
+    value = _copy_value(value)
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def analyze(engine: Engine, tables: Sequence[sa.Table]) -> None:
+    """Refresh planner statistics after a bulk load; without them PostgreSQL estimates one row
+    per table and picks nested loops that take seconds instead of milliseconds."""
+    with engine.begin() as connection:
+        for table in tables:
+            connection.execute(sa.text(f"ANALYZE {table.name}"))
