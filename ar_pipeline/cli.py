@@ -617,7 +617,7 @@ def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
-    from ar_pipeline.actions.approvals import STRANDED_AFTER
+    from ar_pipeline.actions.approvals import is_stranded
 
     if not rows:
         print("No proposals with that status.")
@@ -641,14 +641,13 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
                 f"UNCONFIRMED (check whether it arrived, then `approvals resolve {r.action_id} "
                 f"--delivered` or `--send-again`): {r.last_error} | {detail}"
             )
-        if r.status == "applying":
-            claimed = r.claimed_at or r.decided_at
-            if now - claimed > STRANDED_AFTER:
-                detail = (
-                    f"STUCK in applying since {claimed:%Y-%m-%d %H:%M} UTC (a crash mid-send?); "
-                    f"check whether it went out, then `approvals resolve {r.action_id} "
-                    f"--delivered` or `--send-again` | {detail}"
-                )
+        if is_stranded(r.status, r.claimed_at, now):
+            since = r.claimed_at or r.decided_at
+            detail = (
+                f"STUCK in applying since {since:%Y-%m-%d %H:%M} UTC (a crash mid-send?); "
+                f"check whether it went out, then `approvals resolve {r.action_id} "
+                f"--delivered` or `--send-again` | {detail}"
+            )
         tier = "" if r.tier is None else str(r.tier)
         print(
             f"{r.action_id:>7}  {r.status:<10} {r.action_type:<18} {r.as_of!s:<10} "

@@ -67,6 +67,22 @@ def _check_decider(
     return name
 
 
+def stranded(now: dt.datetime) -> sa.ColumnElement[bool]:
+    """An ``applying`` row whose claim is more than :data:`STRANDED_AFTER` old, or was never
+    stamped (claimed before ``claimed_at`` existed): the apply job crashed while sending it.
+    The one definition the page, the CLI, the run narrative and :func:`resolve` share."""
+    pa = proposed_actions.c
+    return sa.and_(
+        pa.status == "applying",
+        sa.or_(pa.claimed_at.is_(None), pa.claimed_at < now - STRANDED_AFTER),
+    )
+
+
+def is_stranded(status: str, claimed_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """:func:`stranded` for a row already read."""
+    return status == "applying" and (claimed_at is None or claimed_at < now - STRANDED_AFTER)
+
+
 def publish_approvers(
     connection: sa.Connection, approvers: Collection[str], published_by: str, now: dt.datetime
 ) -> bool:
@@ -204,12 +220,11 @@ def resolve(
                   "applied_at": sa.func.coalesce(pa.claimed_at, now)}  # fmt: skip
     else:
         values = {**recorded, "status": "approved", "decided_by": name, "decided_at": now}
-    stranded = sa.or_(pa.claimed_at.is_(None), pa.claimed_at < now - STRANDED_AFTER)
     decisions = []
     for action_id in action_ids:
         this = pa.action_id == action_id
         changed = _transition(connection, this, "unconfirmed", values) or _transition(
-            connection, sa.and_(this, stranded), "applying", values
+            connection, sa.and_(this, stranded(now)), "applying", values
         )
         current = _current_status(connection, action_id)
         if current is None:

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ar_pipeline.actions.approvals import STRANDED_AFTER
+from ar_pipeline.actions.approvals import stranded
 from ar_pipeline.rules.proposals import WORKFLOW_TYPE
 from ar_pipeline.store.schema import (
     customers,
@@ -149,10 +149,7 @@ def narrative(connection: sa.Connection, facts: RunFacts, now: dt.datetime) -> s
     else:
         lines.append("Nothing waits for approval.")
     stuck = connection.execute(
-        sa.select(sa.func.count()).where(
-            pa.status == "applying",
-            sa.func.coalesce(pa.claimed_at, pa.decided_at) < now - STRANDED_AFTER,
-        )
+        sa.select(sa.func.count()).where(stranded(now))
     ).scalar_one()
     unconfirmed = connection.execute(
         sa.select(sa.func.count()).where(pa.status == "unconfirmed")

@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ar_pipeline.actions.approvals import STRANDED_AFTER
+from ar_pipeline.actions.approvals import STRANDED_AFTER, is_stranded, stranded
 from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.proposals import recipient_label
 from ar_pipeline.store.schema import ACTION_TYPES, customers, proposed_actions, tier_assignments
@@ -53,12 +53,6 @@ KINDS = {
 pa = proposed_actions.c
 
 
-def _stranded(now: dt.datetime) -> sa.ColumnElement[bool]:
-    """``applying`` and claimed more than STRANDED_AFTER ago (as ``approvals.resolve`` says)."""
-    return sa.and_(
-        pa.status == "applying",
-        sa.or_(pa.claimed_at.is_(None), pa.claimed_at < now - STRANDED_AFTER),
-    )
 
 
 def view_condition(view: str, now: dt.datetime) -> sa.ColumnElement[bool]:
@@ -68,7 +62,7 @@ def view_condition(view: str, now: dt.datetime) -> sa.ColumnElement[bool]:
             sa.and_(pa.status == "applying", pa.claimed_at >= now - STRANDED_AFTER),
         )
     if view == "attention":
-        return sa.or_(pa.status.in_(("failed", "unconfirmed")), _stranded(now))
+        return sa.or_(pa.status.in_(("failed", "unconfirmed")), stranded(now))
     if view == "history":
         return pa.status.in_(HISTORY_STATUSES)
     return pa.status == "proposed"
@@ -83,13 +77,13 @@ def view_counts(connection: sa.Connection, now: dt.datetime) -> dict[str, int]:
             .group_by(pa.status)
         ).all()
     )
-    stranded = connection.execute(
-        sa.select(sa.func.count()).where(pa.action_type != "workflow_envelope", _stranded(now))
+    stuck = connection.execute(
+        sa.select(sa.func.count()).where(pa.action_type != "workflow_envelope", stranded(now))
     ).scalar_one()
     return {
         "pending": by_status.get("proposed", 0),
-        "waiting": by_status.get("approved", 0) + by_status.get("applying", 0) - stranded,
-        "attention": by_status.get("failed", 0) + by_status.get("unconfirmed", 0) + stranded,
+        "waiting": by_status.get("approved", 0) + by_status.get("applying", 0) - stuck,
+        "attention": by_status.get("failed", 0) + by_status.get("unconfirmed", 0) + stuck,
     }
 
 
@@ -369,8 +363,7 @@ def describe(row: Any, now: dt.datetime) -> Line:
         action_id=row["action_id"], status=row["status"], action_type=action_type,
         as_of=row["as_of"], envelope_id=row["envelope_id"], customer_id=row["customer_id"],
         who=who, what=what, amount="", why="", row=row,
-        stranded=row["status"] == "applying"
-        and (row["claimed_at"] is None or row["claimed_at"] < now - STRANDED_AFTER),
+        stranded=is_stranded(row["status"], row["claimed_at"], now),
     )  # fmt: skip
     if row["status"] == "approved" and row["decided_at"] is not None:
         line.waited = now - row["decided_at"]
