@@ -804,12 +804,11 @@ def cmd_alga_repair_plans(settings: Settings, args: argparse.Namespace) -> None:
     (assessRecurringServicePeriodGenerationCoverage, backfillRecurringServicePeriods,
     regenerateRecurringServicePeriods) read; a backfill plan also gets
     ``<n>-<schedule>.obligation.json``. Nothing is written to Alga."""
-    import json
-    import re
     from pathlib import Path
 
     import sqlalchemy as sa
 
+    from ar_pipeline.sources.service_periods import RUNBOOK_FILES, runbook_file
     from ar_pipeline.store.schema import proposed_actions as pa
 
     engine = _prepare(settings)
@@ -829,18 +828,13 @@ def cmd_alga_repair_plans(settings: Settings, args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"Repair plans of {as_of} ({len(plans)}), written to {out}/:")
     for action_id, status, payload in plans:
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", payload["schedule_key"])[:120]
-        stem = out / f"{action_id}-{name}"
-        if "existing_records" not in payload:
+        files = [runbook_file(action_id, payload, part) for part in RUNBOOK_FILES]
+        written = [name for name, _ in filter(None, files)]
+        if not written:
             print(f"  {action_id} {payload['schedule_key']} ({status}): staged without rows")
             continue
-        existing = stem.with_name(stem.name + ".existing.json")
-        existing.write_text(json.dumps(payload["existing_records"], indent=2) + "\n")
-        written = [existing.name]
-        if "obligation" in payload:
-            obligation = stem.with_name(stem.name + ".obligation.json")
-            obligation.write_text(json.dumps(payload["obligation"], indent=2) + "\n")
-            written.append(obligation.name)
+        for name, text in filter(None, files):
+            (out / name).write_text(text)
         print(
             f"  {action_id} {payload['schedule_key']} ({status}, "
             f"{payload.get('runbook_helper', '-')}): {', '.join(written)}"

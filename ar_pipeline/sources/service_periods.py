@@ -27,6 +27,9 @@ done in Alga PSA).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -359,6 +362,22 @@ def repair_plans(
                 plan["obligation"] = obligations[schedule_key]
         plans.append(plan)
     return plans
+
+
+# A repair plan's files for Alga's cutover runbook: part of the file name -> payload key.
+RUNBOOK_FILES = {"existing": "existing_records", "obligation": "obligation"}
+
+
+def runbook_file(action_id: int, plan: Mapping[str, Any], part: str) -> tuple[str, str] | None:
+    """The name and JSON text of one of a repair plan's runbook files
+    (``<id>-<schedule>.existing.json``: the schedule's rows; ``.obligation.json``: what a
+    backfill generates for), or None when the plan has no such part. The CLI writes them and
+    the page offers them for download."""
+    key = RUNBOOK_FILES.get(part)
+    if key is None or key not in plan:
+        return None
+    schedule = re.sub(r"[^A-Za-z0-9._-]+", "_", str(plan.get("schedule_key", "plan")))[:120]
+    return f"{action_id}-{schedule}.{part}.json", json.dumps(plan[key], indent=2) + "\n"
 
 
 def _runbook_helper(kinds: set[str]) -> str:

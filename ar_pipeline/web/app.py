@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
-import json
 import secrets
 from collections.abc import Callable, Sequence
 from itertools import groupby
@@ -39,6 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from ar_pipeline.actions import approvals
 from ar_pipeline.rules.money import format_money
+from ar_pipeline.sources.service_periods import runbook_file
 from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline.web import accounts as accounts_module
 from ar_pipeline.web.lists import (
@@ -327,7 +327,6 @@ def create_app(
         if isinstance(session, Response):
             return session
         action_id, part = request.path_params["action_id"], request.path_params["part"]
-        key = {"existing": "existing_records", "obligation": "obligation"}.get(part)
         with engine.connect() as connection:
             payload = connection.execute(
                 sa.select(proposed_actions.c.payload_json).where(
@@ -335,14 +334,14 @@ def create_app(
                     proposed_actions.c.action_type == "service_period_repair",
                 )
             ).scalar_one_or_none()
-        if key is None or payload is None or key not in payload:
+        found = runbook_file(action_id, payload, part) if payload is not None else None
+        if found is None:
             return Response("No such file.", status_code=404, media_type="text/plain")
-        name = f"{action_id}-{payload.get('schedule_key', 'plan')}.{part}.json"
-        safe_name = "".join(c if c.isalnum() or c in "-._" else "_" for c in name)
+        name, text = found
         return Response(
-            json.dumps(payload[key], indent=2) + "\n",
+            text,
             media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="{safe_name}"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     async def history_page(request: Request) -> Response:

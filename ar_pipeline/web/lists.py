@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from ar_pipeline.actions.approvals import STRANDED_AFTER, is_stranded, stranded
 from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.proposals import recipient_label
+from ar_pipeline.sources.service_periods import RUNBOOK_FILES
 from ar_pipeline.store.schema import ACTION_TYPES, customers, proposed_actions, tier_assignments
 
 PAGE_SIZE = 50
@@ -375,13 +376,10 @@ def describe(row: Any, now: dt.datetime) -> Line:
                         "Alga PSA: the repair is done there."]  # fmt: skip
         if original.get("runbook_helper"):
             line.details.append(f"Runbook helper: {original['runbook_helper']}")
+        labels = {"existing": "the schedule's rows (JSON)",
+                  "obligation": "the obligation to backfill (JSON)"}  # fmt: skip
         line.files = [
-            (part, label)
-            for part, key, label in (
-                ("existing", "existing_records", "the schedule's rows (JSON)"),
-                ("obligation", "obligation", "the obligation to backfill (JSON)"),
-            )
-            if key in original
+            (part, labels[part]) for part, key in RUNBOOK_FILES.items() if key in original
         ]
         line.letter = {"subject": original.get("subject", ""), "body": original.get("body", ""),
                        "to": [], "cc": []}  # fmt: skip
