@@ -338,40 +338,29 @@ def dunning_positions(
     ``prior_actions`` snapshot of the date and, given ``in_flight`` (:func:`in_flight_steps`),
     the tier in flight. Ordered by customer."""
     aged = aging_by_customer(dates, only=only, from_days=from_days, source=source).subquery("aged")
-    flying = (in_flight if in_flight is not None else _no_steps_in_flight()).subquery("flying")
-    return (
-        sa.select(
-            aged.c.as_of,
-            aged.c.customer_id,
-            aged.c.currency,
-            *[aged.c[f"due_from_{n}"] for n in from_days],
-            aged.c.unapplied_credit_cents.label("credit_cents"),
-            aged.c.oldest_undisputed_due_date.label("oldest_overdue_due_date"),
-            customers.c.dunning_paused_until,
-            prior_actions.c.tier.label("last_tier"),
-            prior_actions.c.applied_at.label("last_applied_at"),
-            flying.c.in_flight_tier,
-        )
-        .select_from(
-            aged.join(customers, customers.c.customer_id == aged.c.customer_id)
-            .outerjoin(
-                prior_actions,
-                sa.and_(
-                    prior_actions.c.customer_id == aged.c.customer_id,
-                    prior_actions.c.as_of == aged.c.as_of,
-                ),
-            )
-            .outerjoin(flying, flying.c.customer_id == aged.c.customer_id)
-        )
-        .order_by(aged.c.customer_id, aged.c.currency)
+    columns = [
+        aged.c.as_of,
+        aged.c.customer_id,
+        aged.c.currency,
+        *[aged.c[f"due_from_{n}"] for n in from_days],
+        aged.c.unapplied_credit_cents.label("credit_cents"),
+        aged.c.oldest_undisputed_due_date.label("oldest_overdue_due_date"),
+        customers.c.dunning_paused_until,
+        prior_actions.c.tier.label("last_tier"),
+        prior_actions.c.applied_at.label("last_applied_at"),
+    ]
+    joined = aged.join(customers, customers.c.customer_id == aged.c.customer_id).outerjoin(
+        prior_actions,
+        sa.and_(
+            prior_actions.c.customer_id == aged.c.customer_id,
+            prior_actions.c.as_of == aged.c.as_of,
+        ),
     )
-
-
-def _no_steps_in_flight() -> Select:
-    return sa.select(
-        sa.null().cast(sa.Text).label("customer_id"),
-        sa.null().cast(sa.Integer).label("in_flight_tier"),
-    ).where(sa.false())
+    if in_flight is not None:
+        flying = in_flight.subquery("flying")
+        columns.append(flying.c.in_flight_tier)
+        joined = joined.outerjoin(flying, flying.c.customer_id == aged.c.customer_id)
+    return sa.select(*columns).select_from(joined).order_by(aged.c.customer_id, aged.c.currency)
 
 
 def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> int:
