@@ -325,13 +325,15 @@ class Finding:
         return f"{row}: {self.reason}"
 
 
-def _ordered_findings(as_of: dt.date) -> Select:
+def _ordered_findings(as_of: dt.date, only: Collection[str] | None = None) -> Select:
+    """The findings with the customer's name, in a stable order; ``only`` these customers."""
     found = findings(as_of).subquery("findings")
-    return (
-        sa.select(found, customers.c.customer_name)
-        .select_from(found.outerjoin(customers, customers.c.customer_id == found.c.customer_id))
-        .order_by(found.c.customer_id, found.c.reason, found.c.row_kind, found.c.row_id)
+    query = sa.select(found, customers.c.customer_name).select_from(
+        found.outerjoin(customers, customers.c.customer_id == found.c.customer_id)
     )
+    if only is not None:
+        query = query.where(found.c.customer_id.in_(sorted(only)))
+    return query.order_by(found.c.customer_id, found.c.reason, found.c.row_kind, found.c.row_id)
 
 
 def _finding_of(r: sa.Row) -> Finding:
@@ -349,11 +351,8 @@ def customers_with_findings(
     words (the apply job's last look before a side effect)."""
     if not customer_ids:
         return {}
-    found = _ordered_findings(as_of).subquery("ordered")
     named: dict[str, str] = {}
-    for row in connection.execute(
-        sa.select(found).where(found.c.customer_id.in_(sorted(customer_ids)))
-    ):
+    for row in connection.execute(_ordered_findings(as_of, customer_ids)):
         named.setdefault(row.customer_id, _finding_of(row).describe())
     return named
 
