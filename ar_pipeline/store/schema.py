@@ -117,6 +117,80 @@ sync_log = sa.Table(
     sa.Index(None, "sync_type", "status", "completed_at"),
 )
 
+# --- what collectors record (docs/design.md, The collector's levers) ----------------------------
+# Rows here are never updated except to end them early (released_*/cancelled_*), so every past
+# as-of date can see exactly the holds and promises that were in force then. A hold or promise
+# counts from the day it was recorded (``recorded_on``, a date in AR_TIMEZONE), never before.
+
+HOLD_REASONS = ("dispute", "audit", "agreed_delay", "other")
+
+invoice_holds = sa.Table(
+    "invoice_holds",
+    metadata,
+    sa.Column("hold_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("invoice_id", sa.Text, sa.ForeignKey("invoices.invoice_id"), nullable=False),
+    sa.Column("customer_id", sa.Text, sa.ForeignKey("customers.customer_id"), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("held_from", sa.Date, nullable=False),  # first day held (not before recorded_on)
+    sa.Column("held_until", sa.Date, nullable=False),  # last day held; dunnable again the day after
+    sa.Column("note", sa.Text),
+    sa.Column("recorded_on", sa.Date, nullable=False),
+    sa.Column("recorded_by", sa.Text, nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("released_on", sa.Date),  # ended early: not held from this day on
+    sa.Column("released_by", sa.Text),
+    sa.Column("released_at", Timestamp),
+    sa.Column("release_note", sa.Text),
+    sa.CheckConstraint(
+        "reason IN ({})".format(", ".join(f"'{r}'" for r in HOLD_REASONS)), name="reason"
+    ),
+    sa.CheckConstraint("held_until >= held_from", name="ends_after_start"),
+    sa.CheckConstraint(
+        "(released_on IS NULL) = (released_by IS NULL) AND "
+        "(released_on IS NULL) = (released_at IS NULL)",
+        name="released_together",
+    ),
+    sa.Index(None, "invoice_id"),
+    sa.Index(None, "customer_id"),
+)
+
+promises_to_pay = sa.Table(
+    "promises_to_pay",
+    metadata,
+    sa.Column("promise_id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.Text, sa.ForeignKey("customers.customer_id"), nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("amount_cents", Money, nullable=False),
+    sa.Column("promised_date", sa.Date, nullable=False),  # judged the morning after
+    # recorded as "all overdue": the invoices overdue that day are listed in promise_invoices
+    sa.Column("covers_all_overdue", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("note", sa.Text),
+    sa.Column("recorded_on", sa.Date, nullable=False),
+    sa.Column("recorded_by", sa.Text, nullable=False),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+    sa.Column("cancelled_on", sa.Date),  # withdrawn: no longer holds from this day on
+    sa.Column("cancelled_by", sa.Text),
+    sa.Column("cancelled_at", Timestamp),
+    sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
+    sa.CheckConstraint("promised_date >= recorded_on", name="promised_after_recorded"),
+    sa.CheckConstraint(
+        "(cancelled_on IS NULL) = (cancelled_by IS NULL) AND "
+        "(cancelled_on IS NULL) = (cancelled_at IS NULL)",
+        name="cancelled_together",
+    ),
+    sa.Index(None, "customer_id", "promised_date"),
+)
+
+promise_invoices = sa.Table(
+    "promise_invoices",
+    metadata,
+    sa.Column(
+        "promise_id", sa.BigInteger, sa.ForeignKey("promises_to_pay.promise_id"), primary_key=True
+    ),
+    sa.Column("invoice_id", sa.Text, sa.ForeignKey("invoices.invoice_id"), primary_key=True),
+    sa.Index(None, "invoice_id"),
+)
+
 # --- what the pipeline writes (docs/design.md, Aging, Tiering and Statuses) ----------------------
 
 AGING_MONEY = (
