@@ -40,28 +40,28 @@ EXPECTED = {
         days_61_90_cents=0, days_91_120_cents=15_000, days_over_120_cents=0,
         days_over_90_cents=15_000, disputed_cents=40_000, unapplied_credit_cents=3_000,
         net_balance_cents=172_000, dunnable_cents=82_000, max_days_overdue=120,
-        oldest_overdue_invoice_id="A3", open_item_count=4,
+        oldest_overdue_invoice_id="A3", open_item_count=4, held_cents=0,
     ),
     ("A", "USD"): dict(
         customer_name="Alpha GmbH", total_open_cents=25_000, overdue_cents=25_000,
         current_cents=0, days_1_30_cents=25_000, days_31_60_cents=0, days_61_90_cents=0,
         days_91_120_cents=0, days_over_120_cents=0, days_over_90_cents=0, disputed_cents=0,
         unapplied_credit_cents=0, net_balance_cents=25_000, dunnable_cents=25_000,
-        max_days_overdue=14, oldest_overdue_invoice_id="A7", open_item_count=1,
+        max_days_overdue=14, oldest_overdue_invoice_id="A7", open_item_count=1, held_cents=0,
     ),
     ("B", "EUR"): dict(
         customer_name="Beta Ltd", total_open_cents=0, overdue_cents=0, current_cents=0,
         days_1_30_cents=0, days_31_60_cents=0, days_61_90_cents=0, days_91_120_cents=0,
         days_over_120_cents=0, days_over_90_cents=0, disputed_cents=0,
         unapplied_credit_cents=4_000, net_balance_cents=-4_000, dunnable_cents=0,
-        max_days_overdue=None, oldest_overdue_invoice_id=None, open_item_count=0,
+        max_days_overdue=None, oldest_overdue_invoice_id=None, open_item_count=0, held_cents=0,
     ),
     ("C", "EUR"): dict(
         customer_name="Gamma SA", total_open_cents=0, overdue_cents=0, current_cents=0,
         days_1_30_cents=0, days_31_60_cents=0, days_61_90_cents=0, days_91_120_cents=0,
         days_over_120_cents=0, days_over_90_cents=0, disputed_cents=0,
         unapplied_credit_cents=6_000, net_balance_cents=-6_000, dunnable_cents=0,
-        max_days_overdue=None, oldest_overdue_invoice_id=None, open_item_count=0,
+        max_days_overdue=None, oldest_overdue_invoice_id=None, open_item_count=0, held_cents=0,
     ),
 }  # fmt: skip
 

@@ -22,8 +22,12 @@ As of a date D:
   ``91_120`` and ``over_120`` (>= 121), the split of ERPNext's, Odoo's and OCA's aged
   receivables; ``days_over_90_cents`` stays, as the sum of the last two;
 * disputed open items are aged and counted in ``total_open`` but never in the dunnable amount;
+* so are **held** open items (an invoice hold in force or an open promise to pay on D,
+  :mod:`ar_pipeline.rules.levers`), summed in ``held_cents``; the join is made in the
+  aggregation (:func:`aging_by_customer`), the balances know nothing of holds;
 * dunnable amount per customer and currency =
-  max(0, undisputed open items with ``days_overdue >= threshold_days`` - unapplied credit);
+  max(0, undisputed, unheld open items with ``days_overdue >= threshold_days`` - unapplied
+  credit);
 * **net balance** per customer and currency = open items - unapplied credit, which is invoices -
   credit notes - payments counted as of D (negative: the customer is in credit). It ties to
   the ledger except for what the rules above leave out: rows beyond the amount bound, and the
@@ -46,6 +50,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import FromClause, Select
 
 from ar_pipeline.rules.ledger_sanity import within_bound
+from ar_pipeline.rules.levers import held_invoice_ids
 from ar_pipeline.store.schema import ar_aging, customers, invoices, payments
 from ar_pipeline.store.sql_functions import bound_date, days_between, next_day, non_negative
 
@@ -534,18 +539,35 @@ def aging_by_customer(
 
     Columns are those of the ``ar_aging`` table. ``max_days_overdue`` is 0 when nothing is
     overdue; ``oldest_overdue_invoice_id`` is the overdue open item with the earliest due date
-    (ties: lowest invoice id), disputed or not. For tiering there are also
-    ``oldest_undisputed_due_date`` (of the undisputed overdue items) and, for each n in
-    ``from_days``, ``due_from_<n>``: undisputed open cents at least n days overdue.
+    (ties: lowest invoice id), disputed, held or not. For tiering there are also
+    ``oldest_undisputed_due_date`` (of the undisputed, unheld overdue items) and, for each n in
+    ``from_days``, ``due_from_<n>``: undisputed, unheld open cents at least n days overdue.
     """
     source = source or AgingSource(dates, only)
-    items = source.open_items().subquery("open_items")
+    open_items = source.open_items().subquery("open_items")
+    # held on the day (an invoice hold or an open promise, ar_pipeline.rules.levers): aged and in
+    # every total, shown as held, never dunnable (as disputed)
+    held = held_invoice_ids(dates).subquery("held")
+    items = (
+        sa.select(*open_items.c, held.c.invoice_id.is_not(None).label("held"))
+        .select_from(
+            open_items.outerjoin(
+                held,
+                sa.and_(
+                    held.c.as_of == open_items.c.as_of,
+                    held.c.invoice_id == open_items.c.invoice_id,
+                ),
+            )
+        )
+        .subquery("open_items_held")
+    )
     oldest_rank = sa.func.row_number().over(
         partition_by=(items.c.as_of, items.c.customer_id, items.c.currency),
         order_by=(items.c.due_date, items.c.invoice_id),
     )
     ranked = sa.select(*items.c, oldest_rank.label("due_rank")).subquery("ranked_items")
     days, cents = ranked.c.days_overdue, ranked.c.open_cents
+    dunnable_item = sa.and_(~ranked.c.disputed, ~ranked.c.held)
 
     def cents_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.sum(sa.case((condition, cents), else_=0))
@@ -560,14 +582,12 @@ def aging_by_customer(
         cents_where(days > 0).label("overdue_cents"),
         *[expression.label(name) for name, expression in buckets.items()],
         cents_where(ranked.c.disputed).label("disputed_cents"),
-        cents_where(sa.and_(~ranked.c.disputed, days >= threshold_days)).label(
+        cents_where(ranked.c.held).label("held_cents"),
+        cents_where(sa.and_(dunnable_item, days >= threshold_days)).label(
             "undisputed_due_cents"
         ),
-        *[
-            cents_where(sa.and_(~ranked.c.disputed, days >= n)).label(f"due_from_{n}")
-            for n in from_days
-        ],
-        sa.func.min(sa.case((sa.and_(~ranked.c.disputed, days > 0), ranked.c.due_date))).label(
+        *[cents_where(sa.and_(dunnable_item, days >= n)).label(f"due_from_{n}") for n in from_days],
+        sa.func.min(sa.case((sa.and_(dunnable_item, days > 0), ranked.c.due_date))).label(
             "oldest_undisputed_due_date"
         ),
         sa.literal(0).label("unapplied_credit_cents"),
@@ -586,6 +606,7 @@ def aging_by_customer(
         credit.c.currency,
         *[zero.label(name) for name in ("total_open_cents", "overdue_cents", *buckets)],
         zero.label("disputed_cents"),
+        zero.label("held_cents"),
         zero.label("undisputed_due_cents"),
         *[zero.label(f"due_from_{n}") for n in from_days],
         sa.null().label("oldest_undisputed_due_date"),
@@ -607,6 +628,7 @@ def aging_by_customer(
                 sa.func.sum(p[name]).label(name)
                 for name in ("total_open_cents", "overdue_cents", *buckets, "disputed_cents")
             ],
+            sa.func.sum(p.held_cents).label("held_cents"),
             credit_total.label("unapplied_credit_cents"),
             (sa.func.sum(p.total_open_cents) - credit_total).label("net_balance_cents"),
             non_negative(sa.func.sum(p.undisputed_due_cents) - credit_total).label(

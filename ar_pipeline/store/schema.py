@@ -197,6 +197,7 @@ AGING_MONEY = (
     "total_open_cents", "overdue_cents", "current_cents", "days_1_30_cents", "days_31_60_cents",
     "days_61_90_cents", "days_91_120_cents", "days_over_120_cents", "days_over_90_cents",
     "disputed_cents", "unapplied_credit_cents", "net_balance_cents", "dunnable_cents",
+    "held_cents",
 )  # fmt: skip
 # Over 90 was split into 91-120 and over 120 in revision 0008; rows written before it cannot be
 # split after the fact, so there these two are null (over 90 keeps its figure). Every row written
@@ -204,9 +205,19 @@ AGING_MONEY = (
 SPLIT_OVER_90 = ("days_91_120_cents", "days_over_120_cents")
 
 
+# Open items held on the day (an invoice hold in force or an open promise to pay, revision 0010):
+# aged and in every total, never dunnable. Rows written before 0010 knew no holds: 0.
+HELD_COLUMN = "held_cents"
+
+
 def aging_money_columns() -> list[sa.Column]:
     """The money sums shared by ``ar_aging`` (per customer) and ``ar_aging_summary`` (per day)."""
-    return [sa.Column(name, Money, nullable=name in SPLIT_OVER_90) for name in AGING_MONEY]
+    return [
+        sa.Column(name, Money, nullable=name in SPLIT_OVER_90, server_default="0")
+        if name == HELD_COLUMN
+        else sa.Column(name, Money, nullable=name in SPLIT_OVER_90)
+        for name in AGING_MONEY
+    ]
 
 
 def aging_money_checks() -> list[sa.CheckConstraint]:
@@ -267,6 +278,9 @@ tier_assignments = sa.Table(
     sa.Column("last_applied_tier", sa.Integer),
     sa.Column("proposed_tier", sa.Integer),
     sa.Column("skip_reason", sa.Text),
+    # the broken promise to pay that called for this step (revision 0010; docs/design.md, The
+    # collector's levers): the next step beyond the last applied one, cooldown or not
+    sa.Column("broken_promise_id", sa.BigInteger),
     sa.CheckConstraint(
         "skip_reason IS NULL OR skip_reason IN ({})".format(
             ", ".join(f"'{r}'" for r in SKIP_REASONS)
