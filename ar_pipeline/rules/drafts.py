@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jinja2
 
@@ -74,8 +75,10 @@ def draft_letter(
     invoices: Sequence[OverdueInvoice],
     credit: Mapping[str, int],
     sales_rep_email: str | None = None,
+    broken_promise: Mapping[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """Subject and body of a dunning letter listing the overdue invoices and their totals."""
+    """Subject and body of a dunning letter listing the overdue invoices and their totals;
+    ``broken_promise`` (a payload's ``broken_promise``) is stated in the letter when given."""
     return render(
         template,
         customer_name=customer_name,
@@ -94,4 +97,15 @@ def draft_letter(
         ],
         totals=money_list(totals_by_currency(invoices)),
         credit=money_list({c: v for c, v in credit.items() if v > 0}),
+        broken_promise=broken_promise_in_words(broken_promise) if broken_promise else "",
+    )
+
+
+def broken_promise_in_words(promise: Mapping[str, Any]) -> str:
+    """``'You promised to pay 1,200.00 EUR by 2026-03-15; we received 0.00 EUR by then.'``"""
+    currency = promise["currency"]
+    return (
+        f"You promised to pay {format_money(int(promise['amount_cents']), currency)} by "
+        f"{promise['promised_date']}; we received "
+        f"{format_money(int(promise['arrived_cents']), currency)} by then."
     )

@@ -39,6 +39,9 @@ from ar_pipeline.store.sql_functions import bound_date, non_negative
 
 PROMISE_OUTCOMES = ("open", "kept", "partly_kept", "broken", "cancelled")
 HOLD_STATES = ("scheduled", "in_force", "ended", "released")
+# a broken promise calls for the next step on the first run that decides the customer within
+# this many days after the promised date (broken_promises_calling)
+BROKEN_CALLS_FOR_DAYS = 7
 
 
 def holds_in_force(dates: FromClause) -> Select:
@@ -163,10 +166,12 @@ def promise_outcomes(as_of: dt.date) -> Select:
 
 def broken_promises_calling(as_of: dt.date) -> Select:
     """Per customer, the broken promise that calls for its next step on ``as_of``: broken as of
-    that day, and no tier decision of an earlier day since its promised date named it (so it is
-    acted on once, on the first run after its date that decides the customer, and a rerun of
-    the same day decides the same). Several: the latest recorded. Columns: customer_id,
-    broken_promise_id."""
+    that day, its promised date at most :data:`BROKEN_CALLS_FOR_DAYS` days back, and no tier
+    decision of an earlier day since its promised date named it. So it is acted on once, on the
+    first run after its date that decides the customer (normally the very next morning; a
+    missed run or a weekend does not lose it, a customer with nothing dunnable for a week does),
+    and a rerun of the same day decides the same. Several: the latest recorded. Columns:
+    customer_id, broken_promise_id."""
     outcomes = promise_outcomes(as_of).subquery("outcomes")
     ta = tier_assignments.c
     acted = (
@@ -182,7 +187,11 @@ def broken_promises_calling(as_of: dt.date) -> Select:
         sa.select(
             outcomes.c.customer_id, sa.func.max(outcomes.c.promise_id).label("broken_promise_id")
         )
-        .where(outcomes.c.outcome == "broken", ~acted)
+        .where(
+            outcomes.c.outcome == "broken",
+            outcomes.c.promised_date >= bound_date(as_of - dt.timedelta(days=BROKEN_CALLS_FOR_DAYS)),
+            ~acted,
+        )
         .group_by(outcomes.c.customer_id)
     )
 

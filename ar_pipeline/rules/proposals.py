@@ -4,7 +4,10 @@ For a run as of D, in one transaction:
 
 * one ``workflow_envelope`` (key ``workflow:ar_aging_action_plan:<D>``) with the run id and counts;
 * fan-out 1: a ``collection_action`` per customer with a proposed tier, drafted from the tier's
-  template, listing the customer's undisputed open items at least ``threshold_days`` overdue;
+  template, listing the customer's undisputed open items at least ``threshold_days`` overdue and
+  not held (``ar_pipeline.rules.levers``); when a broken promise called for the step, the letter
+  states it (amount, promised date, what arrived) and its payload carries it
+  (``broken_promise``);
 * fan-out 2: a ``customer_program`` / ``service_hold`` for a customer with, in some currency,
   more than ``AR_HOLD_MIN_DAYS_OVERDUE`` days overdue and more than ``AR_HOLD_MIN_OPEN`` open,
   unless already on hold;
@@ -32,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ar_pipeline.rules.aging import source_for
+from ar_pipeline.rules.aging import as_of_dates, source_for
 from ar_pipeline.rules.drafts import (
     SALES_REP_TEMPLATE,
     OverdueInvoice,
@@ -40,6 +43,7 @@ from ar_pipeline.rules.drafts import (
     totals_by_currency,
 )
 from ar_pipeline.rules.ledger_sanity import HeldBack
+from ar_pipeline.rules.levers import held_invoice_ids, promise_outcomes
 from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.tiering import TierDefinition
 from ar_pipeline.store.database import bulk_insert
@@ -87,6 +91,7 @@ class _Candidate:
     sales_rep_email: str | None
     tier: int
     invoices: list[OverdueInvoice]
+    broken_promise: dict[str, Any] | None = None
 
 
 def _candidates(
@@ -97,6 +102,8 @@ def _candidates(
         tier_assignments.c.as_of == as_of, tier_assignments.c.proposed_tier.is_not(None)
     )
     items = source_for(connection, as_of, only=called_for).open_items().subquery("items")
+    held = held_invoice_ids(as_of_dates([as_of])).subquery("held")
+    broken = promise_outcomes(as_of).subquery("broken")
     query = (
         sa.select(
             tier_assignments.c.customer_id,
@@ -110,15 +117,28 @@ def _candidates(
             items.c.currency,
             items.c.open_cents,
             items.c.days_overdue,
+            broken.c.promise_id.label("broken_promise_id"),
+            broken.c.currency.label("broken_currency"),
+            broken.c.amount_cents.label("broken_amount_cents"),
+            broken.c.promised_date.label("broken_promised_date"),
+            broken.c.arrived_cents.label("broken_arrived_cents"),
+            broken.c.recorded_on.label("broken_recorded_on"),
+            broken.c.recorded_by.label("broken_recorded_by"),
         )
         .select_from(
             tier_assignments.join(
                 customers, customers.c.customer_id == tier_assignments.c.customer_id
-            ).outerjoin(
-                items,
+            )
+            .outerjoin(broken, broken.c.promise_id == tier_assignments.c.broken_promise_id)
+            .outerjoin(
+                items.outerjoin(
+                    held,
+                    sa.and_(held.c.as_of == items.c.as_of, held.c.invoice_id == items.c.invoice_id),
+                ),
                 sa.and_(
                     items.c.customer_id == tier_assignments.c.customer_id,
                     ~items.c.disputed,
+                    held.c.invoice_id.is_(None),
                     items.c.days_overdue >= max(threshold_days, 1),
                 ),
             )
@@ -133,7 +153,7 @@ def _candidates(
                 yield current
             current = _Candidate(
                 row.customer_id, row.customer_name, row.billing_email, row.sales_rep_email,
-                row.proposed_tier, [],
+                row.proposed_tier, [], _broken_promise(row),
             )  # fmt: skip
         if row.invoice_id is not None:
             current.invoices.append(
@@ -148,6 +168,21 @@ def _candidates(
             )
     if current is not None:
         yield current
+
+
+def _broken_promise(row: Any) -> dict[str, Any] | None:
+    """The broken promise behind a step, as the letter's payload carries it."""
+    if row.broken_promise_id is None:
+        return None
+    return {
+        "promise_id": int(row.broken_promise_id),
+        "currency": row.broken_currency,
+        "amount_cents": int(row.broken_amount_cents),
+        "promised_date": row.broken_promised_date.isoformat(),
+        "arrived_cents": int(row.broken_arrived_cents),
+        "recorded_on": row.broken_recorded_on.isoformat(),
+        "recorded_by": row.broken_recorded_by,
+    }
 
 
 def _credits(connection: sa.Connection, as_of: dt.date) -> dict[str, dict[str, int]]:
@@ -411,9 +446,18 @@ def stage_proposals(
                 "min_dunnable": str(tier.min_dunnable),
             },
         }
+        if candidate.broken_promise is not None:
+            # the step was called for by the broken promise, not by the tier's days and amount:
+            # the apply job's re-check asks only that something is still dunnable
+            common["broken_promise"] = candidate.broken_promise
+            common["tier_rule"] = {
+                "min_days_overdue": max(threshold_days, 1), "min_dunnable": "0",
+                "broken_promise_id": candidate.broken_promise["promise_id"],
+            }  # fmt: skip
         subject, body = draft_letter(
-            tier.template, candidate.customer_name, tier.name, candidate.invoices, credit
-        )
+            tier.template, candidate.customer_name, tier.name, candidate.invoices, credit,
+            broken_promise=candidate.broken_promise,
+        )  # fmt: skip
         batch.append(
             row(
                 "collection_action", candidate.customer_id, tier.tier,
@@ -427,7 +471,7 @@ def stage_proposals(
             else:
                 subject, body = draft_letter(
                     SALES_REP_TEMPLATE, candidate.customer_name, tier.name, candidate.invoices,
-                    credit, candidate.sales_rep_email,
+                    credit, candidate.sales_rep_email, broken_promise=candidate.broken_promise,
                 )  # fmt: skip
                 batch.append(
                     row(

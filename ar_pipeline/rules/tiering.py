@@ -19,6 +19,15 @@ The rules, for a customer as of date D with a dunnable amount > 0 in some curren
   (the next step would not go beyond the last applied tier); ``cooldown`` (fewer than the last
   applied tier's ``cooldown_days`` since it was applied).
 * **One step at a time.** proposed tier = min(target tier, last applied tier + 1).
+* **Broken promise.** When a promise to pay was broken (judged the morning after its date,
+  ``ar_pipeline.rules.levers``) and no earlier day's decision acted on it, the step is the next
+  one after the last applied tier, at least the target tier, at most the highest tier:
+  min(highest tier, max(target, last applied + 1)). ``below_minimum``, ``paused`` and
+  ``in_flight`` still apply; ``already_at_tier`` and ``cooldown`` do not (the customer broke
+  its word since the last letter). The decision names the promise (``broken_promise_id``).
+* **Held** invoices (a hold in force, an open promise) are out of every amount here, as
+  disputed ones are: a customer whose overdue items are all held has nothing dunnable and so
+  no decision that day.
 * **Held back.** A customer that the ledger check holds back (``ar_pipeline.rules.ledger_sanity``)
   gets no decision and no row that day.
 """
@@ -43,6 +52,7 @@ from ar_pipeline.rules.aging import (
     as_of_dates,
     source_for,
 )
+from ar_pipeline.rules.levers import broken_promises_calling
 from ar_pipeline.rules.money import to_minor_units
 from ar_pipeline.settings import MAX_DAYS, parse_amount
 from ar_pipeline.store.database import bulk_insert
@@ -196,6 +206,7 @@ class CustomerPosition:
     oldest_overdue_due_date: dt.date | None = None
     dunning_paused_until: dt.date | None = None
     in_flight_tier: int | None = None  # highest tier approved and not yet confirmed sent
+    broken_promise_id: int | None = None  # a broken promise calling for the next step
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,7 @@ class TierDecision:
     last_applied_tier: int | None
     proposed_tier: int | None
     skip_reason: str | None = field(default=None)
+    broken_promise_id: int | None = None
 
 
 def boundaries(tiers: Sequence[TierDefinition], threshold_days: int) -> list[int]:
@@ -239,16 +251,23 @@ def assign_tier(
         last_applied = None  # an earlier episode of debt
     last_tier = last_applied.tier if last_applied else None
 
+    broken = position.broken_promise_id
+
     def decide(proposed: int | None, reason: str | None) -> TierDecision:
-        return TierDecision(position.customer_id, target, last_tier, proposed, reason)
+        return TierDecision(position.customer_id, target, last_tier, proposed, reason, broken)
 
     if target is None:
         return decide(None, "below_minimum")
     if position.dunning_paused_until is not None and position.dunning_paused_until >= as_of:
         return decide(None, "paused")
-    step = min(target, (last_tier or 0) + 1)
+    if broken is not None:  # the next step, cooldown or not (module docstring)
+        step = min(len(tiers), max(target, (last_tier or 0) + 1))
+    else:
+        step = min(target, (last_tier or 0) + 1)
     if position.in_flight_tier is not None and step <= position.in_flight_tier:
         return decide(None, "in_flight")
+    if broken is not None:
+        return decide(step, None)
     if last_applied is None:
         return decide(step, None)
     if step <= last_applied.tier:
@@ -331,12 +350,14 @@ def dunning_positions(
     only: Customers = None,
     source: Any = None,
     in_flight: Select | None = None,
+    broken: Select | None = None,
 ) -> Select:
     """Per (as_of, customer, currency) with an open item or credit: unapplied credit
     (``credit_cents``), undisputed open cents from each day in ``from_days`` on
     (``due_from_<n>``), the oldest undisputed overdue due date, the customer's pause, the
     ``prior_actions`` snapshot of the date and, given ``in_flight`` (:func:`in_flight_steps`),
-    the tier in flight. Ordered by customer."""
+    the tier in flight and, given ``broken`` (``levers.broken_promises_calling``), the broken
+    promise calling for the next step. Ordered by customer."""
     aged = aging_by_customer(dates, only=only, from_days=from_days, source=source).subquery("aged")
     columns = [
         aged.c.as_of,
@@ -360,6 +381,10 @@ def dunning_positions(
         flying = in_flight.subquery("flying")
         columns.append(flying.c.in_flight_tier)
         joined = joined.outerjoin(flying, flying.c.customer_id == aged.c.customer_id)
+    if broken is not None:
+        calling = broken.subquery("calling")
+        columns.append(calling.c.broken_promise_id)
+        joined = joined.outerjoin(calling, calling.c.customer_id == aged.c.customer_id)
     return sa.select(*columns).select_from(joined).order_by(aged.c.customer_id, aged.c.currency)
 
 
@@ -408,8 +433,9 @@ def decide_tiers(
     if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
         source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
     query = dunning_positions(
-        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone)
-    )
+        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone),
+        broken=broken_promises_calling(as_of),
+    )  # fmt: skip
     result = connection.execute(query, execution_options={"yield_per": batch_size})
 
     current_id: str | None = None
@@ -435,7 +461,7 @@ def decide_tiers(
         )
         position = CustomerPosition(
             first.customer_id, currencies, min(overdue_dates, default=None),
-            first.dunning_paused_until, first.in_flight_tier,
+            first.dunning_paused_until, first.in_flight_tier, first.broken_promise_id,
         )  # fmt: skip
         return assign_tier(position, last, tiers, as_of, threshold_days)
 
@@ -470,6 +496,7 @@ def write_tier_assignments(
     connection.execute(tier_assignments.delete().where(tier_assignments.c.as_of == as_of))
     columns = [
         "as_of", "customer_id", "target_tier", "last_applied_tier", "proposed_tier", "skip_reason",
+        "broken_promise_id",
     ]  # fmt: skip
     counts: dict[str, int] = {}
     batch: list[tuple[Any, ...]] = []
@@ -481,7 +508,7 @@ def write_tier_assignments(
         counts[key] = counts.get(key, 0) + 1
         batch.append(
             (as_of, d.customer_id, d.target_tier, d.last_applied_tier, d.proposed_tier,
-             d.skip_reason)
+             d.skip_reason, d.broken_promise_id)
         )  # fmt: skip
         if len(batch) >= batch_size:
             bulk_insert(connection, tier_assignments, columns, batch)
