@@ -173,6 +173,7 @@ def broken_promises_calling(as_of: dt.date) -> Select:
     and a rerun of the same day decides the same. Several: the latest recorded. Columns:
     customer_id, broken_promise_id."""
     outcomes = promise_outcomes(as_of).subquery("outcomes")
+    earliest = bound_date(as_of - dt.timedelta(days=BROKEN_CALLS_FOR_DAYS))
     ta = tier_assignments.c
     acted = (
         sa.select(ta.customer_id)
@@ -189,7 +190,7 @@ def broken_promises_calling(as_of: dt.date) -> Select:
         )
         .where(
             outcomes.c.outcome == "broken",
-            outcomes.c.promised_date >= bound_date(as_of - dt.timedelta(days=BROKEN_CALLS_FOR_DAYS)),
+            outcomes.c.promised_date >= earliest,
             ~acted,
         )
         .group_by(outcomes.c.customer_id)
