@@ -33,14 +33,15 @@ from ar_pipeline.store.schema import (
     payments,
     promise_invoices,
     promises_to_pay,
+    proposed_actions,
     tier_assignments,
 )
 from ar_pipeline.store.sql_functions import bound_date, non_negative
 
 PROMISE_OUTCOMES = ("open", "kept", "partly_kept", "broken", "cancelled")
 HOLD_STATES = ("scheduled", "in_force", "ended", "released")
-# a broken promise calls for the next step on the first run that decides the customer within
-# this many days after the promised date (broken_promises_calling)
+# a broken promise calls for the next step during this many days after the promised date, until
+# a person decides on the letter it called for (broken_promises_calling)
 BROKEN_CALLS_FOR_DAYS = 7
 
 
@@ -166,21 +167,34 @@ def promise_outcomes(as_of: dt.date) -> Select:
 
 def broken_promises_calling(as_of: dt.date) -> Select:
     """Per customer, the broken promise that calls for its next step on ``as_of``: broken as of
-    that day, its promised date at most :data:`BROKEN_CALLS_FOR_DAYS` days back, and no tier
-    decision of an earlier day since its promised date named it. So it is acted on once, on the
-    first run after its date that decides the customer (normally the very next morning; a
-    missed run or a weekend does not lose it, a customer with nothing dunnable for a week does),
-    and a rerun of the same day decides the same. Several: the latest recorded. Columns:
-    customer_id, broken_promise_id."""
+    that day, its promised date at most :data:`BROKEN_CALLS_FOR_DAYS` days back, and no letter
+    it called for on an earlier day has been decided yet (approved, rejected, sent: anything
+    but still ``proposed`` or ``superseded``). So the next morning proposes the step; while
+    nobody decides, each run proposes it again (the newer proposal supersedes the older, and
+    still states the promise), a missed run or a weekend does not lose it, and once a person
+    has decided on such a letter the normal rules take over. A same-day rerun decides the same.
+    Several broken promises: the latest recorded. Columns: customer_id, broken_promise_id."""
     outcomes = promise_outcomes(as_of).subquery("outcomes")
+    day = bound_date(as_of)
     earliest = bound_date(as_of - dt.timedelta(days=BROKEN_CALLS_FOR_DAYS))
-    ta = tier_assignments.c
-    acted = (
+    ta, pa = tier_assignments.c, proposed_actions.c
+    decided = (
         sa.select(ta.customer_id)
+        .select_from(
+            tier_assignments.join(
+                proposed_actions,
+                sa.and_(
+                    pa.customer_id == ta.customer_id,
+                    pa.as_of == ta.as_of,
+                    pa.tier == ta.proposed_tier,
+                    pa.action_type == "collection_action",
+                ),
+            )
+        )
         .where(
             ta.broken_promise_id == outcomes.c.promise_id,
-            ta.as_of > outcomes.c.promised_date,
-            ta.as_of < bound_date(as_of),
+            ta.as_of < day,
+            pa.status.not_in(("proposed", "superseded")),
         )
         .exists()
     )
@@ -191,7 +205,7 @@ def broken_promises_calling(as_of: dt.date) -> Select:
         .where(
             outcomes.c.outcome == "broken",
             outcomes.c.promised_date >= earliest,
-            ~acted,
+            ~decided,
         )
         .group_by(outcomes.c.customer_id)
     )

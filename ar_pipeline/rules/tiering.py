@@ -20,7 +20,8 @@ The rules, for a customer as of date D with a dunnable amount > 0 in some curren
   applied tier's ``cooldown_days`` since it was applied).
 * **One step at a time.** proposed tier = min(target tier, last applied tier + 1).
 * **Broken promise.** When a promise to pay was broken (judged the morning after its date,
-  ``ar_pipeline.rules.levers``) and no earlier day's decision acted on it, the step is the next
+  ``ar_pipeline.rules.levers.broken_promises_calling``: until a person has decided on the letter
+  it called for, for at most a week), the step is the next
   one after the last applied tier, at least the target tier, at most the highest tier:
   min(highest tier, max(target, last applied + 1)). ``below_minimum``, ``paused`` and
   ``in_flight`` still apply; ``already_at_tier`` and ``cooldown`` do not (the customer broke
