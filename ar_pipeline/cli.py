@@ -120,6 +120,53 @@ def build_parser() -> argparse.ArgumentParser:
         )
     resolve.add_argument("--note", help="how you know (recorded with the decision)")
 
+    today_help = "the recording day (default: today in AR_TIMEZONE)"
+    promises = commands.add_parser("promises", help="promises to pay taken on the phone")
+    promise_commands = promises.add_subparsers(dest="promises_command", required=True)
+    add = promise_commands.add_parser(
+        "add", help="record a promise: its invoices are not dunned until the promised date"
+    )
+    add.add_argument("customer", metavar="CUSTOMER")
+    add.add_argument("--amount", required=True, help="in major units, e.g. 1200.00")
+    add.add_argument("--currency", required=True, help="ISO 4217, e.g. EUR")
+    add.add_argument("--date", required=True, type=_date, help="the promised date, YYYY-MM-DD")
+    add.add_argument("--by", required=True, help="your name (who took the call)")
+    covers = add.add_mutually_exclusive_group(required=True)
+    covers.add_argument("--invoice", action="append", metavar="ID", help="a covered invoice")
+    covers.add_argument(
+        "--all-overdue", action="store_true", help="every invoice in the currency overdue today"
+    )
+    add.add_argument("--note")
+    add.add_argument("--today", type=_date, help=today_help)
+    plist = promise_commands.add_parser("list", help="promises with their outcomes")
+    plist.add_argument("customer", nargs="?", metavar="CUSTOMER")
+    plist.add_argument("--as-of", type=_date, help="outcomes as of (default: today)")
+    cancel = promise_commands.add_parser("cancel", help="withdraw a promise that is still open")
+    cancel.add_argument("id", type=_positive, metavar="ID")
+    cancel.add_argument("--by", required=True, help="your name")
+    cancel.add_argument("--today", type=_date, help=today_help)
+
+    holds = commands.add_parser("holds", help="invoice holds: dispute, audit, agreed delay")
+    hold_commands = holds.add_subparsers(dest="holds_command", required=True)
+    hold = hold_commands.add_parser("add", help="hold an invoice out of the letters until a date")
+    hold.add_argument("invoice", metavar="INVOICE")
+    hold.add_argument("--until", required=True, type=_date, help="the last day held")
+    hold.add_argument("--reason", required=True, help="dispute, audit, agreed_delay or other")
+    hold.add_argument("--by", required=True, help="your name")
+    hold.add_argument(
+        "--from", dest="held_from", type=_date, help="first day held (default: today)"
+    )
+    hold.add_argument("--note")
+    hold.add_argument("--today", type=_date, help=today_help)
+    hlist = hold_commands.add_parser("list", help="holds, latest first, with their state")
+    hlist.add_argument("customer", nargs="?", metavar="CUSTOMER")
+    hlist.add_argument("--as-of", type=_date, help="state as of (default: today)")
+    release = hold_commands.add_parser("release", help="end a hold early")
+    release.add_argument("id", type=_positive, metavar="ID")
+    release.add_argument("--by", required=True, help="your name")
+    release.add_argument("--note")
+    release.add_argument("--today", type=_date, help=today_help)
+
     web = commands.add_parser("web", help="the approver's page")
     web.add_argument("--host", help="listen address (default AR_WEB_HOST, 127.0.0.1)")
     web.add_argument("--port", type=_port, help="port (default AR_WEB_PORT, 8080)")
@@ -616,6 +663,114 @@ def cmd_approvals(settings: Settings, args: argparse.Namespace) -> None:
         print(f"  {d.action_id}: {d.outcome}{extra}")
 
 
+def cmd_promises(settings: Settings, args: argparse.Namespace) -> None:
+    """``promises add|list|cancel``: one transaction; a refusal writes nothing (see main)."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.actions import levers
+    from ar_pipeline.rules.levers import promise_outcomes
+    from ar_pipeline.rules.money import format_money
+    from ar_pipeline.store.schema import promise_invoices
+
+    engine = _prepare(settings)
+    now = dt.datetime.now(dt.UTC)
+    today = getattr(args, "today", None) or _today(settings)
+    if args.promises_command == "list":
+        as_of = args.as_of or today
+        query = promise_outcomes(as_of).subquery("outcomes")
+        select = sa.select(query)
+        if args.customer:
+            select = select.where(query.c.customer_id == args.customer)
+        with engine.connect() as connection:
+            rows = connection.execute(select).all()
+            covered: dict[int, list[str]] = {}
+            for promise_id, invoice_id in connection.execute(
+                sa.select(promise_invoices.c.promise_id, promise_invoices.c.invoice_id)
+                .where(promise_invoices.c.promise_id.in_([r.promise_id for r in rows]))
+                .order_by(promise_invoices.c.invoice_id)
+            ):
+                covered.setdefault(promise_id, []).append(invoice_id)
+        if not rows:
+            print("No promises.")
+            return
+        print(f"Promises as of {as_of}:")
+        print(f"{'ID':>6}  {'CUSTOMER':<10} {'AMOUNT':>16} {'BY DATE':<10} {'OUTCOME':<11} "
+              f"{'ARRIVED':>16}  RECORDED / INVOICES")  # fmt: skip
+        for r in rows:
+            print(
+                f"{r.promise_id:>6}  {r.customer_id:<10} "
+                f"{format_money(r.amount_cents, r.currency):>16} {r.promised_date!s:<10} "
+                f"{r.outcome:<11} {format_money(r.arrived_cents, r.currency):>16}  "
+                f"{r.recorded_on} by {r.recorded_by}"
+                + (f", cancelled {r.cancelled_on} by {r.cancelled_by}" if r.cancelled_on else "")
+                + f"; {', '.join(covered.get(r.promise_id, []))}"
+                + (f" ({r.note})" if r.note else "")
+            )
+        return
+    with engine.begin() as connection:
+        if args.promises_command == "add":
+            promise_id = levers.record_promise(
+                connection, customer_id=args.customer, amount=args.amount,
+                currency=args.currency, promised_date=args.date, recorded_by=args.by,
+                today=today, now=now, invoice_ids=args.invoice or (),
+                all_overdue=args.all_overdue, note=args.note,
+            )  # fmt: skip
+            print(f"Recorded promise {promise_id}: {args.customer} pays {args.amount} "
+                  f"{args.currency.upper()} by {args.date}; its invoices are held until then.")
+        else:
+            levers.cancel_promise(connection, args.id, cancelled_by=args.by, today=today, now=now)
+            print(f"Cancelled promise {args.id}: its invoices are dunnable again from {today}.")
+
+
+def cmd_holds(settings: Settings, args: argparse.Namespace) -> None:
+    """``holds add|list|release``: one transaction; a refusal writes nothing (see main)."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.actions import levers
+    from ar_pipeline.rules.levers import hold_history
+
+    engine = _prepare(settings)
+    now = dt.datetime.now(dt.UTC)
+    today = getattr(args, "today", None) or _today(settings)
+    if args.holds_command == "list":
+        as_of = args.as_of or today
+        query = hold_history(as_of).subquery("holds")
+        select = sa.select(query)
+        if args.customer:
+            select = select.where(query.c.customer_id == args.customer)
+        with engine.connect() as connection:
+            rows = connection.execute(select).all()
+        if not rows:
+            print("No holds.")
+            return
+        print(f"Holds as of {as_of}:")
+        print(f"{'ID':>6}  {'INVOICE':<12} {'CUSTOMER':<10} {'REASON':<13} {'FROM':<10} "
+              f"{'UNTIL':<10} {'STATE':<9} RECORDED")  # fmt: skip
+        for r in rows:
+            print(
+                f"{r.hold_id:>6}  {r.invoice_id:<12} {r.customer_id:<10} {r.reason:<13} "
+                f"{r.held_from!s:<10} {r.held_until!s:<10} {r.state:<9} "
+                f"{r.recorded_on} by {r.recorded_by}"
+                + (f"; released {r.released_on} by {r.released_by}" if r.released_on else "")
+                + (f" ({r.note})" if r.note else "")
+            )
+        return
+    with engine.begin() as connection:
+        if args.holds_command == "add":
+            hold_id = levers.record_hold(
+                connection, invoice_id=args.invoice, reason=args.reason,
+                held_until=args.until, recorded_by=args.by, today=today, now=now,
+                held_from=args.held_from, note=args.note,
+            )  # fmt: skip
+            print(f"Recorded hold {hold_id}: invoice {args.invoice} is not dunned through "
+                  f"{args.until} ({args.reason}).")  # fmt: skip
+        else:
+            levers.release_hold(
+                connection, args.id, released_by=args.by, today=today, now=now, note=args.note
+            )
+            print(f"Released hold {args.id}: the invoice is dunnable again from {today}.")
+
+
 def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
     from ar_pipeline.actions.approvals import is_stranded
 
@@ -776,6 +931,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if cmd_demo(settings) else 1
         elif args.command == "approvals":
             cmd_approvals(settings, args)
+        elif args.command == "promises":
+            cmd_promises(settings, args)
+        elif args.command == "holds":
+            cmd_holds(settings, args)
         elif args.command == "web":
             cmd_web(settings, args)
         elif args.command == "hash-password":
@@ -848,9 +1007,11 @@ def _user_error(error: Exception) -> str | None:
     a bad setting (SettingsError), a business database that cannot be opened, and a decision
     that is refused or names an unknown ID (nothing was changed). All exit with status 2."""
     from ar_pipeline.actions.approvals import DecisionRefused
+    from ar_pipeline.actions.levers import LeverRefused
     from ar_pipeline.store.database import DatabaseUnavailable
 
-    if isinstance(error, CliError | SettingsError | DatabaseUnavailable | DecisionRefused):
+    user_errors = CliError | SettingsError | DatabaseUnavailable | DecisionRefused | LeverRefused
+    if isinstance(error, user_errors):
         return " ".join(str(error).split())  # one line, whatever the message held
     return None
 

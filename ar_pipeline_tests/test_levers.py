@@ -5,6 +5,7 @@ holds that end or are released, the aging with held items, as-of correctness and
 Every date is fixed in the test; the wall clock is never read."""
 
 import datetime as dt
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from ar_pipeline.actions.levers import (
     record_promise,
     release_hold,
 )
+from ar_pipeline.cli import main
 from ar_pipeline.rules.aging import aging_by_customer, as_of_dates, as_of_range, write_ar_aging
 from ar_pipeline.rules.levers import held_invoices, hold_history, promise_outcomes
 from ar_pipeline.store.schema import (
@@ -32,6 +34,7 @@ from ar_pipeline_tests.ledger_builder import (
     add_payment,
     d,
 )
+from ar_pipeline_tests.test_cli import cli_env  # noqa: F401 - a fixture
 from ar_pipeline_tests.test_proposals import actions, run_job
 
 NOW = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
@@ -372,3 +375,53 @@ def test_a_judged_promise_cannot_be_cancelled(engine):
                            now=NOW)  # fmt: skip
         with pytest.raises(LeverRefused, match="^promise: no promise 999"):
             cancel_promise(connection, 999, cancelled_by="carol", today=d("2026-03-12"), now=NOW)
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_the_cli_records_lists_and_ends_levers(engine, capsys):
+    with engine.begin() as connection:
+        build_promises_ledger(connection)
+        add_invoice(connection, "B2", "B", 10_000, "2026-01-01", "2026-02-28")
+    today = ["--today", "2026-03-12"]
+    assert main(["promises", "add", "B", "--amount", "100.00", "--currency", "EUR",
+                 "--date", "2026-03-20", "--by", "carol", "--invoice", "B2", *today]) == 0
+    assert "Recorded promise 5: B pays 100.00 EUR by 2026-03-20" in capsys.readouterr().out
+    refusals = [
+        (["promises", "add", "B", "--amount", "1,00", "--currency", "EUR", "--date",
+          "2026-03-20", "--by", "carol", "--invoice", "B2", *today], "amount: must be"),
+        (["promises", "add", "B", "--amount", "1.00", "--currency", "EUR", "--date",
+          "2026-03-20", "--by", "carol", "--invoice", "K1", *today],
+         "invoice: K1 is an invoice of another customer"),
+        (["promises", "add", "B", "--amount", "1.00", "--currency", "EUR", "--date",
+          "2026-03-11", "--by", "carol", "--all-overdue", *today],
+         "promised_date: 2026-03-11 is before today (2026-03-12)"),
+        (["holds", "add", "B2", "--until", "2026-03-30", "--reason", "lunch", "--by", "carol",
+          *today], "reason: unknown reason 'lunch'"),
+        (["holds", "release", "77", "--by", "carol", *today], "hold: no hold 77"),
+    ]  # fmt: skip
+    for argv, message in refusals:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"ar-pipeline: error: {message}"), err
+        assert err.count("\n") == 1
+    assert main(["holds", "add", "B2", "--until", "2026-03-30", "--reason", "dispute",
+                 "--by", "carol", "--note", "wrong rate", *today]) == 0  # fmt: skip
+    assert "Recorded hold 1: invoice B2 is not dunned through 2026-03-30" in (
+        capsys.readouterr().out
+    )
+    assert main(["holds", "release", "1", "--by", "dave", "--today", "2026-03-14"]) == 0
+    assert main(["promises", "cancel", "5", "--by", "dave", "--today", "2026-03-14"]) == 0
+    capsys.readouterr()
+    assert main(["promises", "list", "B", "--as-of", "2026-03-16"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"5  B\s+100.00 EUR 2026-03-20 cancelled\s+0.00 EUR  2026-03-12 by carol, "
+                     r"cancelled 2026-03-14 by dave; B2", out), out  # fmt: skip
+    assert re.search(r"3  B\s+600.00 EUR 2026-03-15 broken\s+0.00 EUR  2026-03-10 by carol; "
+                     r"B1 \(15th\)", out), out  # fmt: skip
+    assert main(["holds", "list", "--as-of", "2026-03-14"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"1  B2\s+B\s+dispute\s+2026-03-12 2026-03-30 released  2026-03-12 by "
+                     r"carol; released 2026-03-14 by dave \(wrong rate\)", out), out
+    with engine.connect() as connection:  # nothing of the refusals was written
+        assert _count(connection, promises_to_pay) == 5
+        assert _count(connection, invoice_holds) == 1
