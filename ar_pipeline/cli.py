@@ -861,7 +861,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> None:
 
     app = create_app(
         engine, accounts, settings.approvers, session_secret(settings), chart_rows=chart_rows,
-        secure_cookie=settings.web_secure_cookie,
+        secure_cookie=settings.web_secure_cookie, timezone=settings.timezone,
     )
     host, port = args.host or settings.web_host, args.port or settings.web_port
     print(f"Approver's page on http://{host}:{port}/ (Ctrl+C stops it)")

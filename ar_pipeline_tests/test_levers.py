@@ -36,6 +36,7 @@ from ar_pipeline_tests.ledger_builder import (
 )
 from ar_pipeline_tests.test_cli import cli_env  # noqa: F401 - a fixture
 from ar_pipeline_tests.test_proposals import actions, run_job
+from ar_pipeline_tests.web_client import Clock, csrf_token, make_client, sign_in
 
 NOW = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
 LETTER_0310 = dt.datetime(2026, 3, 10, 8, 0, tzinfo=dt.UTC)  # the reminder that made them call
@@ -425,3 +426,58 @@ def test_the_cli_records_lists_and_ends_levers(engine, capsys):
     with engine.connect() as connection:  # nothing of the refusals was written
         assert _count(connection, promises_to_pay) == 5
         assert _count(connection, invoice_holds) == 1
+
+
+def test_the_customer_screen_records_and_ends_levers(engine):
+    """Any signed-in account records (carol is no approver); the row keeps the signed-in name;
+    a refusal names the field, keeps what was typed and writes nothing; a form needs the CSRF
+    token; a form of one customer cannot touch another's rows."""
+    with engine.begin() as connection:
+        build_promises_ledger(connection)
+        add_invoice(connection, "B2", "B", 10_000, "2026-01-01", "2026-02-28")
+    clock = Clock()  # 2026-03-31 09:00 UTC: the recording day is 03-31
+    client = make_client(engine, clock)
+    assert client.get("/customers/B").status_code == 303  # signed in only
+    sign_in(client, "carol")
+    page = client.get("/customers/B")
+    assert page.status_code == 200
+    assert "broken: You promised to pay 600.00 EUR by 2026-03-15; we received 0.00 EUR" in page.text
+    token = csrf_token(client, "/customers/B")
+    assert client.get("/customers/nobody").status_code == 404
+    refused = client.post("/customers/B/promise", data={
+        "csrf": token, "amount": "12,5", "currency": "EUR", "promised_date": "2026-04-10",
+        "invoice": ["B2"], "note": "call back"})  # fmt: skip
+    assert refused.status_code == 400
+    assert "amount: must be a finite amount" in refused.text
+    assert 'value="call back"' in refused.text
+    assert client.post("/customers/B/promise", data={
+        "amount": "100", "currency": "EUR", "promised_date": "2026-04-10", "invoice": ["B2"],
+    }).status_code == 403  # no CSRF token  # fmt: skip
+    done = client.post("/customers/B/promise", data={
+        "csrf": token, "amount": "100.00", "currency": "EUR", "promised_date": "2026-04-10",
+        "invoice": ["B2"], "note": "call back"})  # fmt: skip
+    assert (done.status_code, done.headers["location"]) == (303, "/customers/B")
+    held = client.post("/customers/B/hold", data={
+        "csrf": token, "invoice": "B1", "reason": "audit", "held_until": "2026-04-30"})
+    assert held.status_code == 303
+    assert "Hold 1 recorded" in client.get("/customers/B").text  # shown once
+    other = client.post("/customers/K/hold", data={
+        "csrf": token, "invoice": "B1", "reason": "audit", "held_until": "2026-04-30"})
+    assert "invoice: B1 is an invoice of another customer" in other.text
+    page = client.get("/customers/B").text
+    assert re.search(r"held</span> promise to pay until 2026-04-10 \(promise\)", page)
+    assert "audit until 2026-04-30 (hold 1)" in page
+    with engine.connect() as connection:
+        promise = connection.execute(
+            sa.select(promises_to_pay).where(promises_to_pay.c.promise_id == 5)
+        ).one()
+    assert (promise.recorded_by, promise.recorded_on, promise.amount_cents) == (
+        "carol", d("2026-03-31"), 10_000,
+    )  # fmt: skip
+    assert client.post("/customers/K/promises/5/cancel", data={"csrf": token}).status_code == 400
+    assert client.post("/customers/B/promises/5/cancel", data={"csrf": token}).status_code == 303
+    assert client.post("/customers/B/holds/1/release",
+                       data={"csrf": token, "note": "done"}).status_code == 303  # fmt: skip
+    page = client.get("/customers/B").text
+    assert "cancelled (2026-03-31 by carol)" in page
+    assert "released (2026-03-31 by carol: done)" in page

@@ -183,15 +183,19 @@ def cancel_promise(
     cancelled_by: str,
     today: dt.date,
     now: dt.datetime,
+    customer_id: str | None = None,
 ) -> None:
     """Withdraw a promise that is still open: its invoices are not held from ``today`` on.
-    A promise whose date has passed has been judged and stays as it was."""
+    A promise whose date has passed has been judged and stays as it was. ``customer_id``: only
+    a promise of this customer (the page's customer screen)."""
     who = _who(cancelled_by, "cancelled_by")
     p = promises_to_pay.c
     row = connection.execute(
-        sa.select(p.promised_date, p.cancelled_on, p.recorded_on).where(p.promise_id == promise_id)
+        sa.select(p.promised_date, p.cancelled_on, p.recorded_on, p.customer_id).where(
+            p.promise_id == promise_id
+        )
     ).first()
-    if row is None:
+    if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise LeverRefused(f"promise: no promise {promise_id}")
     if row.cancelled_on is not None:
         raise LeverRefused(f"promise: {promise_id} was already cancelled on {row.cancelled_on}")
@@ -220,9 +224,11 @@ def record_hold(
     now: dt.datetime,
     held_from: dt.date | None = None,
     note: str | None = None,
+    customer_id: str | None = None,
 ) -> int:
     """Hold one invoice from ``held_from`` (default ``today``; never before it was recorded)
-    through ``held_until``; returns the hold's id."""
+    through ``held_until``; returns the hold's id. ``customer_id``: only an invoice of this
+    customer (the page's customer screen)."""
     who = _who(recorded_by)
     invoice_id = (invoice_id or "").strip()
     row = connection.execute(
@@ -232,6 +238,8 @@ def record_hold(
     ).first()
     if row is None or row.kind != "invoice":
         raise LeverRefused(f"invoice: unknown invoice {invoice_id!r}")
+    if customer_id is not None and row.customer_id != customer_id:
+        raise LeverRefused(f"invoice: {invoice_id} is an invoice of another customer")
     if reason not in HOLD_REASONS:
         raise LeverRefused(f"reason: unknown reason {reason!r}; one of {', '.join(HOLD_REASONS)}")
     start = held_from or today
@@ -261,15 +269,16 @@ def release_hold(
     today: dt.date,
     now: dt.datetime,
     note: str | None = None,
+    customer_id: str | None = None,
 ) -> None:
     """End a hold early: its invoice is not held from ``today`` on (dunnable again in the next
-    run)."""
+    run). ``customer_id``: only a hold of this customer (the page's customer screen)."""
     who = _who(released_by, "released_by")
     h = invoice_holds.c
     row = connection.execute(
-        sa.select(h.held_until, h.released_on).where(h.hold_id == hold_id)
+        sa.select(h.held_until, h.released_on, h.customer_id).where(h.hold_id == hold_id)
     ).first()
-    if row is None:
+    if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise LeverRefused(f"hold: no hold {hold_id}")
     if row.released_on is not None:
         raise LeverRefused(f"hold: {hold_id} was already released on {row.released_on}")

@@ -1,5 +1,6 @@
 """The approver's page (``ar-pipeline web``): review, edit, approve and reject proposals, and
-settle sends whose outcome is unknown.
+settle sends whose outcome is unknown; a customer screen (``/customers/{customer_id}``) where a
+collector records promises to pay and invoice holds (``ar_pipeline.actions.levers``).
 
 A small Starlette app on the business database. Rules, the same as the CLI's: only a signed-in
 account decides, the decision is stamped with the signed-in name (never one sent by the
@@ -12,6 +13,11 @@ than one proposal at once (a selection, or everything the filter shows) first sh
 proposals and their number and asks for confirmation; the confirmed form carries those IDs, so
 nothing that arrives meanwhile is decided with them. A refused decision shows the list again
 with the error and the selection kept.
+
+Promises and holds may be recorded by any signed-in account (they send nothing; the row keeps
+the signed-in name), on the day that ``clock`` gives in ``timezone`` (``AR_TIMEZONE``). A
+refused form shows the customer screen again with the error, the field named and what was
+typed kept; nothing is written.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import anyio
 import sqlalchemy as sa
@@ -37,10 +44,12 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from ar_pipeline.actions import approvals
+from ar_pipeline.actions import levers as lever_actions
 from ar_pipeline.rules.money import format_money
 from ar_pipeline.sources.service_periods import runbook_file
 from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline.web import accounts as accounts_module
+from ar_pipeline.web.customer import customer_screen
 from ar_pipeline.web.lists import (
     ACTION_TYPE_CHOICES,
     PAGE_SIZE,
@@ -135,8 +144,11 @@ def create_app(
     chart_rows: Callable[[], list[dict[str, Any]]] | None = None,
     secure_cookie: bool = False,
     limits: SignInLimits | None = None,
+    timezone: ZoneInfo | None = None,
 ) -> Starlette:
-    """The app. ``clock`` gives the time of sessions and throttling (tests pass their own);
+    """The app. ``clock`` gives the time of sessions and throttling (tests pass their own), and
+    with ``timezone`` (``AR_TIMEZONE``, UTC if not given) the day promises and holds are
+    recorded on;
     ``secure_cookie`` marks the cookies ``Secure`` (the page is served over HTTPS);
     ``secret`` signs the sign-in form's token."""
     store = SessionStore(engine)
@@ -476,6 +488,107 @@ def create_app(
         })  # fmt: skip
         return RedirectResponse(f"{back}#action-{action_id}", 303)
 
+    # --- a customer: promises to pay and invoice holds ------------------------------------------
+
+    zone = timezone or ZoneInfo("UTC")
+
+    def today() -> dt.date:
+        return clock().astimezone(zone).date()
+
+    def customer_page(
+        request: Request, customer_id: str, http_status: int = 200, error: str | None = None,
+        form: Any = None, form_name: str = "",
+    ) -> Response:  # fmt: skip
+        with engine.connect() as connection:
+            screen = customer_screen(connection, customer_id, today())
+        if screen is None:
+            return message_page(request, 404, f"No customer {customer_id!r}.")
+        return render(request, "customer.html", http_status=http_status, error=error,
+                      screen=screen, form=form or {}, form_name=form_name,
+                      current="customer")  # fmt: skip
+
+    async def customer_view(request: Request) -> Response:
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
+        return customer_page(request, request.path_params["customer_id"])
+
+    def _form_date(form: Any, name: str, field: str, required: bool = True) -> dt.date | None:
+        from ar_pipeline.settings import parse_date
+
+        raw = str(form.get(name) or "").strip()
+        if not raw:
+            if required:
+                raise lever_actions.LeverRefused(f"{field}: required (YYYY-MM-DD)")
+            return None
+        try:
+            return parse_date(raw)
+        except ValueError as error:
+            raise lever_actions.LeverRefused(f"{field}: {error}") from None
+
+    async def customer_lever(request: Request) -> Response:
+        """POST /customers/{id}/{promise|hold} (record) and
+        /customers/{id}/{promise|hold}s/{n}/{cancel|release}."""
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
+        customer_id = request.path_params["customer_id"]
+        try:
+            form = await checked_form(request, session)
+        except Refused as refusal:
+            return message_page(request, refusal.status, str(refusal))
+        what = request.path_params["what"]
+        number = request.path_params.get("number")
+        verb = request.path_params.get("verb")
+        if (what, verb) not in (("promise", None), ("hold", None), ("promises", "cancel"),
+                                ("holds", "release")):  # fmt: skip
+            return message_page(request, 404, "No such form.")
+        now = clock()
+        try:
+            with engine.begin() as connection:
+                if what == "promise":
+                    promise_id = lever_actions.record_promise(
+                        connection, customer_id=customer_id,
+                        amount=str(form.get("amount") or ""),
+                        currency=str(form.get("currency") or ""),
+                        promised_date=_form_date(form, "promised_date", "promised_date"),
+                        recorded_by=session.user, today=today(), now=now,
+                        invoice_ids=[str(i) for i in form.getlist("invoice")],
+                        all_overdue=form.get("all_overdue") == "1",
+                        note=str(form.get("note") or ""),
+                    )  # fmt: skip
+                    done = f"Promise {promise_id} recorded: its invoices are not dunned " \
+                        "until the promised date; the morning after, it is judged."
+                elif what == "hold":
+                    hold_id = lever_actions.record_hold(
+                        connection, invoice_id=str(form.get("invoice") or ""),
+                        reason=str(form.get("reason") or ""),
+                        held_until=_form_date(form, "held_until", "held_until"),
+                        held_from=_form_date(form, "held_from", "held_from", required=False),
+                        recorded_by=session.user, today=today(), now=now,
+                        note=str(form.get("note") or ""), customer_id=customer_id,
+                    )  # fmt: skip
+                    done = f"Hold {hold_id} recorded: the invoice stays in the aging, out of " \
+                        "the letters until the hold ends."
+                elif what == "promises":
+                    lever_actions.cancel_promise(
+                        connection, int(number), cancelled_by=session.user, today=today(),
+                        now=now, customer_id=customer_id,
+                    )  # fmt: skip
+                    done = f"Promise {number} cancelled: its invoices are dunnable again."
+                else:
+                    lever_actions.release_hold(
+                        connection, int(number), released_by=session.user, today=today(),
+                        now=now, note=str(form.get("note") or ""), customer_id=customer_id,
+                    )  # fmt: skip
+                    done = f"Hold {number} released: the invoice is dunnable again."
+        except lever_actions.LeverRefused as refusal:
+            return customer_page(
+                request, customer_id, 400, f"{refusal} Nothing was recorded.", form, what
+            )
+        store.set_flash(session, {"kind": "ok", "lines": [done]})
+        return RedirectResponse(f"/customers/{quote(customer_id, safe='')}", 303)
+
     async def trend_page(request: Request) -> Response:
         session = require_session(request)
         if isinstance(session, Response):
@@ -507,6 +620,10 @@ def create_app(
         Route("/history", history_page, methods=["GET"]),
         Route("/proposals/{action_id:int}/{part:str}.json", repair_plan_file, methods=["GET"]),
         Route("/trend", trend_page, methods=["GET"]),
+        Route("/customers/{customer_id:str}", customer_view, methods=["GET"]),
+        Route("/customers/{customer_id:str}/{what:str}", customer_lever, methods=["POST"]),
+        Route("/customers/{customer_id:str}/{what:str}/{number:int}/{verb:str}", customer_lever,
+              methods=["POST"]),  # fmt: skip
         Route("/static/page.css", stylesheet, methods=["GET"]),
     ]
     return _Starlette(routes=routes)

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ar_pipeline.actions.approvals import STRANDED_AFTER, is_stranded, stranded
+from ar_pipeline.rules.drafts import broken_promise_in_words
 from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.proposals import recipient_label
 from ar_pipeline.sources.service_periods import RUNBOOK_FILES
@@ -306,6 +307,11 @@ def why_this_tier(
     due = dunnable_by_currency(payload)
     owed = _money_list({c: v for c, v in due.items() if v}, " and ") or "nothing"
     head = f"{_days(days)} overdue, {owed} due" if days is not None else f"{owed} due"
+    broken = payload.get("broken_promise")
+    if broken:  # the broken promise, not the days and amount, called for this step
+        after = f"tier {last_applied}" if last_applied else "no letter yet"
+        return (f"{head}; broken promise: {broken_promise_in_words(broken)} The next step "
+                f"after {after}, cooldown or not")  # fmt: skip
     rule = payload.get("tier_rule") or {}
     currency = next(iter(sorted(due)), "EUR")
     rule_text = (
@@ -393,6 +399,10 @@ def describe(row: Any, now: dt.datetime) -> Line:
             "to_source": recipient_label(original.get("to_source")),
             "edited_by": p.get("edited_by") if row["edited_payload_json"] else None,
         }  # fmt: skip
+        if original.get("broken_promise"):
+            line.details.append(
+                f"Broken promise: {broken_promise_in_words(original['broken_promise'])}"
+            )
     return line
 
 
