@@ -434,6 +434,7 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         ("Total open", "total_open_cents"),
         ("  of which over 90 days", "days_over_90_cents"),
         ("  of which disputed", "disputed_cents"),
+        ("  of which held (holds, promises)", "held_cents"),
         ("Unapplied credit", "unapplied_credit_cents"),
         ("Net receivables (open less credit)", "net_balance_cents"),
         ("Dunnable (overdue, undisputed, net)", "dunnable_cents"),
@@ -906,10 +907,58 @@ def cmd_demo(settings: Settings) -> bool:
         # aggregation; Dagster records a materialization per day, about 30 ms each on SQLite).
         # The ledger's first months are its warm-up, AR building up from nothing.
         trend_from = max(settings.trend_start_date, _today(settings) - DEMO_TREND_DAYS)
+        _seed_demo_levers(engine, _today(settings))
         print(f"Filling the aging trend from {trend_from} in one run...")
     ok = run_and_report(settings, _today(settings), {}, trend_from=trend_from)
     print(f"(demo took {time.perf_counter() - started:.1f} s)")
     return ok
+
+
+def _seed_demo_levers(engine: Any, today: dt.date) -> None:
+    """One promise to pay and one invoice hold in a new demo ledger, so that the customer
+    screen and today's run show them: the two customers with the most overdue (in one
+    currency), the first promising all of it in a week, the second's oldest overdue invoice held
+    for a dispute for two weeks."""
+    import sqlalchemy as sa
+
+    from ar_pipeline.actions import levers
+    from ar_pipeline.rules.aging import AgingSource, as_of_dates
+    from ar_pipeline.rules.money import format_amount
+
+    items = AgingSource(as_of_dates([today])).open_items().subquery("items")
+    overdue = sa.func.sum(items.c.open_cents)
+    with engine.begin() as connection:
+        top = connection.execute(
+            sa.select(items.c.customer_id, items.c.currency, overdue.label("cents"),
+                      sa.func.min(items.c.invoice_id).label("first_invoice"))
+            .where(items.c.days_overdue > 0, ~items.c.disputed)
+            .group_by(items.c.customer_id, items.c.currency)
+            .order_by(overdue.desc(), items.c.customer_id)
+            .limit(2)
+        ).all()  # fmt: skip
+        if len(top) < 2:
+            return
+        now = dt.datetime.now(dt.UTC)
+        promised = top[0]
+        promise_id = levers.record_promise(
+            connection, customer_id=promised.customer_id,
+            amount=format_amount(int(promised.cents), promised.currency).replace(",", ""),
+            currency=promised.currency, promised_date=today + dt.timedelta(days=7),
+            recorded_by="demo", today=today, now=now, all_overdue=True,
+            note="demo: promised on the phone",
+        )  # fmt: skip
+        hold_id = levers.record_hold(
+            connection, invoice_id=top[1].first_invoice, reason="dispute",
+            held_until=today + dt.timedelta(days=14), recorded_by="demo", today=today, now=now,
+            note="demo: disputed on the phone",
+        )  # fmt: skip
+    print(
+        f"Recorded for the demo: promise {promise_id} ({promised.customer_id} pays everything "
+        f"overdue in {promised.currency} by {today + dt.timedelta(days=7)}) and hold {hold_id} "
+        f"(invoice {top[1].first_invoice} of {top[1].customer_id}, a dispute, through "
+        f"{today + dt.timedelta(days=14)}): `ar-pipeline promises list`, `ar-pipeline holds "
+        f"list`, or the customer's screen on the approver's page."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

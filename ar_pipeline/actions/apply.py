@@ -116,7 +116,7 @@ def _tiers_still_met(
             None
             if meets
             else f"customer no longer overdue at tier {action.tier} as of {as_of} "
-            "(paid or credited since approval)"
+            "(paid, credited, or its invoices held since approval)"
         )
     return verdicts
 
