@@ -481,3 +481,28 @@ def test_the_customer_screen_records_and_ends_levers(engine):
     page = client.get("/customers/B").text
     assert "cancelled (2026-03-31 by carol)" in page
     assert "released (2026-03-31 by carol: done)" in page
+
+
+def test_the_trend_shows_what_was_held_each_day(engine):
+    """A backfill of 03-09..03-21 over the held ledger: H1 300.00 held from the day the hold was
+    recorded (03-10) through its last day (03-20); total open is the same every day."""
+    from zoneinfo import ZoneInfo
+
+    from ar_pipeline.rules.trend import write_summary
+    from ar_pipeline.store.schema import ar_aging_summary
+
+    with engine.begin() as connection:
+        _held_ledger(connection)
+        write_summary(connection, d("2026-03-09"), d("2026-03-21"), ZoneInfo("UTC"))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(ar_aging_summary.c.as_of, ar_aging_summary.c.total_open_cents,
+                      ar_aging_summary.c.held_cents)
+            .where(ar_aging_summary.c.as_of.in_([d("2026-03-09"), d("2026-03-10"),
+                                                 d("2026-03-20"), d("2026-03-21")]))
+            .order_by(ar_aging_summary.c.as_of)
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [
+        (d("2026-03-09"), 35_000, 0), (d("2026-03-10"), 35_000, 30_000),
+        (d("2026-03-20"), 35_000, 30_000), (d("2026-03-21"), 35_000, 0),
+    ]  # fmt: skip
