@@ -154,6 +154,12 @@ def test_kept_partly_kept_and_broken_promises_the_morning_after(engine, database
         "recorded_by": "carol",
     }  # fmt: skip
     assert [i["invoice_id"] for i in payload["invoices"]] == ["B1"]
+    client = make_client(engine)
+    sign_in(client, "alice")
+    page = " ".join(client.get("/proposals").text.split())
+    assert ('broken promise: You promised to pay 600.00 EUR by 2026-03-15; we received 0.00 EUR '
+            'by then. The next step after tier 1, cooldown or not') in page  # why this tier
+    assert '<a href="/customers/B">Customer B</a>' in page
 
     # 03-17: P's cooldown is over, the normal rules resume for what it still owes (tier 2);
     # nobody decided on B's letter, so the broken promise still calls for it (superseding 03-16's)
@@ -506,3 +512,27 @@ def test_the_trend_shows_what_was_held_each_day(engine):
         (d("2026-03-09"), 35_000, 0), (d("2026-03-10"), 35_000, 30_000),
         (d("2026-03-20"), 35_000, 30_000), (d("2026-03-21"), 35_000, 0),
     ]  # fmt: skip
+
+
+def test_revision_0010_keeps_existing_rows_with_nothing_held(database_url):
+    """Rows aged before 0010 knew no holds: 0 held; and 0010 goes down and up again."""
+    from alembic import command
+
+    from ar_pipeline.store.database import alembic_config, get_engine
+
+    engine = get_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0009")
+        add_customer(connection, "A")
+        connection.execute(sa.text(
+            "INSERT INTO ar_aging (as_of, customer_id, customer_name, currency, total_open_cents, "
+            "overdue_cents, current_cents, days_1_30_cents, days_31_60_cents, days_61_90_cents, "
+            "days_over_90_cents, disputed_cents, unapplied_credit_cents, net_balance_cents, "
+            "dunnable_cents, open_item_count) VALUES ('2026-03-01', 'A', 'A', 'EUR', 100, 100, "
+            "0, 100, 0, 0, 0, 0, 0, 100, 100, 1)"
+        ))  # fmt: skip
+        command.upgrade(alembic_config(connection), "head")
+        assert connection.execute(sa.select(ar_aging.c.held_cents)).scalar_one() == 0
+        command.downgrade(alembic_config(connection), "0009")
+        command.upgrade(alembic_config(connection), "head")
+        assert connection.execute(sa.select(ar_aging.c.held_cents)).scalar_one() == 0
