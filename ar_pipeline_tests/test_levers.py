@@ -536,3 +536,53 @@ def test_revision_0010_keeps_existing_rows_with_nothing_held(database_url):
         command.downgrade(alembic_config(connection), "0009")
         command.upgrade(alembic_config(connection), "head")
         assert connection.execute(sa.select(ar_aging.c.held_cents)).scalar_one() == 0
+
+
+# --- the broken-promise step as a pure rule (tiering.assign_tier) ------------------------------
+
+def _broken(by_day, last=None, paused=None, in_flight=None, broken=7, oldest="2026-01-01"):
+    from ar_pipeline.rules.tiering import (
+        DEFAULT_TIERS,
+        CurrencyPosition,
+        CustomerPosition,
+        assign_tier,
+    )
+
+    position = CustomerPosition(
+        "C7", [CurrencyPosition("EUR", 0, {n: by_day.get(n, 0) for n in (1, 15, 30, 60)})],
+        d(oldest), d(paused) if paused else None, in_flight, broken,
+    )  # fmt: skip
+    decision = assign_tier(position, last, DEFAULT_TIERS, d("2026-03-31"))
+    return (decision.target_tier, decision.proposed_tier, decision.skip_reason,
+            decision.broken_promise_id)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("by_day", "last", "kwargs", "expected"),
+    [
+        # 20 days, 50.00: target 2; no letter yet: the next step is 1... at least the target: 2
+        ({1: 5_000, 15: 5_000}, None, {}, (2, 2, None, 7)),
+        # tier 1 sent yesterday: cooldown and one step at a time do not hold it back: 2
+        ({1: 5_000, 15: 5_000}, (1, "2026-03-30"), {}, (2, 2, None, 7)),
+        # tier 2 sent yesterday, target 2: already at tier does not apply: 3
+        ({1: 5_000, 15: 5_000}, (2, "2026-03-30"), {}, (2, 3, None, 7)),
+        # tier 4 sent: capped at the highest tier, escalation again
+        ({1: 90_000, 15: 90_000, 30: 90_000, 60: 90_000}, (4, "2026-03-30"), {},
+         (4, 4, None, 7)),
+        # 40 days, 200.00: target 3 beyond last + 1 = 2: the target
+        ({1: 20_000, 15: 20_000, 30: 20_000}, (1, "2026-03-30"), {}, (3, 3, None, 7)),
+        # still: below the minimum, paused, in flight
+        ({1: 500}, None, {}, (None, None, "below_minimum", 7)),
+        ({1: 5_000, 15: 5_000}, None, {"paused": "2026-04-05"}, (2, None, "paused", 7)),
+        ({1: 5_000, 15: 5_000}, (1, "2026-03-20"), {"in_flight": 2}, (2, None, "in_flight", 7)),
+        # a letter of an earlier episode does not count: first letter, at least the target
+        ({1: 5_000, 15: 5_000}, (3, "2025-12-01"), {}, (2, 2, None, 7)),
+        # no broken promise: the normal rules (cooldown after yesterday's tier 1)
+        ({1: 5_000, 15: 5_000}, (1, "2026-03-30"), {"broken": None}, (2, None, "cooldown", None)),
+    ],
+)  # fmt: skip
+def test_the_broken_promise_step(by_day, last, kwargs, expected):
+    from ar_pipeline.rules.tiering import LastApplied
+
+    applied = LastApplied(last[0], d(last[1])) if last else None
+    assert _broken(by_day, applied, **kwargs) == expected
