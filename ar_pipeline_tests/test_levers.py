@@ -586,3 +586,27 @@ def test_the_broken_promise_step(by_day, last, kwargs, expected):
 
     applied = LastApplied(last[0], d(last[1])) if last else None
     assert _broken(by_day, applied, **kwargs) == expected
+
+
+def test_a_letter_staged_before_the_call_stands_down_when_applied(engine, database_url, tmp_path):
+    """Alpha's tier 3 letter was staged on 03-31 before Alpha promised to pay everything: if
+    someone approves it anyway, the apply job's re-check finds nothing dunnable and stands it
+    down."""
+    from types import SimpleNamespace
+
+    from ar_pipeline.actions.apply import _tiers_still_met
+    from ar_pipeline_tests.ledger_builder import build_dunning_ledger
+
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path, as_of=d("2026-03-31"))
+    (letter,) = [r for r in actions(engine, as_of=d("2026-03-31"), customer_id="A")
+                 if r["action_type"] == "collection_action"]  # fmt: skip
+    row = SimpleNamespace(action_id=letter["action_id"], customer_id="A", tier=letter["tier"],
+                          payload=letter["payload_json"])  # fmt: skip
+    with engine.begin() as connection:
+        assert _tiers_still_met(connection, [row], d("2026-04-01")) == {row.action_id: None}
+        _promise(connection, "A", "800.00", "2026-04-10", today="2026-03-31", all_overdue=True)
+        verdict = _tiers_still_met(connection, [row], d("2026-04-01"))[row.action_id]
+    assert verdict.startswith("customer no longer overdue at tier 3 as of 2026-04-01 (paid, "
+                              "credited, or its invoices held since approval)")  # fmt: skip
