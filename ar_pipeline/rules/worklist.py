@@ -383,7 +383,8 @@ def worklist_rows(
     """The ranked list as ``collection_worklist`` rows, streamed ``chunk`` at a time (the
     reason is written in Python, everything else in SQL)."""
     query = worklist_query(as_of, timezone, threshold_days, snapshot)
-    result = connection.execution_options(yield_per=chunk).execute(query)
+    # per statement: Connection.execution_options would make every later statement stream too
+    result = connection.execute(query, execution_options={"yield_per": chunk})
     for part in result.mappings().partitions():
         yield [
             {
