@@ -223,7 +223,9 @@ def test_untagged_run_is_as_of_the_day_it_started_in_the_business_timezone():
     assert untagged_run_date(started, ZoneInfo("Europe/Berlin")) == dt.date(2026, 4, 1)
 
 
-def test_daily_run_from_the_ui_requests_its_trend_and_worklist_partitions_once(engine, database_url, tmp_path):
+def test_daily_run_from_the_ui_requests_its_trend_and_worklist_partitions_once(
+    engine, database_url, tmp_path
+):
     """A daily run launched from the UI carries no as-of tag: its steps age the day it started,
     and the sensor requests that day's trend partition (not "as-of date None"), under a run key
     made from the run's id, the same however often the sensor sees the run."""
