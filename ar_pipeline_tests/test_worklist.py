@@ -169,3 +169,28 @@ def test_backtest_against_amount_alone(engine):
         "EUR: over 2 mornings, the rule's top 1 recovered 2,000.00 EUR within 30 days (40 % of "
         "their overdue), the top 1 by amount alone 0.00 EUR (0 %)"
     )
+
+
+def test_todays_calls_page(engine):
+    """The page lists each currency's ranking with the reason, linking each customer's screen;
+    it needs a signed-in user; a malformed day is refused by name."""
+    from ar_pipeline_tests.web_client import make_client, sign_in
+
+    with engine.begin() as connection:
+        build_ledger(connection)
+        worklist.write_worklist(connection, D, UTC)
+    client = make_client(engine)
+    assert client.get("/calls").status_code == 303  # to the sign-in page
+    sign_in(client, "carol")  # anyone who may sign in may see whom to call
+    page = client.get("/calls")
+    assert page.status_code == 200
+    html = page.text
+    assert "Worklist of 2026-06-30" in html
+    assert html.index('id="call-C"') < html.index('id="call-B"') < html.index('id="call-A"')
+    assert '<a href="/customers/C">C Ltd</a>' in html
+    assert "584.42 EUR" in html and "3,000.00 EUR" in html
+    assert "settles 1.8x as well as the average customer" in html
+    assert html.index("<h2>EUR</h2>") < html.index("<h2>USD</h2>")
+    assert client.get("/calls?day=2026-06-29").text.count('id="call-') == 0
+    refused = client.get("/calls?day=junk")
+    assert refused.status_code == 400 and "day: not a date" in refused.text

@@ -430,6 +430,11 @@ def top_of_list(connection: sa.Connection, as_of: dt.date, limit: int) -> list[s
     )
 
 
+def latest_day(connection: sa.Connection) -> dt.date | None:
+    """The latest day with a worklist."""
+    return connection.execute(sa.select(sa.func.max(collection_worklist.c.as_of))).scalar()
+
+
 WORKLIST_VIEW = "v_todays_calls"
 
 
