@@ -174,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         "hash-password", help="hash a password for AR_WEB_USERS / AR_WEB_USERS_FILE"
     )
 
+    calls = commands.add_parser("worklist", help="today's calls: whom to phone first, and why")
+    calls.add_argument("--as-of", type=_date, help="day of the list (default: today)")
+    calls.add_argument("--limit", type=_whole(1, 100_000), default=20, help="rows per currency")
+    calls.add_argument(
+        "--backtest", action="store_true", help="also how the rule did on past mornings"
+    )
+
     commands.add_parser("bench", help="the performance benchmark (see `ar-pipeline bench -h`)")
 
     alga = commands.add_parser("alga", help="Alga PSA source: service-period repair plans")
@@ -328,6 +335,7 @@ def run_and_report(
         )
         if result.success:
             fill_trend(defs, trend_from or as_of, as_of, instance, result.run_id)
+            fill_worklist(defs, as_of, instance, result.run_id)
     if not result.success:
         print(f"Run {result.run_id} FAILED as of {as_of}:", file=sys.stderr)
         for message in _step_errors(result):
@@ -378,6 +386,30 @@ def fill_trend(
     if not outcome.success:
         print(f"Trend {wanted[0]}..{wanted[-1]} FAILED: {'; '.join(_step_errors(outcome))}",
               file=sys.stderr)  # fmt: skip
+
+
+def fill_worklist(defs: Any, as_of: dt.date, instance: Any, daily_run_id: str) -> None:
+    """Materialize the ``collection_worklist`` partition of ``as_of`` after the daily run
+    ``daily_run_id``, under the run key the daemon's sensor would use (as :func:`fill_trend`)."""
+    import dagster as dg
+
+    from ar_pipeline.defs.jobs import WORKLIST_JOB
+    from ar_pipeline.defs.runs import QUIET_LOGGING
+    from ar_pipeline.defs.sensors import worklist_run_tags
+
+    job = defs.resolve_job_def(WORKLIST_JOB)
+    if as_of.isoformat() not in job.partitions_def.get_partition_keys():
+        print(f"(no worklist partition for {as_of}: AR_TREND_START_DATE is later)")
+        return
+    tags = worklist_run_tags(daily_run_id)
+    if instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1):
+        return  # the daemon's sensor was first
+    outcome = job.execute_in_process(
+        instance=instance, run_config=QUIET_LOGGING, tags=tags, raise_on_error=False,
+        partition_key=as_of.isoformat(),
+    )  # fmt: skip
+    if not outcome.success:
+        print(f"Worklist {as_of} FAILED: {'; '.join(_step_errors(outcome))}", file=sys.stderr)
 
 
 def _step_errors(result: Any) -> list[str]:
@@ -503,6 +535,8 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
                 f"   oldest {r.max_days_overdue} days overdue"
             )
 
+    print_calls(engine, as_of, limit=3)
+
     for evaluation in result.get_asset_check_evaluations():
         state = "OK" if evaluation.passed else evaluation.severity.value
         label = CHECK_LABELS.get(evaluation.check_name)
@@ -515,6 +549,29 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
 
 
 RECIPIENTS_LISTED = 20
+
+
+def print_calls(engine: Any, as_of: dt.date, limit: int, backtest: bool = False) -> None:
+    """The first ``limit`` of today's calls per currency, with why; with ``backtest``, how the
+    rule did on past mornings against ranking by amount alone."""
+    from ar_pipeline.rules import worklist
+    from ar_pipeline.rules.money import format_money
+
+    with engine.connect() as connection:
+        rows = worklist.top_of_list(connection, as_of, limit)
+        tested = worklist.backtest(connection, as_of) if backtest else []
+    if not rows:
+        print(f"\nToday's calls: none ranked for {as_of} (no dunnable debt, or no worklist run)")
+    else:
+        print(f"\nToday's calls (first {limit} per currency, by what a call should recover)")
+    for row in rows:
+        print(
+            f"  {row.currency} {row.rank:>3}. {row.customer_name[:36]:<36} expect "
+            f"{format_money(row.expected_recovery_cents, row.currency):>16}\n"
+            f"         {row.reason}"
+        )
+    for result in tested:
+        print(f"  Backtest {result.summary()}")
 
 
 def print_recipients(settings: Settings, as_of: dt.date) -> None:
@@ -992,6 +1049,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if cmd_apply(settings, args) else 1
         elif args.command == "alga":
             cmd_alga_repair_plans(settings, args)
+        elif args.command == "worklist":
+            print_calls(
+                _prepare(settings), args.as_of or _today(settings), args.limit, args.backtest
+            )
         elif args.command == "run":
             run_config = _load_run_config(args.config, settings)
             as_of = args.as_of or _today(settings)

@@ -8,6 +8,7 @@ from ar_pipeline.actions.mail import Mailer
 from ar_pipeline.defs.assets import (
     build_ar_aging,
     build_summary_asset,
+    build_worklist_asset,
     ledger_specs,
     prior_actions,
     proposed_actions,
@@ -19,6 +20,7 @@ from ar_pipeline.defs.jobs import (
     ar_aging_daily,
     build_daily_schedule,
     build_summary_job,
+    build_worklist_job,
     trend_partitions,
 )
 from ar_pipeline.defs.resources import AlgaPsa, ArDatabase
@@ -58,6 +60,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     ledger = ledger_specs(written_by=aging_deps[0].key if aging_deps else None)
     summary = build_summary_asset(partitions, deps=trend_deps)
     summary_job = build_summary_job(summary)
+    worklist = build_worklist_asset(partitions)
+    worklist_job = build_worklist_job(worklist)
     ar_aging = build_ar_aging(deps=aging_deps)
     return dg.Definitions(
         assets=[
@@ -67,12 +71,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             tier_assignments,
             staging,
             summary,
+            worklist,
             *source_assets,
         ],  # fmt: skip
         asset_checks=[aging_data_fresh, ledger_sane, actions_staged, *source_checks],
-        jobs=[ar_aging_daily, apply_job, summary_job],
+        jobs=[ar_aging_daily, apply_job, summary_job, worklist_job],
         schedules=[build_daily_schedule(settings.timezone_name)],
-        sensors=[approved_actions_sensor, *build_run_status_sensors(summary_job, partitions)],
+        sensors=[
+            approved_actions_sensor,
+            *build_run_status_sensors(summary_job, worklist_job, partitions),
+        ],
         resources={
             "ar_db": ArDatabase.from_settings(settings),
             "mailer": Mailer.from_settings(settings),

@@ -128,3 +128,30 @@ def test_net_balance_tie(engine):
         write_ar_aging(connection, as_of)
         rows = [tuple(r) for r in connection.execute(query, {"as_of": as_of})]
     assert rows == [("Z", "EUR", 15_000, 10_000)]
+
+
+def test_todays_calls_and_its_view(engine):
+    """The ready query and the view give test_worklist.py's hand-worked ranking."""
+    from zoneinfo import ZoneInfo
+
+    from ar_pipeline.rules import worklist
+    from ar_pipeline.rules.views import upgrade_database
+    from ar_pipeline_tests.test_worklist import D, build_ledger
+
+    upgrade_database(engine)  # the view
+    with engine.begin() as connection:
+        build_ledger(connection)
+        worklist.write_worklist(connection, D, ZoneInfo("UTC"))
+    query = sa.text((SQL_DIR / "todays_calls.sql").read_text())
+    with engine.connect() as connection:
+        rows = [tuple(r)[:5] for r in connection.execute(query, {"as_of": D})]
+        view = [tuple(r) for r in connection.execute(sa.text(
+            "SELECT currency, rank, customer_id FROM v_todays_calls ORDER BY currency, rank"
+        ))]  # fmt: skip
+    assert rows == [
+        ("EUR", 1, "C", "C Ltd", 58_442),
+        ("EUR", 2, "B", "B Ltd", 25_603),
+        ("EUR", 3, "A", "A Ltd", 22_653),
+        ("USD", 1, "U", "U Ltd", 50_000),
+    ]
+    assert view == [(currency, rank, customer) for currency, rank, customer, *_ in rows]

@@ -37,7 +37,16 @@ def test_run_as_of_prints_the_aging_and_records_the_run(cli_env, database_url, c
     assert re.search(r"Tier 2 firm reminder\s+0 customers", out)
     with dg.DagsterInstance.from_config(str(cli_env / "dagster_home")) as instance:
         runs = {r.dagster_run.job_name: r.dagster_run for r in instance.get_run_records()}
-    assert set(runs) == {"ar_aging_daily", "ar_aging_summary_job"}
+    assert set(runs) == {"ar_aging_daily", "ar_aging_summary_job", "collection_worklist_job"}
+    calls = runs["collection_worklist_job"]
+    assert calls.tags["dagster/partition"] == "2026-03-31"
+    assert calls.tags["dagster/run_key"] == f"worklist:{runs['ar_aging_daily'].run_id}"
+    # Alpha is the only customer with dunnable debt, in both currencies (the rule's figures
+    # are worked out by hand in test_worklist.py)
+    assert "Today's calls" in out
+    for money, dunnable in (("EUR", "820.00"), ("USD", "250.00")):
+        line = rf"{money}\s+1\. Alpha GmbH\s+expect\s+\S+ {money}\s+expect \S+ {money} of "
+        assert re.search(line + rf"{dunnable} {money} dunnable", out)
     assert runs["ar_aging_daily"].tags["ar_pipeline/as_of"] == "2026-03-31"
     trend = runs["ar_aging_summary_job"]
     assert trend.tags["dagster/partition"] == "2026-03-31"

@@ -14,7 +14,7 @@ def test_definitions_load():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "ar_aging", "prior_actions", "tier_assignments", "proposed_actions", "ar_aging_summary",
-        *LEDGER,
+        "collection_worklist", *LEDGER,
     }  # fmt: skip
 
 
@@ -24,6 +24,7 @@ def test_assets_are_grouped_described_and_owned():
         node = graph.get(key)
         name = key.to_user_string()
         expected_group = {"proposed_actions": "ar_actions", "ar_aging_summary": "ar_trend",
+                          "collection_worklist": "ar_worklist",
                           **dict.fromkeys(LEDGER, "ledger")}  # fmt: skip
         assert node.group_name == expected_group.get(name, "ar_aging")
         assert node.description
@@ -47,6 +48,12 @@ def test_lineage_runs_from_the_ledger_tables():
     assert graph.get(dg.AssetKey("ar_aging_summary")).parent_keys == ledger | {
         dg.AssetKey("proposed_actions")
     }
+    # the worklist reads the day's aging and its letters; it runs after the daily job
+    assert graph.get(dg.AssetKey("collection_worklist")).parent_keys == ledger | {
+        dg.AssetKey("ar_aging"), dg.AssetKey("proposed_actions")
+    }
+    worklist = defs.resolve_assets_def("collection_worklist")
+    assert worklist.partitions_def == defs.resolve_assets_def("ar_aging_summary").partitions_def
     # the daily job materializes only what Dagster writes
     daily = {node.name for node in defs.resolve_job_def("ar_aging_daily").graph.node_defs}
     assert not daily & LEDGER
@@ -66,7 +73,8 @@ def test_trend_is_daily_partitioned_and_backfills_in_one_run():
 
 
 def test_jobs_run_in_process_with_db_retries():
-    for name in ("ar_aging_daily", "apply_approved_actions", "ar_aging_summary_job"):
+    for name in ("ar_aging_daily", "apply_approved_actions", "ar_aging_summary_job",
+                 "collection_worklist_job"):  # fmt: skip
         job = defs.resolve_job_def(name)
         assert job.executor_def.name == "in_process"
     nodes = [

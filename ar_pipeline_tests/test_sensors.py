@@ -223,7 +223,9 @@ def test_untagged_run_is_as_of_the_day_it_started_in_the_business_timezone():
     assert untagged_run_date(started, ZoneInfo("Europe/Berlin")) == dt.date(2026, 4, 1)
 
 
-def test_daily_run_from_the_ui_requests_its_trend_partition_once(engine, database_url, tmp_path):
+def test_daily_run_from_the_ui_requests_its_trend_and_worklist_partitions_once(
+    engine, database_url, tmp_path
+):
     """A daily run launched from the UI carries no as-of tag: its steps age the day it started,
     and the sensor requests that day's trend partition (not "as-of date None"), under a run key
     made from the run's id, the same however often the sensor sees the run."""
@@ -253,5 +255,10 @@ def test_daily_run_from_the_ui_requests_its_trend_partition_once(engine, databas
             requests.append(sensor(context))
     with engine.connect() as connection:
         (aged_day,) = connection.execute(sa.select(ar_aging.c.as_of).distinct()).scalars()
-    assert [r.partition_key for r in requests] == [aged_day.isoformat()] * 2
-    assert [r.run_key for r in requests] == [trend_run_key(result.run_id)] * 2
+    # each time: the trend and the worklist of that day, under the same run keys
+    assert [[(r.job_name, r.partition_key, r.run_key) for r in rs] for rs in requests] == [
+        [
+            ("ar_aging_summary_job", aged_day.isoformat(), trend_run_key(result.run_id)),
+            ("collection_worklist_job", aged_day.isoformat(), f"worklist:{result.run_id}"),
+        ]
+    ] * 2

@@ -594,3 +594,81 @@ def build_summary_asset(
         )
 
     return ar_aging_summary
+
+
+WORKLIST_GROUP = "ar_worklist"
+WORKLIST_DESCRIPTIONS = {
+    "currency": "ISO 4217 currency; each currency is its own list",
+    "rank": "1 = call first, within the currency (ar_pipeline.rules.worklist)",
+    "expected_recovery_cents": "What a contact today is expected to recover (minor units)",
+    "dunnable_cents": "max(0, undisputed overdue - unapplied credit), as in ar_aging",
+    "overdue_cents": "Undisputed overdue open items",
+    "payer_factor": "The customer's 30-day settled share over the currency's (1 = average)",
+    "last_letter_at": "When the customer's last letter went out (UTC)",
+    "reason": "The rank in words",
+}
+
+
+def build_worklist_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """``collection_worklist``, one partition per day like the trend (a past day sees only
+    what existed then), downstream of ``ar_aging`` and the letters of ``proposed_actions``."""
+    from ar_pipeline.store.schema import collection_worklist as worklist_table
+
+    @dg.asset(
+        name="collection_worklist",
+        group_name=WORKLIST_GROUP,
+        kinds=KINDS,
+        owners=OWNERS,
+        retry_policy=DB_RETRY,
+        partitions_def=partitions,
+        deps=[*LEDGER_KEYS, dg.AssetKey("ar_aging"), proposed_actions],
+        metadata={
+            "dagster/column_schema": table_schema(worklist_table, WORKLIST_DESCRIPTIONS),
+            "dagster/table_name": "collection_worklist",
+        },
+    )
+    def collection_worklist(
+        context: dg.AssetExecutionContext, ar_db: ArDatabase
+    ) -> dg.MaterializeResult:
+        """Today's calls: every customer with dunnable debt, per currency, ranked by the amount
+        a contact today is expected to recover, with the reason in words; and the rule's
+        backtest on the ledger's history against ranking by amount alone
+        (``ar_pipeline.rules.worklist``)."""
+        from ar_pipeline.rules import worklist
+
+        as_of = dt.date.fromisoformat(context.partition_key)
+        with ar_db.engine.begin() as connection:
+            count = worklist.write_worklist(connection, as_of, ar_db.zone)
+            top = worklist.top_of_list(connection, as_of, 10)
+            tested = worklist.backtest(connection, as_of)
+        metadata: dict[str, Any] = {
+            "dagster/row_count": count,
+            "top_10": dg.MetadataValue.md(worklist_markdown(top)),
+            "backtest": dg.MetadataValue.md(
+                "\n".join(f"- {result.summary()}" for result in tested) or "no history yet"
+            ),
+        }
+        for result in tested:
+            money = result.currency
+            metadata[f"{money} backtest: rule's top {result.top} recovered"] = _major(
+                result.rule_recovered_cents, money
+            )
+            metadata[f"{money} backtest: top {result.top} by amount recovered"] = _major(
+                result.amount_recovered_cents, money
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return collection_worklist
+
+
+def worklist_markdown(rows: Sequence[Any]) -> str:
+    from ar_pipeline.rules.money import format_money
+
+    lines = ["| # | customer | expected | dunnable | why |", "|---:|---|---:|---:|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row.rank} | {row.customer_name} | "
+            f"{format_money(row.expected_recovery_cents, row.currency)} | "
+            f"{format_money(row.dunnable_cents, row.currency)} | {row.reason} |"
+        )
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ from ar_pipeline.defs.resources import AS_OF_TAG, ArDatabase
 DAILY_JOB = "ar_aging_daily"
 APPLY_JOB = "apply_approved_actions"
 SUMMARY_JOB = "ar_aging_summary_job"
+WORKLIST_JOB = "collection_worklist_job"
 DAILY_CRON = "0 6 * * *"
 
 # In-process: the multiprocess executor starts a process per step, seconds on two cores for
@@ -114,4 +115,13 @@ def build_summary_job(summary_asset: dg.AssetsDefinition) -> Any:
         selection=[summary_asset.key],
         executor_def=dg.in_process_executor,
         description="Rebuild ar_aging_summary for a day (or, as a backfill, a range of days).",
+    )
+
+
+def build_worklist_job(worklist_asset: dg.AssetsDefinition) -> Any:
+    return dg.define_asset_job(
+        WORKLIST_JOB,
+        selection=[worklist_asset.key],
+        executor_def=dg.in_process_executor,
+        description="Rank today's calls (collection_worklist) for a day, after the daily job.",
     )

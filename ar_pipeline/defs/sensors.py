@@ -46,6 +46,16 @@ def trend_run_key(daily_run_id: str) -> str:
     return f"summary:{daily_run_id}"
 
 
+def worklist_run_key(daily_run_id: str) -> str:
+    """The run key of the worklist run that follows the daily run ``daily_run_id``."""
+    return f"worklist:{daily_run_id}"
+
+
+def worklist_run_tags(daily_run_id: str) -> dict[str, str]:
+    """As :func:`trend_run_tags`, for the worklist run."""
+    return {RUN_KEY_TAG: worklist_run_key(daily_run_id), SENSOR_NAME_TAG: DAILY_SUCCEEDED_SENSOR}
+
+
 def trend_run_tags(daily_run_id: str) -> dict[str, str]:
     """Tags that make a run count, for the daemon, as the one the sensor would request for
     ``daily_run_id`` (Dagster matches a sensor's run key on these two tags)."""
@@ -152,22 +162,24 @@ def approved_before(
 
 
 def build_run_status_sensors(
-    summary_job: Any, partitions: dg.DailyPartitionsDefinition
+    summary_job: Any, worklist_job: Any, partitions: dg.DailyPartitionsDefinition
 ) -> list[dg.SensorDefinition]:
-    """Bookkeeping of the daily job; a successful run also requests the trend partition of its
-    as-of date (so the daily run fills that day's ``ar_aging_summary``), once per daily run."""
+    """Bookkeeping of the daily job; a successful run also requests the trend partition and the
+    worklist partition of its as-of date (so the daily run fills that day's
+    ``ar_aging_summary`` and ``collection_worklist``), once per daily run."""
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitor_all_code_locations=True,  # also sees runs started in-process by the CLI
         default_status=dg.DefaultSensorStatus.RUNNING,
         name=DAILY_SUCCEEDED_SENSOR,
-        request_job=summary_job,
+        request_jobs=[summary_job, worklist_job],
     )
     def daily_run_succeeded(context: dg.RunStatusSensorContext, ar_db: ArDatabase):
         """Write workflow_run_log, reflexion_log and workflow.completed for the daily job, and
-        request the ar_aging_summary partition of the run's as-of date: its tag, or, for a run
-        started from the UI without one, the day it started (the date its steps used)."""
+        request the ar_aging_summary and collection_worklist partitions of the run's as-of
+        date: its tag, or, for a run started from the UI without one, the day it started (the
+        date its steps used)."""
         run = context.dagster_run
         if run.job_name != DAILY_JOB:
             return dg.SkipReason(f"not {DAILY_JOB}")
@@ -178,7 +190,16 @@ def build_run_status_sensors(
             started = record.start_time if record else None
             as_of = untagged_run_date(started, ar_db.zone).isoformat()
         if as_of in partitions.get_partition_keys(dynamic_partitions_store=context.instance):
-            return dg.RunRequest(run_key=trend_run_key(run.run_id), partition_key=as_of)
+            return [
+                dg.RunRequest(
+                    run_key=trend_run_key(run.run_id), partition_key=as_of,
+                    job_name=summary_job.name,
+                ),
+                dg.RunRequest(
+                    run_key=worklist_run_key(run.run_id), partition_key=as_of,
+                    job_name=worklist_job.name,
+                ),
+            ]  # fmt: skip
         return dg.SkipReason(f"as-of date {as_of} has no ar_aging_summary partition")
 
     @dg.run_failure_sensor(

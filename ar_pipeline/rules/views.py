@@ -1,5 +1,6 @@
 """Upgrading the business database: the store's migrations, then the analyst views the rules
-define (``ar_aging_open_items``: open items as of the latest aging date).
+define (``v_ar_aging``: open items as of the latest aging date; ``v_todays_calls``: the latest
+worklist).
 
 The store knows nothing of the rules; this module joins the two, so the imports run one way.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ar_pipeline.rules.aging import create_views_sql, drop_views_sql
+from ar_pipeline.rules import aging, worklist
 from ar_pipeline.store.database import migrate
 
 
@@ -20,8 +21,10 @@ def upgrade_database(engine: Engine) -> None:
     every upgrade: the view can never drift from the one SQL definition of open items.
     """
     with engine.begin() as connection:
-        for statement in drop_views_sql():
+        for statement in aging.drop_views_sql() + worklist.drop_views_sql():
             connection.execute(sa.text(statement))
         migrate(connection)
-        for statement in create_views_sql(connection.dialect):
+        for statement in aging.create_views_sql(connection.dialect) + worklist.create_views_sql(
+            connection.dialect
+        ):
             connection.execute(sa.text(statement))

@@ -486,6 +486,29 @@ ar_aging_summary = sa.Table(
     *aging_money_checks(),
 )
 
+# --- the collector's worklist: whom to call first, per day and currency (rules/worklist.py) -----
+
+collection_worklist = sa.Table(
+    "collection_worklist",
+    metadata,
+    sa.Column("as_of", sa.Date, primary_key=True),
+    sa.Column("currency", sa.CHAR(3), primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("rank", sa.Integer, nullable=False),  # 1 = call first, within the currency
+    sa.Column("customer_name", sa.Text, nullable=False),
+    sa.Column("expected_recovery_cents", Money, nullable=False),
+    sa.Column("dunnable_cents", Money, nullable=False),
+    sa.Column("overdue_cents", Money, nullable=False),  # undisputed, unheld overdue open items
+    sa.Column("payer_factor", sa.Float, nullable=False),  # a ratio, not money
+    sa.Column("last_letter_at", Timestamp),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.CheckConstraint("expected_recovery_cents >= 0", name="expected_not_negative"),
+    sa.CheckConstraint(
+        "expected_recovery_cents <= dunnable_cents", name="expected_within_dunnable"
+    ),
+    sa.Index(None, "as_of", "currency", "rank"),
+)
+
 # --- the run's invoice balances, computed once per ar_aging run and read by tiering and staging;
 # kept for the last few run dates only (ar_pipeline.rules.aging.write_snapshot) ---------------
 

@@ -83,6 +83,7 @@ STYLESHEET = (TEMPLATES_DIR / "page.css").read_text()
 # PBKDF2 runs in worker threads, at most this many at once, so that sign-ins (honest or not)
 # never stall the pages of the people already signed in
 HASHING_THREADS = 4
+CALLS_LISTED = 50  # rows per currency on "Today's calls"; the table holds them all
 DECISIONS = ("approve", "reject", *approvals.RESOLUTIONS)
 DONE = {"approve": "Approved", "reject": "Rejected", "delivered": "Recorded as delivered",
         "send_again": "Sent again"}  # fmt: skip
@@ -602,6 +603,27 @@ def create_app(
         return render(request, "trend.html", chart=chart, latest=latest, day=latest_day,
                       current="trend")
 
+    async def calls_page(request: Request) -> Response:
+        """Today's calls: the latest worklist (or ``?day=``), one ranked list per currency."""
+        session = require_session(request)
+        if isinstance(session, Response):
+            return session
+        from ar_pipeline.rules import worklist
+
+        asked = request.query_params.get("day")
+        try:
+            day = dt.date.fromisoformat(asked) if asked else None
+        except ValueError:
+            return message_page(request, 400, f"day: not a date like 2026-03-31: {asked!r}")
+        with engine.connect() as connection:
+            day = day or worklist.latest_day(connection)
+            rows = worklist.top_of_list(connection, day, CALLS_LISTED) if day else []
+        by_currency: dict[str, list[Any]] = {}
+        for row in rows:
+            by_currency.setdefault(row.currency, []).append(row)
+        return render(request, "calls.html", day=day, lists=by_currency, listed=CALLS_LISTED,
+                      current="calls")  # fmt: skip
+
     async def stylesheet(request: Request) -> Response:
         return Response(STYLESHEET, media_type="text/css",
                         headers={"cache-control": "max-age=600"})  # fmt: skip
@@ -624,6 +646,7 @@ def create_app(
         Route("/customers/{customer_id:str}/{what:str}", customer_lever, methods=["POST"]),
         Route("/customers/{customer_id:str}/{what:str}/{number:int}/{verb:str}", customer_lever,
               methods=["POST"]),  # fmt: skip
+        Route("/calls", calls_page, methods=["GET"]),
         Route("/static/page.css", stylesheet, methods=["GET"]),
     ]
     return _Starlette(routes=routes)
