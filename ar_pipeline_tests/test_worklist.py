@@ -104,7 +104,7 @@ def test_ranked_by_what_a_call_should_recover(engine):
     assert reasons["A"] == (
         "expect 226.53 EUR of 300.00 EUR dunnable; overdue: 300.00 at 1-30 days (43 % usually "
         "settled within 30 days); settles 1.8x as well as the average customer (pays 26 days "
-        "after the due date on average); no letter yet"
+        "after the due date on average); no contact yet"
     )
     assert "1,000.00 at 61-90 days (27 % usually settled within 30 days)" in reasons["B"]
 
@@ -126,7 +126,7 @@ def test_a_recent_letter_halves_the_expectation(engine):
             sa.select(collection_worklist.c.reason).where(collection_worklist.c.customer_id == "B")
         ).scalars()
     assert reason.endswith(
-        "last letter (tier 1) 4 day(s) ago, so the expectation is halved to give it time"
+        "last contact: letter (tier 1) 4 day(s) ago, so the expectation is halved to give it time"
     )
 
 
@@ -171,6 +171,73 @@ def test_backtest_against_amount_alone(engine):
     )
 
 
+def test_a_held_invoice_is_not_called_about_and_a_hold_is_a_contact(engine):
+    """B1 put on hold (dispute) on 06-25 through 07-31: on D only B2 is left to call about,
+    20,000 x 3/7 x 5/7 = 6,122.45, and the hold was recorded 5 days ago (a call), so halved:
+    3,061.22 -> 3,061. The rates are unchanged: the hold did not exist on the reference dates."""
+    from ar_pipeline.actions.levers import record_hold
+
+    with engine.begin() as connection:
+        build_ledger(connection)
+        record_hold(
+            connection, invoice_id="B1", reason="dispute", held_until=dt.date(2026, 7, 31),
+            recorded_by="dora", today=dt.date(2026, 6, 25),
+            now=dt.datetime(2026, 6, 25, 10, tzinfo=dt.UTC),
+        )  # fmt: skip
+        worklist.write_worklist(connection, D, UTC)
+    with engine.connect() as connection:
+        assert [row for row in stored(connection) if row[2] == "B"] == [
+            ("EUR", 3, "B", 3_061, 20_000, 20_000)
+        ]
+        (reason,) = connection.execute(
+            sa.select(collection_worklist.c.reason).where(collection_worklist.c.customer_id == "B")
+        ).scalars()
+    assert "1,000.00" not in reason
+    assert reason.endswith("last contact: hold recorded 5 day(s) ago, so the expectation is "
+                           "halved to give it time")  # fmt: skip
+
+
+def test_a_broken_promise_lowers_the_expectation(engine):
+    """C promised on 06-01 to pay 1,000.00 by 06-15 and paid nothing: broken. Promise factor
+    (0 + 2) / (1 + 2) = 2/3: 58,441.56 x 2/3 = 38,961.04 -> 38,961, still first. The promise
+    held C1 from 06-01 to 06-15 only, so neither D nor the reference dates see it held."""
+    from ar_pipeline.actions.levers import record_promise
+
+    with engine.begin() as connection:
+        build_ledger(connection)
+        record_promise(
+            connection, customer_id="C", amount="1000.00", currency="EUR",
+            promised_date=dt.date(2026, 6, 15), recorded_by="dora", today=dt.date(2026, 6, 1),
+            now=dt.datetime(2026, 6, 1, 10, tzinfo=dt.UTC), invoice_ids=["C1"],
+        )  # fmt: skip
+        worklist.write_worklist(connection, D, UTC)
+    with engine.connect() as connection:
+        assert stored(connection)[0] == ("EUR", 1, "C", 38_961, 300_000, 300_000)
+        (reason, factor) = connection.execute(
+            sa.select(collection_worklist.c.reason, collection_worklist.c.promise_factor).where(
+                collection_worklist.c.customer_id == "C"
+            )
+        ).one()
+    assert factor == pytest.approx(2 / 3, abs=0.001)
+    assert "; promises: 1 broken (expectation x 0.67); last contact: promise recorded 29 " in reason
+
+
+def test_an_open_promise_takes_the_customer_off_the_list(engine):
+    """While C's promise covering C1 is open (through 07-15), C has nothing dunnable."""
+    from ar_pipeline.actions.levers import record_promise
+
+    with engine.begin() as connection:
+        build_ledger(connection)
+        record_promise(
+            connection, customer_id="C", amount="3000.00", currency="EUR",
+            promised_date=dt.date(2026, 7, 15), recorded_by="dora", today=dt.date(2026, 6, 29),
+            now=dt.datetime(2026, 6, 29, 10, tzinfo=dt.UTC), all_overdue=True,
+        )  # fmt: skip
+        worklist.write_worklist(connection, D, UTC)
+    with engine.connect() as connection:
+        assert [row[2] for row in stored(connection)] == ["B", "A", "U"]
+
+
 def test_todays_calls_page(engine):
     """The page lists each currency's ranking with the reason, linking each customer's screen;
     it needs a signed-in user; a malformed day is refused by name."""
@@ -192,5 +259,8 @@ def test_todays_calls_page(engine):
     assert "settles 1.8x as well as the average customer" in html
     assert html.index("<h2>EUR</h2>") < html.index("<h2>USD</h2>")
     assert client.get("/calls?day=2026-06-29").text.count('id="call-') == 0
+    # the link opens the customer's screen: open invoices, promises, holds, last steps
+    screen = client.get("/customers/C")
+    assert screen.status_code == 200 and "C Ltd" in screen.text and "N-C1" in screen.text
     refused = client.get("/calls?day=junk")
     assert refused.status_code == 400 and "day: not a date" in refused.text

@@ -604,7 +604,10 @@ WORKLIST_DESCRIPTIONS = {
     "dunnable_cents": "max(0, undisputed overdue - unapplied credit), as in ar_aging",
     "overdue_cents": "Undisputed overdue open items",
     "payer_factor": "The customer's 30-day settled share over the currency's (1 = average)",
-    "last_letter_at": "When the customer's last letter went out (UTC)",
+    "promise_factor": "(kept + half the partly kept + 2) / (promises judged + 2): 1 with no "
+    "broken promise",
+    "last_contact_at": "The customer's last contact: a letter applied, a promise or hold "
+    "recorded (UTC)",
     "reason": "The rank in words",
 }
 

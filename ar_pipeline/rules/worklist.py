@@ -51,9 +51,15 @@ from ar_pipeline.rules.aging import (
     as_of_dates,
     source_for,
 )
+from ar_pipeline.rules.levers import held_invoice_ids, promise_outcomes
 from ar_pipeline.rules.money import format_amount, format_money
 from ar_pipeline.rules.tiering import day_start_utc, latest_applied_actions
-from ar_pipeline.store.schema import collection_worklist, payments
+from ar_pipeline.store.schema import (
+    collection_worklist,
+    invoice_holds,
+    payments,
+    promises_to_pay,
+)
 from ar_pipeline.store.sql_functions import bound_date, days_between
 
 RECOVERY_DAYS = 30  # "recovered" means settled within this many days after the morning
@@ -61,6 +67,7 @@ REFERENCE_DATES = 12  # reference dates D-30 ... D-360 calibrate the rates
 PRIOR_OBSERVATIONS = 5  # a customer's own share counts this much less than the currency's
 RECENT_CONTACT_DAYS = 7
 RECENT_CONTACT_FACTOR = 0.5
+PROMISE_PRIOR = 2  # a customer starts as if it had kept this many promises
 BACKTEST_MORNINGS = 6  # D-30 ... D-180
 BACKTEST_TOP = 10
 OVERDUE_BUCKETS = tuple(name for name, low, _ in BUCKETS if low is not None)
@@ -107,16 +114,27 @@ class Calibration:
         self.as_of = as_of
         self.references = references
         dates = [_day(as_of, RECOVERY_DAYS * k) for k in range(references + 1)]
-        self.source = AgingSource(as_of_dates(dates))
+        on_dates = as_of_dates(dates)
+        self.source = AgingSource(on_dates)
         items = self.source.open_items().cte("worklist_items")
         self.items = items
-        # overdue, undisputed items on each date: what a call can be about
+        held = held_invoice_ids(on_dates).subquery("worklist_held")
+        # overdue, undisputed items not held that day: what a call can be about
         self.overdue = (
             sa.select(
                 items.c.as_of, items.c.customer_id, items.c.currency, items.c.invoice_id,
                 items.c.bucket, items.c.open_cents,
             )
-            .where(items.c.days_overdue >= 1, sa.not_(items.c.disputed))
+            .select_from(
+                items.outerjoin(
+                    held,
+                    sa.and_(held.c.as_of == items.c.as_of, held.c.invoice_id == items.c.invoice_id),
+                )
+            )
+            .where(
+                items.c.days_overdue >= 1, sa.not_(items.c.disputed),
+                held.c.invoice_id.is_(None),
+            )
             .cte("worklist_overdue")
         )  # fmt: skip
         pairs = _pairs(as_of, references)
@@ -255,6 +273,44 @@ def _average_days_late(as_of: dt.date) -> Select:
     )
 
 
+def _last_contacts(as_of: dt.date, timezone: ZoneInfo) -> Select:
+    """Per customer, the latest contact as of ``as_of``: a letter applied (by the end of the
+    day), or a promise or a hold recorded (on or before the day), as they come from a call.
+    Columns: customer_id, contact_at, contact_kind, letter_tier."""
+    letters = latest_applied_actions(as_of, timezone).subquery("letters")
+    p, h = promises_to_pay.c, invoice_holds.c
+    contacts = sa.union_all(
+        sa.select(letters.c.customer_id, letters.c.applied_at.label("contact_at"),
+                  sa.literal("letter").label("contact_kind"), letters.c.tier.label("letter_tier")),
+        sa.select(p.customer_id, p.recorded_at, sa.literal("promise"), sa.null())
+        .where(p.recorded_on <= as_of),
+        sa.select(h.customer_id, h.recorded_at, sa.literal("hold"), sa.null())
+        .where(h.recorded_on <= as_of),
+    ).subquery("contacts")  # fmt: skip
+    latest = sa.func.row_number().over(
+        partition_by=contacts.c.customer_id, order_by=contacts.c.contact_at.desc()
+    )
+    ranked = sa.select(*contacts.c, latest.label("recency")).subquery("ranked_contacts")
+    return sa.select(
+        ranked.c.customer_id, ranked.c.contact_at, ranked.c.contact_kind, ranked.c.letter_tier
+    ).where(ranked.c.recency == 1)
+
+
+def _promise_records(as_of: dt.date) -> Select:
+    """Per customer and currency, its promises judged by ``as_of``: kept, partly kept, broken."""
+    outcomes = promise_outcomes(as_of).subquery("promise_outcomes")
+    o = outcomes.c
+
+    def counted(outcome: str) -> sa.ColumnElement:
+        return sa.func.sum(sa.case((o.outcome == outcome, 1), else_=0))
+
+    return sa.select(
+        o.customer_id, o.currency, counted("kept").label("promises_kept"),
+        counted("partly_kept").label("promises_partly_kept"),
+        counted("broken").label("promises_broken"),
+    ).group_by(o.customer_id, o.currency)  # fmt: skip
+
+
 def worklist_query(
     as_of: dt.date,
     timezone: ZoneInfo,
@@ -272,15 +328,20 @@ def worklist_query(
     aging = aging_by_customer(
         as_of_dates([as_of]), threshold_days, source=snapshot or calibration.source
     ).subquery("aging")
-    letters = latest_applied_actions(as_of, timezone).subquery("last_letters")
+    contacts = _last_contacts(as_of, timezone).subquery("last_contacts")
+    promises = _promise_records(as_of).subquery("promise_records")
     lateness = _average_days_late(as_of).subquery("lateness")
     s = scores.c
-    capped = sa.case((s.expected_raw > aging.c.dunnable_cents, aging.c.dunnable_cents),
-                     else_=s.expected_raw)  # fmt: skip
-    contacted = letters.c.applied_at >= day_start_utc(
+    contacted = contacts.c.contact_at >= day_start_utc(
         _day(as_of, RECENT_CONTACT_DAYS - 1), timezone
     )
     contact = sa.case((contacted, RECENT_CONTACT_FACTOR), else_=1.0)
+    kept = sa.func.coalesce(promises.c.promises_kept, 0)
+    partly = sa.func.coalesce(promises.c.promises_partly_kept, 0)
+    broken = sa.func.coalesce(promises.c.promises_broken, 0)
+    promise = (kept + 0.5 * partly + PROMISE_PRIOR) / (kept + partly + broken + PROMISE_PRIOR)
+    raw = s.expected_raw * promise
+    capped = sa.case((raw > aging.c.dunnable_cents, aging.c.dunnable_cents), else_=raw)
     expected = sa.cast(sa.func.round(capped * contact), sa.BigInteger)
     ranked = (
         sa.select(
@@ -289,15 +350,22 @@ def worklist_query(
             aging.c.dunnable_cents, s.overdue_cents,
             *[s[f"overdue_{name}"] for name in OVERDUE_BUCKETS],
             *[s[f"rate_{name}"] for name in OVERDUE_BUCKETS],
-            s.payer_factor, letters.c.applied_at.label("last_letter_at"),
-            letters.c.tier.label("last_letter_tier"), lateness.c.average_days_late,
+            s.payer_factor, promise.label("promise_factor"), kept.label("promises_kept"),
+            partly.label("promises_partly_kept"), broken.label("promises_broken"),
+            contacts.c.contact_at.label("last_contact_at"), contacts.c.contact_kind,
+            contacts.c.letter_tier, lateness.c.average_days_late,
         )
         .select_from(
             aging.join(
                 scores,
                 sa.and_(s.customer_id == aging.c.customer_id, s.currency == aging.c.currency),
             )
-            .outerjoin(letters, letters.c.customer_id == aging.c.customer_id)
+            .outerjoin(contacts, contacts.c.customer_id == aging.c.customer_id)
+            .outerjoin(
+                promises,
+                sa.and_(promises.c.customer_id == aging.c.customer_id,
+                        promises.c.currency == aging.c.currency),
+            )
             .outerjoin(
                 lateness,
                 sa.and_(lateness.c.customer_id == aging.c.customer_id,
@@ -313,22 +381,6 @@ def worklist_query(
                   ranked.c.customer_id),
     )  # fmt: skip
     return sa.select(*ranked.c, rank.label("rank"))
-
-
-@dataclass(frozen=True)
-class WorklistRow:
-    as_of: dt.date
-    rank: int
-    customer_id: str
-    customer_name: str
-    currency: str
-    expected_recovery_cents: int
-    dunnable_cents: int
-    overdue_cents: int
-    payer_factor: float
-    days_since_letter: int | None
-    last_letter_tier: int | None
-    reason: str
 
 
 def reason(row: sa.RowMapping, as_of: dt.date, timezone: ZoneInfo) -> str:
@@ -352,11 +404,22 @@ def reason(row: sa.RowMapping, as_of: dt.date, timezone: ZoneInfo) -> str:
         text += f"; settles {payer:.1f}x as well as the average customer"
     if row["average_days_late"] is not None:
         text += f" (pays {round(row['average_days_late'])} days after the due date on average)"
-    days = days_since(row["last_letter_at"], as_of, timezone)
+    judged = {
+        "kept": row["promises_kept"], "partly kept": row["promises_partly_kept"],
+        "broken": row["promises_broken"],
+    }  # fmt: skip
+    if any(judged.values()):
+        text += "; promises: " + ", ".join(f"{n} {word}" for word, n in judged.items() if n)
+        if row["promise_factor"] < 1:
+            text += f" (expectation x {row['promise_factor']:.2f})"
+    days = days_since(row["last_contact_at"], as_of, timezone)
     if days is None:
-        text += "; no letter yet"
+        text += "; no contact yet"
     else:
-        text += f"; last letter (tier {row['last_letter_tier']}) {days} day(s) ago"
+        kind = row["contact_kind"]
+        what = {"letter": f"letter (tier {row['letter_tier']})", "promise": "promise recorded",
+                "hold": "hold recorded"}[kind]  # fmt: skip
+        text += f"; last contact: {what} {days} day(s) ago"
         if days < RECENT_CONTACT_DAYS:
             text += ", so the expectation is halved to give it time"
     return text
@@ -397,7 +460,8 @@ def worklist_rows(
                 "dunnable_cents": int(row["dunnable_cents"]),
                 "overdue_cents": int(row["overdue_cents"]),
                 "payer_factor": round(float(row["payer_factor"]), 3),
-                "last_letter_at": row["last_letter_at"],
+                "promise_factor": round(float(row["promise_factor"]), 3),
+                "last_contact_at": row["last_contact_at"],
                 "reason": reason(row, as_of, timezone),
             }
             for row in part

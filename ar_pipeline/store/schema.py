@@ -500,7 +500,8 @@ collection_worklist = sa.Table(
     sa.Column("dunnable_cents", Money, nullable=False),
     sa.Column("overdue_cents", Money, nullable=False),  # undisputed, unheld overdue open items
     sa.Column("payer_factor", sa.Float, nullable=False),  # a ratio, not money
-    sa.Column("last_letter_at", Timestamp),
+    sa.Column("promise_factor", sa.Float, nullable=False),  # promises kept: 1 = no broken one
+    sa.Column("last_contact_at", Timestamp),  # last letter applied, promise or hold recorded
     sa.Column("reason", sa.Text, nullable=False),
     sa.CheckConstraint("expected_recovery_cents >= 0", name="expected_not_negative"),
     sa.CheckConstraint(
