@@ -610,3 +610,34 @@ def test_a_letter_staged_before_the_call_stands_down_when_applied(engine, databa
         verdict = _tiers_still_met(connection, [row], d("2026-04-01"))[row.action_id]
     assert verdict.startswith("customer no longer overdue at tier 3 as of 2026-04-01 (paid, "
                               "credited, or its invoices held since approval)")  # fmt: skip
+
+
+# The service-hold ledger, as of 2026-03-31 (hold at more than 90 days and 25,000.00 open):
+#   S1 30,000.00 due 2025-12-01 (120 days overdue) and S2 10,000.00 due 2026-03-20 (11 days):
+#   40,000.00 open, the oldest 120 days overdue: a hold is proposed.
+#   A hold on S1 (a dispute): 40,000.00 - 30,000.00 = 10,000.00 counted: no hold.
+#   A promise open on 03-31 (made 03-25, for S2 only, by 04-15): 30,000.00 still counted, but a
+#   customer with an open promise gets no service hold.
+def _service_hold_ledger(connection) -> None:
+    add_customer(connection, "S", "Steel Works")
+    add_invoice(connection, "S1", "S", 3_000_000, "2025-11-01", "2025-12-01")
+    add_invoice(connection, "S2", "S", 1_000_000, "2026-02-18", "2026-03-20")
+
+
+@pytest.mark.parametrize("lever", [None, "hold", "promise"])
+def test_a_service_hold_leaves_out_held_invoices_and_promised_customers(
+    engine, database_url, tmp_path, lever
+):
+    with engine.begin() as connection:
+        _service_hold_ledger(connection)
+        if lever == "hold":
+            record_hold(connection, invoice_id="S1", reason="dispute", recorded_by="carol",
+                        held_until=d("2026-04-30"), today=d("2026-03-25"), now=NOW)  # fmt: skip
+        if lever == "promise":
+            _promise(connection, "S", "10000.00", "2026-04-15", today="2026-03-25",
+                     invoice_ids=["S2"])  # fmt: skip
+    run_job(database_url, tmp_path, as_of=dt.date(2026, 3, 31))
+    holds = actions(engine, action_type="customer_program")
+    proposed = [(h["customer_id"], h["payload_json"]["currencies"][0]["open_cents"])
+                for h in holds]  # fmt: skip
+    assert proposed == ([("S", 4_000_000)] if lever is None else [])

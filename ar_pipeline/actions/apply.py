@@ -47,7 +47,7 @@ from ar_pipeline.actions.mail import (
 )
 from ar_pipeline.rules.aging import aging_by_customer, as_of_dates
 from ar_pipeline.rules.money import to_minor_units
-from ar_pipeline.rules.proposals import HoldPolicy
+from ar_pipeline.rules.proposals import HoldPolicy, service_hold_exempt
 from ar_pipeline.rules.tiering import dunning_positions
 from ar_pipeline.store.schema import customers, proposed_actions
 
@@ -129,10 +129,11 @@ def _holds_still_due(
     ids = sorted({a.customer_id for a in actions})
     due: set[str] = set()
     for row in connection.execute(aging_by_customer(as_of_dates([as_of]), only=ids)):
-        if (row.max_days_overdue or 0) > policy.min_days_overdue and row.total_open_cents > (
-            to_minor_units(policy.min_open, row.currency)
+        if policy.calls_for_hold(
+            row.currency, row.total_open_cents, row.held_cents, row.max_days_overdue
         ):
             due.add(row.customer_id)
+    due -= set(connection.execute(service_hold_exempt(as_of)).scalars())
     on_hold = set(
         connection.execute(
             sa.select(customers.c.customer_id).where(
@@ -146,7 +147,8 @@ def _holds_still_due(
             verdicts[action.action_id] = "customer is already on service hold"
         elif action.customer_id not in due:
             verdicts[action.action_id] = (
-                f"hold conditions no longer met as of {as_of} (paid or credited since approval)"
+                f"hold conditions no longer met as of {as_of} (paid, credited, held or promised "
+                "since approval)"
             )
         else:
             verdicts[action.action_id] = None

@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import Select
 
 from ar_pipeline.rules.aging import as_of_dates, source_for
 from ar_pipeline.rules.drafts import (
@@ -43,7 +44,7 @@ from ar_pipeline.rules.drafts import (
     totals_by_currency,
 )
 from ar_pipeline.rules.ledger_sanity import HeldBack
-from ar_pipeline.rules.levers import held_invoice_ids, promise_outcomes
+from ar_pipeline.rules.levers import held_invoice_ids, open_promises, promise_outcomes
 from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.tiering import TierDefinition
 from ar_pipeline.store.database import bulk_insert
@@ -68,6 +69,25 @@ def action_key(action_type: str, as_of: dt.date, customer_id: str, tier: int | N
 class HoldPolicy:
     min_days_overdue: int
     min_open: Decimal  # major units of each currency
+
+    def calls_for_hold(
+        self, currency: str, open_cents: int, held_cents: int, max_days_overdue: int | None
+    ) -> bool:
+        """The service-hold rule for one currency of a customer: more than ``min_days_overdue``
+        days overdue and more than ``min_open`` open, not counting invoices held that day (an
+        invoice hold or an open promise). The caller leaves out customers with an open promise
+        to pay (:func:`service_hold_exempt`)."""
+        return (max_days_overdue or 0) > self.min_days_overdue and (
+            open_cents - held_cents > to_minor_units(self.min_open, currency)
+        )
+
+
+def service_hold_exempt(as_of: dt.date) -> Select:
+    """Customers no service hold is proposed for, or set, on ``as_of``: those with a promise to
+    pay open that day. A promise is an agreement about the customer's debt; cutting its service
+    before the promised date would break our side of it."""
+    promises = open_promises(as_of_dates([as_of])).subquery("open_promises")
+    return sa.select(promises.c.customer_id).distinct()
 
 
 @dataclass
@@ -208,10 +228,11 @@ def hold_candidates(
     policy: HoldPolicy,
     held_back: Iterable[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
-    """Customers not on hold with, in some currency, more than ``policy.min_days_overdue`` days
-    overdue and more than ``policy.min_open`` open, with the qualifying currencies; never a
-    customer in ``held_back`` (the ledger check found a row of its ledger that cannot be
-    right), nor one whose hold is already approved and not yet set (in flight)."""
+    """Customers not on hold for which, in some currency, :meth:`HoldPolicy.calls_for_hold`,
+    with the qualifying currencies; never a customer in ``held_back`` (the ledger check found a
+    row of its ledger that cannot be right), one with an open promise to pay
+    (:func:`service_hold_exempt`), nor one whose hold is already approved and not yet set (in
+    flight)."""
     excluded = set(held_back)
     hold_in_flight = (
         sa.select(proposed_actions.c.action_id)
@@ -227,6 +248,7 @@ def hold_candidates(
             ar_aging.c.customer_id,
             ar_aging.c.currency,
             ar_aging.c.total_open_cents,
+            ar_aging.c.held_cents,
             ar_aging.c.max_days_overdue,
         )
         .join(customers, customers.c.customer_id == ar_aging.c.customer_id)
@@ -235,6 +257,7 @@ def hold_candidates(
             ar_aging.c.max_days_overdue > policy.min_days_overdue,
             customers.c.service_hold.is_(False),
             ~hold_in_flight,
+            ar_aging.c.customer_id.not_in(service_hold_exempt(as_of)),
         )
         .order_by(ar_aging.c.customer_id, ar_aging.c.currency)
     )
@@ -242,11 +265,13 @@ def hold_candidates(
     for row in rows:
         if row.customer_id in excluded:
             continue
-        if row.total_open_cents > to_minor_units(policy.min_open, row.currency):
+        if policy.calls_for_hold(
+            row.currency, row.total_open_cents, row.held_cents, row.max_days_overdue
+        ):
             holds.setdefault(row.customer_id, []).append(
                 {
                     "currency": row.currency,
-                    "open_cents": int(row.total_open_cents),
+                    "open_cents": int(row.total_open_cents - row.held_cents),
                     "max_days_overdue": int(row.max_days_overdue),
                 }
             )
