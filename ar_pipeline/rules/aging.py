@@ -333,29 +333,16 @@ class AgingSource:
         )
         return _only(query, invoices.c.customer_id, self.only).cte("balances")
 
+    def balances(self) -> FromClause:
+        """Every non-zero invoice balance on each date with the invoice's attributes: (as_of,
+        customer_id, invoice_id, invoice_number, currency, due_date, disputed, balance_cents).
+        The incremental balances (:mod:`ar_pipeline.rules.incremental`) store these."""
+        return self._balances
+
     def aged_balances(self) -> Select:
         """Every non-zero invoice balance on each date with days overdue and bucket: > 0 is an
         open item, < 0 an overpayment. Columns: those of the ``aging_open_items`` table."""
-        balances = self._balances
-        days_overdue = days_between(balances.c.as_of, balances.c.due_date)
-        # Buckets are tried in ascending order, so each needs only its upper bound.
-        bucket = sa.case(
-            *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
-            else_=sa.literal(BUCKETS[-1][0]),
-        )
-        return sa.select(
-            balances.c.as_of,
-            balances.c.customer_id,
-            customers.c.customer_name,
-            balances.c.invoice_id,
-            balances.c.invoice_number,
-            balances.c.currency,
-            balances.c.due_date,
-            balances.c.balance_cents,
-            days_overdue.label("days_overdue"),
-            bucket.label("bucket"),
-            balances.c.disputed,
-        ).select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
+        return aged_from(self._balances)
 
     def open_items(self) -> Select:
         """One row per open item (balance > 0) on each date, with days overdue and bucket."""
@@ -378,6 +365,31 @@ class AgingSource:
             self.on_account_credit().subquery("on_account"),
             self.aged_balances().subquery("overpaid_balances"),
         )
+
+
+def aged_from(balances: FromClause) -> Select:
+    """Balances (the columns of :meth:`AgingSource.balances`) with days overdue, bucket and
+    customer name: the rows of ``aging_open_items``. Shared by the ledger's evaluation and the
+    incremental balances, so both age alike."""
+    days_overdue = days_between(balances.c.as_of, balances.c.due_date)
+    # Buckets are tried in ascending order, so each needs only its upper bound.
+    bucket = sa.case(
+        *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
+        else_=sa.literal(BUCKETS[-1][0]),
+    )
+    return sa.select(
+        balances.c.as_of,
+        balances.c.customer_id,
+        customers.c.customer_name,
+        balances.c.invoice_id,
+        balances.c.invoice_number,
+        balances.c.currency,
+        balances.c.due_date,
+        balances.c.balance_cents,
+        days_overdue.label("days_overdue"),
+        bucket.label("bucket"),
+        balances.c.disputed,
+    ).select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
 
 
 def _invoice_balance_columns(
@@ -458,9 +470,16 @@ SNAPSHOT_COLUMNS = (
 SNAPSHOT_KEEP_DAYS = 7
 
 
-def write_snapshot(connection: Connection, as_of: dt.date) -> None:
-    """Store the invoice balances and on-account credit of ``as_of`` (one pass over the
-    ledger's events), replacing that date; snapshots older than a week before it are dropped."""
+def write_snapshot(
+    connection: Connection,
+    as_of: dt.date,
+    aged: Select | None = None,
+    on_account: Select | None = None,
+) -> None:
+    """Store the invoice balances and on-account credit of ``as_of``, replacing that date;
+    snapshots older than a week before it are dropped. By default one pass over the ledger's
+    events; ``aged`` and ``on_account`` (the rows of ``aging_open_items`` and ``aging_credits``)
+    come instead from the incremental balances when they are as of this date."""
     from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
 
     tables = (aging_open_items, aging_credits, aging_snapshots)
@@ -469,14 +488,13 @@ def write_snapshot(connection: Connection, as_of: dt.date) -> None:
         connection.execute(
             table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
         )
-    source = AgingSource(as_of_dates([as_of]))
-    connection.execute(
-        aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), source.aged_balances())
-    )
+    if aged is None or on_account is None:
+        source = AgingSource(as_of_dates([as_of]))
+        aged, on_account = source.aged_balances(), source.on_account_credit()
+    connection.execute(aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), aged))
     connection.execute(
         aging_credits.insert().from_select(
-            ["as_of", "customer_id", "currency", "unapplied_credit_cents"],
-            source.on_account_credit(),
+            ["as_of", "customer_id", "currency", "unapplied_credit_cents"], on_account
         )
     )
     connection.execute(
@@ -627,12 +645,18 @@ def aging_by_customer(
 AR_AGING_COLUMNS = [c.name for c in ar_aging.columns]
 
 
-def write_ar_aging(connection: Connection, as_of: dt.date) -> int:
+def write_ar_aging(
+    connection: Connection,
+    as_of: dt.date,
+    aged: Select | None = None,
+    on_account: Select | None = None,
+) -> int:
     """Replace the ``ar_aging`` rows of ``as_of`` with a fresh aggregation, inside the caller's
-    transaction: the day's balances are stored once (:func:`write_snapshot`) and aggregated with
-    one INSERT ... SELECT. Returns the number of rows written."""
+    transaction: the day's balances are stored once (:func:`write_snapshot`, from ``aged`` and
+    ``on_account`` when given) and aggregated with one INSERT ... SELECT. Returns the number of
+    rows written."""
     connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
-    write_snapshot(connection, as_of)
+    write_snapshot(connection, as_of, aged, on_account)
     source = aging_by_customer(as_of_dates([as_of]), source=SnapshotSource(as_of)).subquery("aging")
     connection.execute(
         ar_aging.insert().from_select(

@@ -1,0 +1,47 @@
+"""The ledger's change journal (``ledger_changes``): its writers' side.
+
+Every write to ``invoices`` or ``payments`` records, in the same transaction, the customers
+whose rows it inserted, changed or deleted. The journal's ``seq`` gives the order rows arrived
+in, whatever their business dates; the incremental balances (``ar_pipeline.rules.incremental``)
+recompute exactly the customers journaled since their last run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+from ar_pipeline.store.schema import ledger_changes
+
+
+def record_ledger_changes(
+    connection: Connection, customer_ids: Sequence[str] | Select | None
+) -> None:
+    """Journal a write to ``invoices`` or ``payments``, in the writer's transaction: one entry
+    per customer whose rows were inserted, changed or deleted (a SELECT of one column of ids, or
+    a list), or ``None`` for "any customer" (a bulk load: the next run recomputes everything).
+    Every writer of the ledger calls this; a write without it is invisible to the incremental
+    balances until a full recomputation."""
+    now = dt.datetime.now(dt.UTC)
+    if customer_ids is None:
+        connection.execute(ledger_changes.insert().values(customer_id=None, recorded_at=now))
+        return
+    if isinstance(customer_ids, Select):
+        ids = customer_ids.subquery("changed")
+        column = next(iter(ids.c))
+        connection.execute(
+            ledger_changes.insert().from_select(
+                ["customer_id", "recorded_at"],
+                sa.select(column, sa.literal(now, ledger_changes.c.recorded_at.type)).distinct(),
+            )
+        )
+        return
+    unique = sorted(set(customer_ids))
+    if unique:
+        connection.execute(
+            ledger_changes.insert(), [{"customer_id": c, "recorded_at": now} for c in unique]
+        )
