@@ -296,8 +296,13 @@ def compare_with_full(
     )
 
     def differing(a: Select, b: Select) -> int:
-        both = sa.union_all(sa.except_(a, b), sa.except_(b, a)).subquery("differing")
-        return connection.execute(sa.select(sa.func.count()).select_from(both)).scalar_one()
+        # two counts: SQLite cannot parenthesize the operands of a compound SELECT
+        return sum(
+            connection.execute(
+                sa.select(sa.func.count()).select_from(sa.except_(x, y).subquery("differing"))
+            ).scalar_one()
+            for x, y in ((a, b), (b, a))
+        )
 
     compared = (
         connection.execute(sa.select(sa.func.count()).select_from(ids)).scalar_one()
