@@ -254,13 +254,16 @@ def _age_receivables(
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
         row_count, refresh = incremental.write_ar_aging(connection, as_of)
-        review = ledger_sanity.review_ledger(connection, as_of)
+        review = incremental.review_ledger(connection, as_of, refresh)
         totals = aging_totals(connection, as_of)
         top = largest_overdue(connection, as_of)
     # the next steps plan their joins on these
-    analyze(ar_db.engine, [ar_aging_table, aging_open_items, aging_credits])
-    if refresh.mode == "full":
-        analyze(ar_db.engine, [ledger_balances, ledger_credits])
+    if refresh.mode == "past":
+        analyze(ar_db.engine, [ar_aging_table, aging_open_items, aging_credits])
+    elif refresh.mode == "full":
+        analyze(ar_db.engine, [ar_aging_table, ledger_balances, ledger_credits])
+    else:  # a small share of the state changed: its statistics still hold
+        analyze(ar_db.engine, [ar_aging_table])
     if refresh.customers_recomputed is not None:
         metadata_recomputed = {"balances_customers_recomputed": refresh.customers_recomputed}
     else:

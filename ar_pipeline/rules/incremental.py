@@ -30,14 +30,15 @@ dates before the state's date (backfills) never touch the state: they use ``Agin
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
-from ar_pipeline.rules import aging
-from ar_pipeline.rules.aging import AgingSource, aged_from, as_of_dates
+from ar_pipeline.rules import aging, ledger_sanity
+from ar_pipeline.rules.aging import AgingSource, as_of_dates
 from ar_pipeline.store.journal import record_ledger_changes
 from ar_pipeline.store.schema import (
     balance_state,
@@ -46,9 +47,9 @@ from ar_pipeline.store.schema import (
     ledger_balances,
     ledger_changes,
     ledger_credits,
+    ledger_findings,
     payments,
 )
-from ar_pipeline.store.sql_functions import bound_date
 
 # Bump whenever the aging rules change what a balance is: the next run recomputes everything.
 RULES_VERSION = 1
@@ -131,8 +132,8 @@ def refresh_balances(connection: Connection, as_of: dt.date, force_full: bool = 
 
 
 def _recompute_all(connection: Connection, as_of: dt.date) -> None:
-    connection.execute(ledger_balances.delete())
-    connection.execute(ledger_credits.delete())
+    for table in (ledger_balances, ledger_credits, ledger_findings):
+        connection.execute(table.delete())
     _insert_for(connection, as_of, None)
 
 
@@ -150,6 +151,11 @@ def _insert_for(connection: Connection, as_of: dt.date, only: Select | None) -> 
             list(CREDIT_COLUMNS), sa.select(*[credit.c[c] for c in CREDIT_COLUMNS])
         )
     )
+    # the ledger check's findings: each belongs to one customer (the row's), like a balance
+    found = ledger_sanity.findings(as_of, only).subquery("found")
+    columns = [c.name for c in ledger_findings.columns]
+    query = sa.select(*[found.c[c] for c in columns])
+    connection.execute(ledger_findings.insert().from_select(columns, query))
 
 
 def changed_customers(since: dt.date, as_of: dt.date, watermark: int, head: int) -> Select:
@@ -188,6 +194,19 @@ def _recompute_changed(
                 ["customer_id"], changed_customers(since, as_of, watermark, head)
             )
         )
+        # and the other side of any customer mismatch, found now or stored before
+        changed = sa.select(scratch.c.customer_id)
+        f = ledger_findings.c
+        other_side = sa.union(
+            *ledger_sanity.counterpart_selects(changed),
+            sa.select(f.customer_id).where(f.reason == "customer_mismatch", f.other.in_(changed)),
+        ).subquery("other_side")
+        connection.execute(
+            scratch.insert().from_select(
+                ["customer_id"],
+                sa.select(other_side.c.customer_id).where(other_side.c.customer_id.not_in(changed)),
+            )
+        )
         count = connection.execute(sa.select(sa.func.count()).select_from(scratch)).scalar_one()
         if count:
             only = sa.select(scratch.c.customer_id)
@@ -220,80 +239,41 @@ def invalidate(connection: Connection) -> None:
     connection.execute(balance_state.delete())
 
 
-# --- reading the state as the day's balances ----------------------------------------------------
-
-
-def state_balances(as_of: dt.date) -> Select:
-    """The state's invoice balances as ``AgingSource`` balances of ``as_of`` (same columns)."""
-    b = ledger_balances.c
-    return sa.select(
-        bound_date(as_of).label("as_of"),
-        b.customer_id, b.invoice_id, b.invoice_number, b.currency, b.due_date, b.disputed,
-        b.balance_cents,
-    )  # fmt: skip
-
-
-def state_aged_balances(as_of: dt.date) -> Select:
-    """Rows of ``aging_open_items`` for ``as_of`` from the state."""
-    return aged_from(state_balances(as_of).subquery("state_balances"))
-
-
-def state_credit(as_of: dt.date) -> Select:
-    """Rows of ``aging_credits`` for ``as_of`` from the state."""
-    c = ledger_credits.c
-    return sa.select(bound_date(as_of).label("as_of"), c.customer_id, c.currency,
-                     c.unapplied_credit_cents)  # fmt: skip
-
-
 # --- the check: the state against a full recomputation ------------------------------------------
 
 
 def sample_customers(
     connection: Connection, as_of: dt.date, size: int = SAMPLE_CUSTOMERS
-) -> Select:
+) -> list[str]:
     """A slice of ``size`` customers in id order that moves on with the date, so that every
     customer is compared within (customers / size) days at a cost independent of the ledger."""
     total = connection.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
     offset = (as_of.toordinal() * size) % total if total > size else 0
-    return (
-        sa.select(customers.c.customer_id)
-        .order_by(customers.c.customer_id)
-        .limit(size)
-        .offset(offset)
-    )
+    query = sa.select(customers.c.customer_id).order_by(customers.c.customer_id)
+    return list(connection.execute(query.limit(size).offset(offset)).scalars())
 
 
 @dataclass(frozen=True)
 class Comparison:
-    customers: int  # compared (None: all)
+    customers: int | None  # compared (None: all)
     differing_balances: int
     differing_credits: int
+    differing_findings: int
 
     @property
     def agree(self) -> bool:
-        return self.differing_balances == 0 and self.differing_credits == 0
+        return not (self.differing_balances or self.differing_credits or self.differing_findings)
 
 
 def compare_with_full(
-    connection: Connection, as_of: dt.date, only: Select | None = None
+    connection: Connection, as_of: dt.date, only: Sequence[str] | None = None
 ) -> Comparison:
     """Rows of the state that a full recomputation as of ``as_of`` does not give, and the
-    reverse, for the customers of ``only`` (all when None)."""
-    ids = None if only is None else only.subquery("compared")
-    in_scope = (
-        (lambda col: sa.true()) if ids is None else (lambda col: col.in_(sa.select(ids.c[0])))
-    )
-    source = AgingSource(as_of_dates([as_of]), None if ids is None else sa.select(ids.c[0]))
-    fresh = source.balances()
-    full_rows = sa.select(*[fresh.c[c] for c in BALANCE_COLUMNS])
-    state_rows = sa.select(*[ledger_balances.c[c] for c in BALANCE_COLUMNS]).where(
-        in_scope(ledger_balances.c.customer_id)
-    )
-    credit = source.on_account_credit().subquery("credit")
-    full_credit = sa.select(*[credit.c[c] for c in CREDIT_COLUMNS])
-    state_credit_rows = sa.select(*[ledger_credits.c[c] for c in CREDIT_COLUMNS]).where(
-        in_scope(ledger_credits.c.customer_id)
-    )
+    reverse (balances, on-account credit, the ledger check's findings), for the customers
+    ``only`` (all when None)."""
+
+    def in_scope(table: sa.Table) -> sa.ColumnElement[bool]:
+        return sa.true() if only is None else table.c.customer_id.in_(list(only))
 
     def differing(a: Select, b: Select) -> int:
         # two counts: SQLite cannot parenthesize the operands of a compound SELECT
@@ -304,14 +284,43 @@ def compare_with_full(
             for x, y in ((a, b), (b, a))
         )
 
-    compared = (
-        connection.execute(sa.select(sa.func.count()).select_from(ids)).scalar_one()
-        if ids is not None
-        else connection.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
+    source = AgingSource(as_of_dates([as_of]), None if only is None else list(only))
+    fresh = source.balances()
+    balances = differing(
+        sa.select(*[ledger_balances.c[c] for c in BALANCE_COLUMNS]).where(
+            in_scope(ledger_balances)
+        ),
+        sa.select(*[fresh.c[c] for c in BALANCE_COLUMNS]),
     )
-    return Comparison(
-        compared, differing(state_rows, full_rows), differing(state_credit_rows, full_credit)
+    credit = source.on_account_credit().subquery("credit")
+    credits = differing(
+        sa.select(*[ledger_credits.c[c] for c in CREDIT_COLUMNS]).where(in_scope(ledger_credits)),
+        sa.select(*[credit.c[c] for c in CREDIT_COLUMNS]),
     )
+    if only is None:
+        found = ledger_sanity.findings(as_of).subquery("found")
+    else:  # the sample and the other side of its customer mismatches, kept to the sample
+        sample = sa.select(customers.c.customer_id).where(customers.c.customer_id.in_(list(only)))
+        both = set(only) | set(connection.execute(ledger_sanity.counterparts(sample)).scalars())
+        found = ledger_sanity.findings(as_of, sorted(both)).subquery("found")
+    columns = [c.name for c in ledger_findings.columns]
+    findings = differing(
+        sa.select(*[ledger_findings.c[c] for c in columns]).where(in_scope(ledger_findings)),
+        sa.select(*[found.c[c] for c in columns]).where(
+            sa.true() if only is None else found.c.customer_id.in_(list(only))
+        ),
+    )
+    return Comparison(None if only is None else len(only), balances, credits, findings)
+
+
+def review_ledger(
+    connection: Connection, as_of: dt.date, refresh: Refresh
+) -> ledger_sanity.LedgerReview:
+    """The ledger check's review of ``as_of``: from the state's findings when the state is as
+    of that date, else from the ledger."""
+    if refresh.mode == "past":
+        return ledger_sanity.review_ledger(connection, as_of)
+    return ledger_sanity.review_ledger(connection, as_of, stored=ledger_findings)
 
 
 def write_ar_aging(connection: Connection, as_of: dt.date) -> tuple[int, Refresh]:
@@ -329,5 +338,4 @@ def write_ar_aging(connection: Connection, as_of: dt.date) -> tuple[int, Refresh
             refresh = Refresh(as_of, "full", f"sample disagreed: {compared}")
     if refresh.mode == "past":
         return aging.write_ar_aging(connection, as_of), refresh
-    rows = aging.write_ar_aging(connection, as_of, state_aged_balances(as_of), state_credit(as_of))
-    return rows, refresh
+    return aging.write_ar_aging(connection, as_of, from_state=True), refresh

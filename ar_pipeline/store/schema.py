@@ -473,6 +473,23 @@ ledger_credits = sa.Table(
     sa.Column("unapplied_credit_cents", Money, nullable=False),
 )
 
+# The ledger check's findings as of ``balance_state.as_of`` (ar_pipeline.rules.ledger_sanity
+# .findings), kept up to date with the balances, customer by customer.
+ledger_findings = sa.Table(
+    "ledger_findings",
+    metadata,
+    sa.Column("customer_id", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("row_kind", sa.Text, nullable=False),
+    sa.Column("row_id", sa.Text, nullable=False),
+    sa.Column("invoice_id", sa.Text),
+    sa.Column("currency", sa.Text),
+    sa.Column("amount_cents", Money),
+    sa.Column("net_cents", Money),
+    sa.Column("other", sa.Text),
+    sa.Index(None, "customer_id"),
+)
+
 balance_state = sa.Table(
     "balance_state",
     metadata,

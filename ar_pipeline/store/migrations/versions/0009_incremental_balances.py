@@ -50,6 +50,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('customer_id', 'currency', name=op.f('pk_ledger_credits')),
     )
     op.create_table(
+        'ledger_findings',
+        sa.Column('customer_id', sa.Text(), nullable=True),
+        sa.Column('reason', sa.Text(), nullable=False),
+        sa.Column('row_kind', sa.Text(), nullable=False),
+        sa.Column('row_id', sa.Text(), nullable=False),
+        sa.Column('invoice_id', sa.Text(), nullable=True),
+        sa.Column('currency', sa.Text(), nullable=True),
+        sa.Column('amount_cents', sa.BigInteger(), nullable=True),
+        sa.Column('net_cents', sa.BigInteger(), nullable=True),
+        sa.Column('other', sa.Text(), nullable=True),
+    )
+    op.create_index(
+        op.f('ix_ledger_findings_customer_id'), 'ledger_findings', ['customer_id'], unique=False
+    )
+    op.create_table(
         'balance_state',
         sa.Column('state_id', sa.Integer(), nullable=False),
         sa.Column('as_of', sa.Date(), nullable=False),
@@ -71,6 +86,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f('ix_payments_received_date'), table_name='payments')
     op.drop_table('balance_state')
+    op.drop_index(op.f('ix_ledger_findings_customer_id'), table_name='ledger_findings')
+    op.drop_table('ledger_findings')
     op.drop_table('ledger_credits')
     op.drop_index(op.f('ix_ledger_balances_customer_id'), table_name='ledger_balances')
     op.drop_table('ledger_balances')
