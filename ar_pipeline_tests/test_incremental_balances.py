@@ -262,3 +262,33 @@ def test_daily_aging_from_the_state_equals_the_ledger_evaluation(ledger):
 def _aging_rows(connection: sa.Connection) -> list[sa.Row]:
     query = sa.select(ar_aging).where(ar_aging.c.as_of == NEXT_DAY).order_by(ar_aging.c.customer_id)
     return connection.execute(query).all()
+
+
+def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(ledger):
+    """Beta pays 100.00 naming Alpha's I1: no settlement (another customer's invoice), Beta's
+    credit, and a finding of the ledger check for both customers. Only Beta is journaled;
+    Alpha is recomputed as the other side. Deleting the row clears both."""
+    from ar_pipeline.store.schema import ledger_findings
+
+    def found(connection):
+        f = ledger_findings.c
+        rows = connection.execute(sa.select(f.customer_id, f.reason, f.row_id, f.other))
+        return sorted(tuple(r) for r in rows)
+
+    with ledger.begin() as connection:
+        add_payment(connection, "PM", "B", 10_000, "2026-03-11", invoice_id="I1")
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 2)
+        assert found(connection) == [
+            ("A", "customer_mismatch", "PM", "B"),
+            ("B", "customer_mismatch", "PM", "A"),
+        ]
+        assert _credits(connection) == {("B", "EUR"): 15_000}
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
+        connection.execute(payments.delete().where(payments.c.payment_id == "PM"))
+        record_ledger_changes(connection, ["B"])
+        refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 12))
+        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 2)
+        assert found(connection) == []
+        assert _credits(connection) == BASE_CREDITS
+        assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree

@@ -210,12 +210,8 @@ def _recompute_changed(
         count = connection.execute(sa.select(sa.func.count()).select_from(scratch)).scalar_one()
         if count:
             only = sa.select(scratch.c.customer_id)
-            connection.execute(
-                ledger_balances.delete().where(ledger_balances.c.customer_id.in_(only))
-            )
-            connection.execute(
-                ledger_credits.delete().where(ledger_credits.c.customer_id.in_(only))
-            )
+            for table in (ledger_balances, ledger_credits, ledger_findings):
+                connection.execute(table.delete().where(table.c.customer_id.in_(only)))
             _insert_for(connection, as_of, only)
     finally:
         scratch.drop(connection)
