@@ -194,6 +194,10 @@ class AgingSource:
             target.c.status == "issued",
             within_bound(target.c.amount_cents),
         )
+        if self.only is not None:
+            # implied by the customer equality; said outright, it spares reading every invoice
+            applies = sa.and_(applies, _only(sa.select(), target.c.customer_id, self.only)
+                              .whereclause)  # fmt: skip
         return (
             sa.select(
                 settled.c.customer_id,
@@ -307,7 +311,10 @@ class AgingSource:
         invoice's amount, as the segments are."""
         st = self._settlements
         applied = (
-            sa.select(st.c.applies_to, sa.func.sum(st.c.amount_cents).label("applied_cents"))
+            sa.select(
+                st.c.applies_to,
+                sa.cast(sa.func.sum(st.c.amount_cents), sa.BigInteger).label("applied_cents"),
+            )
             .where(st.c.applies_to.is_not(None), st.c.applies_from <= self.upto)
             .group_by(st.c.applies_to)
             .subquery("applied")

@@ -194,6 +194,7 @@ def _recompute_changed(
                 ["customer_id"], changed_customers(since, as_of, watermark, head)
             )
         )
+        _analyze(connection, scratch)
         # and the other side of any customer mismatch, found now or stored before
         changed = sa.select(scratch.c.customer_id)
         f = ledger_findings.c
@@ -207,6 +208,7 @@ def _recompute_changed(
                 sa.select(other_side.c.customer_id).where(other_side.c.customer_id.not_in(changed)),
             )
         )
+        _analyze(connection, scratch)
         count = connection.execute(sa.select(sa.func.count()).select_from(scratch)).scalar_one()
         if count:
             only = sa.select(scratch.c.customer_id)
@@ -216,6 +218,13 @@ def _recompute_changed(
     finally:
         scratch.drop(connection)
     return count
+
+
+def _analyze(connection: Connection, table: sa.Table) -> None:
+    """Statistics for a freshly filled temporary table: without them PostgreSQL guesses its
+    size and plans the joins on it badly (autovacuum never analyzes temporary tables)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"ANALYZE {table.name}"))
 
 
 def _save_state(connection: Connection, as_of: dt.date, head: int, mode: str) -> None:

@@ -259,6 +259,7 @@ def findings(
             named.c.kind == "invoice",
             named.c.status == "issued",
             named.c.issue_date <= day,
+            sa.true() if only is None else named.c.customer_id.in_(only),
             sa.or_(
                 named.c.customer_id != naming.c.customer_id,
                 named.c.currency != naming.c.currency,
