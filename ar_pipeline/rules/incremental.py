@@ -39,7 +39,7 @@ from sqlalchemy.sql import Select
 
 from ar_pipeline.rules import aging, ledger_sanity
 from ar_pipeline.rules.aging import AgingSource, as_of_dates
-from ar_pipeline.store.journal import record_ledger_changes
+from ar_pipeline.store.journal import hold_journal_lock, record_ledger_changes
 from ar_pipeline.store.schema import (
     balance_state,
     customers,
@@ -116,6 +116,9 @@ def state_date(connection: Connection) -> dt.date | None:
 def refresh_balances(connection: Connection, as_of: dt.date, force_full: bool = False) -> Refresh:
     """Bring the incremental state to ``as_of``, inside the caller's transaction. An as-of date
     before the state's leaves it alone (mode 'past')."""
+    # exclusive: no writer is between its journal entry and its commit while the journal's head
+    # is read (see hold_journal_lock), and two refreshes do not interleave
+    hold_journal_lock(connection, exclusive=True)
     stored = state_date(connection)
     if stored is not None and as_of < stored and not force_full:
         return Refresh(as_of, "past", f"state is as of {stored}")
@@ -228,6 +231,9 @@ def _analyze(connection: Connection, table: sa.Table) -> None:
 
 
 def _save_state(connection: Connection, as_of: dt.date, head: int, mode: str) -> None:
+    # the journal up to the watermark is consumed; its last entry stays, so that the journal's
+    # head never falls behind the watermark (which would read as a truncated journal)
+    connection.execute(ledger_changes.delete().where(ledger_changes.c.seq < head))
     invoice_rows, payment_rows = _ledger_counts(connection)
     connection.execute(balance_state.delete())
     connection.execute(
