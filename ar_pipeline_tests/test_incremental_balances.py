@@ -292,3 +292,18 @@ def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(le
         assert found(connection) == []
         assert _credits(connection) == BASE_CREDITS
         assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree
+
+
+def test_the_journal_is_consumed_and_a_quiet_rerun_recomputes_nobody(ledger):
+    from ar_pipeline.store.schema import ledger_changes
+
+    with ledger.begin() as connection:
+        add_payment(connection, "P1", "A", 40_000, "2026-03-11", invoice_id="I1")
+        add_payment(connection, "P2", "B", 1_000, "2026-03-11")
+        head = connection.execute(sa.select(sa.func.max(ledger_changes.c.seq))).scalar_one()
+        first = incremental.refresh_balances(connection, NEXT_DAY)
+        # the last entry stays: the head never falls behind the watermark
+        assert connection.execute(sa.select(ledger_changes.c.seq)).scalars().all() == [head]
+        again = incremental.refresh_balances(connection, NEXT_DAY)
+    assert (first.customers_recomputed, again.customers_recomputed) == (2, 0)
+    assert again.mode == "incremental"
