@@ -6,6 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from ar_pipeline.store.journal import record_ledger_changes
 from ar_pipeline.store.schema import customers, invoices, payments, proposed_actions
 
 d = dt.date.fromisoformat
@@ -53,6 +54,7 @@ def add_invoice(
             disputed=disputed,
         )
     )
+    record_ledger_changes(connection, [customer_id])
 
 
 def add_credit_note(
@@ -79,6 +81,7 @@ def add_credit_note(
             applies_to_invoice_id=applies_to,
         )
     )
+    record_ledger_changes(connection, [customer_id])
 
 
 def add_payment(
@@ -100,6 +103,7 @@ def add_payment(
             amount_cents=cents,
         )
     )
+    record_ledger_changes(connection, [customer_id])
 
 
 def add_applied_action(

@@ -406,8 +406,13 @@ def test_steps_run_for_another_day_review_that_day(engine, database_url, tmp_pat
     assert [
         c["customer_id"] for c in envelope_payload(engine, april)["held_back"]["customers"]
     ] == ["R"]
-    # the others get their letters of 04-01, R none; R's pending letter of 03-31 is superseded
-    assert [s[1] for s in staged(engine, april) if s[0] == "collection_action"] == ["B", "G", "L"]
+    # R gets no letter and its pending letter of 03-31 is superseded; the others' letters of
+    # 03-31 are still pending and unchanged, so they are kept and not drafted again
+    assert [s[1] for s in staged(engine, april) if s[0] == "collection_action"] == []
+    assert [s[1:] for s in staged(engine) if s[0] == "collection_action"] == [
+        ("B", 1, "proposed"), ("G", 1, "proposed"), ("L", 1, "proposed"), ("R", 1, "superseded"),
+    ]  # fmt: skip
+    assert envelope_payload(engine, april)["carried_over"] == 3
     with engine.connect() as connection:
         reason = connection.execute(
             sa.select(proposed_actions.c.superseded_reason).where(

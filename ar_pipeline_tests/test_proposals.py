@@ -19,7 +19,7 @@ from ar_pipeline.defs.runs import run_daily_job
 from ar_pipeline.rules.proposals import verify_staging
 from ar_pipeline.settings import load_settings
 from ar_pipeline.store.schema import proposed_actions, tier_assignments
-from ar_pipeline_tests.ledger_builder import build_dunning_ledger
+from ar_pipeline_tests.ledger_builder import add_payment, build_dunning_ledger
 
 AS_OF = dt.date(2026, 3, 31)
 
@@ -108,16 +108,53 @@ def test_rerun_of_the_same_day_stages_nothing_twice(engine, database_url, tmp_pa
     assert len(before) == 6
 
 
-def test_newer_day_supersedes_stale_proposals(engine, database_url, tmp_path):
+def test_newer_day_keeps_unchanged_letters_and_supersedes_changed_ones(
+    engine, database_url, tmp_path
+):
+    """Letters are drafted only for what is new (docs/design.md, Tiering). On 04-01 nothing in
+    the ledger changed: the four letters of 03-31 (A's letter and rep e-mail, D's and H's
+    letters) are still what tiering calls for, so they stay pending as they are and nothing is
+    redrafted. The hold's reason states the days overdue (120 -> 121), and each day has its own
+    envelope: those are staged anew and supersede the old ones. On 04-02, after a payment from
+    A, A's two letters list another amount: redrafted, and the pending ones superseded."""
     with engine.begin() as connection:
         build_dunning_ledger(connection)
     run_job(database_url, tmp_path)
-    run_job(database_url, tmp_path, as_of=dt.date(2026, 4, 1))
-    old = actions(engine, as_of=AS_OF)
-    assert {r["status"] for r in old} == {"superseded"}
-    assert all("replaced by a newer proposal" in r["superseded_reason"] for r in old)
-    new = actions(engine, as_of=dt.date(2026, 4, 1))
-    assert {r["status"] for r in new} == {"proposed"} and len(new) == 6
+    april_1, april_2 = dt.date(2026, 4, 1), dt.date(2026, 4, 2)
+    run_job(database_url, tmp_path, as_of=april_1)
+    assert summary(actions(engine, as_of=AS_OF)) == [
+        ("collection_action", "A", 3, "proposed"),
+        ("collection_action", "D", 1, "proposed"),
+        ("collection_action", "H", 1, "proposed"),
+        ("customer_program", "H", None, "superseded"),
+        ("email_to_customer", "A", 3, "proposed"),
+        ("workflow_envelope", None, None, "superseded"),
+    ]
+    new = actions(engine, as_of=april_1)
+    assert summary(new) == [
+        ("customer_program", "H", None, "proposed"),
+        ("workflow_envelope", None, None, "proposed"),
+    ]
+    assert new[-1]["payload_json"]["carried_over"] == 4
+    with engine.connect() as connection:
+        assert verify_staging(connection, april_1).passed
+
+    with engine.begin() as connection:
+        add_payment(connection, "PA-0401", "A", 10_000, "2026-04-01", "A1")
+    run_job(database_url, tmp_path, as_of=april_2)
+    old = {(r["action_type"], r["customer_id"]): r for r in actions(engine, as_of=AS_OF)}
+    assert old[("collection_action", "A")]["status"] == "superseded"
+    assert old[("email_to_customer", "A")]["status"] == "superseded"
+    assert "replaced by a newer proposal" in old[("collection_action", "A")]["superseded_reason"]
+    assert old[("collection_action", "D")]["status"] == "proposed"
+    letter = {
+        r["action_type"]: r["payload_json"]
+        for r in actions(engine, as_of=april_2, customer_id="A")
+    }
+    assert "Total overdue: 700.00 EUR\n" in letter["collection_action"]["body"]
+    assert set(letter) == {"collection_action", "email_to_customer"}
+    with engine.connect() as connection:
+        assert verify_staging(connection, april_2).passed
 
 
 def test_decided_proposals_are_not_superseded(engine, database_url, tmp_path):

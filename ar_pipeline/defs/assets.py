@@ -21,10 +21,16 @@ from typing import Any
 import dagster as dg
 
 from ar_pipeline.defs.resources import ArDatabase, run_as_of
-from ar_pipeline.rules import aging, ledger_sanity, proposals, tiering
+from ar_pipeline.rules import aging, incremental, ledger_sanity, proposals, tiering
 from ar_pipeline.rules.reporting import aging_totals, largest_overdue, largest_overdue_markdown
 from ar_pipeline.store.database import analyze
-from ar_pipeline.store.schema import SKIP_REASONS, aging_credits, aging_open_items
+from ar_pipeline.store.schema import (
+    SKIP_REASONS,
+    aging_credits,
+    aging_open_items,
+    ledger_balances,
+    ledger_credits,
+)
 from ar_pipeline.store.schema import ar_aging as ar_aging_table
 from ar_pipeline.store.schema import prior_actions as prior_actions_table
 from ar_pipeline.store.schema import proposed_actions as proposed_actions_table
@@ -247,18 +253,30 @@ def _age_receivables(
 ) -> dg.Output[ledger_sanity.LedgerReview]:
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
-        row_count = aging.write_ar_aging(connection, as_of)
-        review = ledger_sanity.review_ledger(connection, as_of)
+        row_count, refresh = incremental.write_ar_aging(connection, as_of)
+        review = incremental.review_ledger(connection, as_of, refresh)
         totals = aging_totals(connection, as_of)
         top = largest_overdue(connection, as_of)
     # the next steps plan their joins on these
-    analyze(ar_db.engine, [ar_aging_table, aging_open_items, aging_credits])
+    if refresh.mode == "past":
+        analyze(ar_db.engine, [ar_aging_table, aging_open_items, aging_credits])
+    elif refresh.mode == "full":
+        analyze(ar_db.engine, [ar_aging_table, ledger_balances, ledger_credits])
+    else:  # a small share of the state changed: its statistics still hold
+        analyze(ar_db.engine, [ar_aging_table])
+    if refresh.customers_recomputed is not None:
+        metadata_recomputed = {"balances_customers_recomputed": refresh.customers_recomputed}
+    else:
+        metadata_recomputed = {}
     metadata: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "dagster/row_count": row_count,
+        "balances": refresh.mode,
+        "balances_why": refresh.reason,
         "largest_overdue": dg.MetadataValue.md(largest_overdue_markdown(top)),
         "ledger_rows_suspect": review.total,
         "customers_held_back": len(review.held_back),
+        **metadata_recomputed,
     }
     for t in totals:
         metadata[f"customers_overdue_{t.currency}"] = t.customers_overdue

@@ -199,6 +199,10 @@ class AgingSource:
             target.c.status == "issued",
             within_bound(target.c.amount_cents),
         )
+        if self.only is not None:
+            # implied by the customer equality; said outright, it spares reading every invoice
+            applies = sa.and_(applies, _only(sa.select(), target.c.customer_id, self.only)
+                              .whereclause)  # fmt: skip
         return (
             sa.select(
                 settled.c.customer_id,
@@ -312,7 +316,10 @@ class AgingSource:
         invoice's amount, as the segments are."""
         st = self._settlements
         applied = (
-            sa.select(st.c.applies_to, sa.func.sum(st.c.amount_cents).label("applied_cents"))
+            sa.select(
+                st.c.applies_to,
+                sa.cast(sa.func.sum(st.c.amount_cents), sa.BigInteger).label("applied_cents"),
+            )
             .where(st.c.applies_to.is_not(None), st.c.applies_from <= self.upto)
             .group_by(st.c.applies_to)
             .subquery("applied")
@@ -338,29 +345,16 @@ class AgingSource:
         )
         return _only(query, invoices.c.customer_id, self.only).cte("balances")
 
+    def balances(self) -> FromClause:
+        """Every non-zero invoice balance on each date with the invoice's attributes: (as_of,
+        customer_id, invoice_id, invoice_number, currency, due_date, disputed, balance_cents).
+        The incremental balances (:mod:`ar_pipeline.rules.incremental`) store these."""
+        return self._balances
+
     def aged_balances(self) -> Select:
         """Every non-zero invoice balance on each date with days overdue and bucket: > 0 is an
         open item, < 0 an overpayment. Columns: those of the ``aging_open_items`` table."""
-        balances = self._balances
-        days_overdue = days_between(balances.c.as_of, balances.c.due_date)
-        # Buckets are tried in ascending order, so each needs only its upper bound.
-        bucket = sa.case(
-            *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
-            else_=sa.literal(BUCKETS[-1][0]),
-        )
-        return sa.select(
-            balances.c.as_of,
-            balances.c.customer_id,
-            customers.c.customer_name,
-            balances.c.invoice_id,
-            balances.c.invoice_number,
-            balances.c.currency,
-            balances.c.due_date,
-            balances.c.balance_cents,
-            days_overdue.label("days_overdue"),
-            bucket.label("bucket"),
-            balances.c.disputed,
-        ).select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
+        return aged_from(self._balances)
 
     def open_items(self) -> Select:
         """One row per open item (balance > 0) on each date, with days overdue and bucket."""
@@ -383,6 +377,31 @@ class AgingSource:
             self.on_account_credit().subquery("on_account"),
             self.aged_balances().subquery("overpaid_balances"),
         )
+
+
+def aged_from(balances: FromClause) -> Select:
+    """Balances (the columns of :meth:`AgingSource.balances`) with days overdue, bucket and
+    customer name: the rows of ``aging_open_items``. Shared by the ledger's evaluation and the
+    incremental balances, so both age alike."""
+    days_overdue = days_between(balances.c.as_of, balances.c.due_date)
+    # Buckets are tried in ascending order, so each needs only its upper bound.
+    bucket = sa.case(
+        *[(days_overdue <= high, name) for name, _, high in BUCKETS if high is not None],
+        else_=sa.literal(BUCKETS[-1][0]),
+    )
+    return sa.select(
+        balances.c.as_of,
+        balances.c.customer_id,
+        customers.c.customer_name,
+        balances.c.invoice_id,
+        balances.c.invoice_number,
+        balances.c.currency,
+        balances.c.due_date,
+        balances.c.balance_cents,
+        days_overdue.label("days_overdue"),
+        bucket.label("bucket"),
+        balances.c.disputed,
+    ).select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
 
 
 def _invoice_balance_columns(
@@ -433,27 +452,55 @@ def _unapplied_credit_of(on_account: FromClause, aged: FromClause) -> Select:
 class SnapshotSource:
     """The balances ``ar_aging`` stored for one date (``write_snapshot``), offering the same
     ``open_items()`` and ``unapplied_credit()`` as :class:`AgingSource` without re-reading the
-    ledger's events: the steps after ``ar_aging`` in a run read this."""
+    ledger's events: the steps after ``ar_aging`` in a run read this.
 
-    def __init__(self, as_of: dt.date, only: Customers = None) -> None:
+    ``from_state``: read the incremental balances instead (``ledger_balances``,
+    ``ledger_credits``; :mod:`ar_pipeline.rules.incremental`), which hold exactly these rows
+    when ``balance_state.as_of`` is this date; days overdue and buckets are computed here."""
+
+    def __init__(self, as_of: dt.date, only: Customers = None, from_state: bool = False) -> None:
         self.as_of = as_of
         self.only = only
+        self.from_state = from_state
 
     def _aged(self) -> FromClause:
         from ar_pipeline.store.schema import aging_open_items as t
+        from ar_pipeline.store.schema import ledger_balances as b
 
+        if self.from_state:
+            balances = _only(
+                sa.select(
+                    bound_date(self.as_of).label("as_of"), b.c.customer_id, b.c.invoice_id,
+                    b.c.invoice_number, b.c.currency, b.c.due_date, b.c.disputed,
+                    b.c.balance_cents,
+                ),
+                b.c.customer_id,
+                self.only,
+            ).subquery("state_balances")  # fmt: skip
+            return aged_from(balances).subquery("snapshot_balances")
         query = sa.select(*[t.c[name] for name in SNAPSHOT_COLUMNS]).where(t.c.as_of == self.as_of)
         return _only(query, t.c.customer_id, self.only).subquery("snapshot_balances")
 
     def open_items(self) -> Select:
         return _open_items_of(self._aged())
 
-    def unapplied_credit(self) -> Select:
+    def on_account_credit(self) -> Select:
         from ar_pipeline.store.schema import aging_credits as t
+        from ar_pipeline.store.schema import ledger_credits as c
 
+        if self.from_state:
+            query = sa.select(
+                bound_date(self.as_of).label("as_of"), c.c.customer_id, c.c.currency,
+                c.c.unapplied_credit_cents,
+            )  # fmt: skip
+            return _only(query, c.c.customer_id, self.only)
         query = sa.select(t.c.as_of, t.c.customer_id, t.c.currency, t.c.unapplied_credit_cents)
-        on_account = _only(query.where(t.c.as_of == self.as_of), t.c.customer_id, self.only)
-        return _unapplied_credit_of(on_account.subquery("snapshot_credit"), self._aged())
+        return _only(query.where(t.c.as_of == self.as_of), t.c.customer_id, self.only)
+
+    def unapplied_credit(self) -> Select:
+        return _unapplied_credit_of(
+            self.on_account_credit().subquery("snapshot_credit"), self._aged()
+        )
 
 
 SNAPSHOT_COLUMNS = (
@@ -490,9 +537,13 @@ def write_snapshot(connection: Connection, as_of: dt.date) -> None:
 
 
 def source_for(connection: Connection, as_of: dt.date, only: Customers = None):
-    """The run's snapshot of ``as_of`` when ``ar_aging`` stored one, else the ledger itself."""
-    from ar_pipeline.store.schema import aging_snapshots
+    """The incremental balances when they are as of ``as_of``, else the run's snapshot of
+    ``as_of`` when ``ar_aging`` stored one, else the ledger itself."""
+    from ar_pipeline.store.schema import aging_snapshots, balance_state
 
+    state = connection.execute(sa.select(balance_state.c.as_of)).scalar_one_or_none()
+    if state == as_of:
+        return SnapshotSource(as_of, only, from_state=True)
     stored = connection.execute(
         sa.select(aging_snapshots.c.as_of).where(aging_snapshots.c.as_of == as_of)
     ).first()
@@ -570,7 +621,8 @@ def aging_by_customer(
     dunnable_item = sa.and_(~ranked.c.disputed, ~ranked.c.held)
 
     def cents_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-        return sa.func.sum(sa.case((condition, cents), else_=0))
+        # cast: PostgreSQL sums BIGINT into NUMERIC, and the outer sums of NUMERIC are slow
+        return sa.cast(sa.func.sum(sa.case((condition, cents), else_=0)), sa.BigInteger)
 
     buckets = {BUCKET_COLUMNS[name]: cents_where(ranked.c.bucket == name) for name, _, _ in BUCKETS}
     buckets[OVER_90_COLUMN] = cents_where(ranked.c.bucket.in_(OVER_90_BUCKETS))
@@ -578,7 +630,7 @@ def aging_by_customer(
         ranked.c.as_of,
         ranked.c.customer_id,
         ranked.c.currency,
-        sa.func.sum(cents).label("total_open_cents"),
+        sa.cast(sa.func.sum(cents), sa.BigInteger).label("total_open_cents"),
         cents_where(days > 0).label("overdue_cents"),
         *[expression.label(name) for name, expression in buckets.items()],
         cents_where(ranked.c.disputed).label("disputed_cents"),
@@ -649,13 +701,26 @@ def aging_by_customer(
 AR_AGING_COLUMNS = [c.name for c in ar_aging.columns]
 
 
-def write_ar_aging(connection: Connection, as_of: dt.date) -> int:
+def write_ar_aging(connection: Connection, as_of: dt.date, from_state: bool = False) -> int:
     """Replace the ``ar_aging`` rows of ``as_of`` with a fresh aggregation, inside the caller's
-    transaction: the day's balances are stored once (:func:`write_snapshot`) and aggregated with
-    one INSERT ... SELECT. Returns the number of rows written."""
+    transaction, with one INSERT ... SELECT. The day's balances are either stored once
+    (:func:`write_snapshot`, one pass over the ledger's events) or, ``from_state``, read from
+    the incremental balances, which the caller brought to ``as_of`` (the day's snapshot is then
+    dropped: they are the day's balances). Returns the number of rows written."""
     connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
-    write_snapshot(connection, as_of)
-    source = aging_by_customer(as_of_dates([as_of]), source=SnapshotSource(as_of)).subquery("aging")
+    if from_state:
+        from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
+
+        cutoff = as_of - dt.timedelta(days=SNAPSHOT_KEEP_DAYS)
+        for table in (aging_open_items, aging_credits, aging_snapshots):
+            connection.execute(
+                table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
+            )
+    else:
+        write_snapshot(connection, as_of)
+    source = aging_by_customer(
+        as_of_dates([as_of]), source=SnapshotSource(as_of, from_state=from_state)
+    ).subquery("aging")
     connection.execute(
         ar_aging.insert().from_select(
             AR_AGING_COLUMNS, sa.select(*[source.c[name] for name in AR_AGING_COLUMNS])

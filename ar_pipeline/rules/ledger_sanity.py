@@ -36,11 +36,11 @@ SQLite and PostgreSQL; nothing here loads the ledger into Python.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import CompoundSelect, FromClause, Select
 
 from ar_pipeline.rules.money import format_money
 from ar_pipeline.store.schema import customers, invoices, payments
@@ -97,16 +97,26 @@ def _finding(
     ]
 
 
-def findings(as_of: dt.date) -> Select:
+def findings(
+    as_of: dt.date, only: Select | CompoundSelect | Sequence[str] | None = None
+) -> Select:
     """Every finding as of ``as_of`` (see the module docstring), one row per (row, reason,
     customer): customer_id, reason, row_kind (``invoice``, ``credit_note``, ``payment``),
     row_id, invoice_id (the invoice the row names, or the invoice itself), currency and
     amount_cents of the row, net_cents (``reversal_exceeds_paid``: the payments on that invoice
     net; ``open_above_amount``: its settlements net) and other (the named invoice's currency, or
-    the other customer)."""
+    the other customer).
+
+    ``only`` (a list or a SELECT of customer ids) reads only those customers' rows and returns
+    only their findings. A customer-mismatch finding involves two customers: it is found when
+    both are in ``only`` (:func:`counterparts` lists the other side)."""
     day = bound_date(as_of, "ledger_as_of")
     p, inv = payments.c, invoices.c
     issued = sa.and_(inv.status == "issued", inv.issue_date <= day)
+    if only is not None:
+        only = only if isinstance(only, Select | CompoundSelect) else list(only)
+        issued = sa.and_(issued, inv.customer_id.in_(only))
+    paid_in_scope = sa.true() if only is None else p.customer_id.in_(only)
 
     # 1. amounts beyond the bound
     huge_documents = sa.select(
@@ -121,12 +131,13 @@ def findings(as_of: dt.date) -> Select:
             p.customer_id, _text("amount_out_of_bounds"), _text("payment"), p.payment_id,
             p.invoice_id, p.currency, p.amount_cents, _no_cents(), _no_text(),
         )
-    ).where(p.received_date <= day, ~within_bound(p.amount_cents))  # fmt: skip
+    ).where(p.received_date <= day, ~within_bound(p.amount_cents), paid_in_scope)  # fmt: skip
 
     # 2 and 3. Per (invoice, customer, currency) that a reversal names: what the payments of
     # that key net, and what they and the credit notes of that key net (the settlements the
     # aging applies to that invoice). Reversals are few, so this reads little.
     reversal = sa.and_(
+        paid_in_scope,
         p.received_date <= day,
         within_bound(p.amount_cents),
         p.amount_cents < 0,
@@ -230,7 +241,7 @@ def findings(as_of: dt.date) -> Select:
         sa.select(
             p.customer_id, _text("payment").label("row_kind"), p.payment_id.label("row_id"),
             p.invoice_id, p.currency, p.amount_cents,
-        ).where(p.received_date <= day, p.invoice_id.is_not(None)),
+        ).where(p.received_date <= day, p.invoice_id.is_not(None), paid_in_scope),
         sa.select(
             inv.customer_id, _text("credit_note"), inv.invoice_id,
             inv.applies_to_invoice_id, inv.currency, inv.amount_cents,
@@ -248,6 +259,7 @@ def findings(as_of: dt.date) -> Select:
             named.c.kind == "invoice",
             named.c.status == "issued",
             named.c.issue_date <= day,
+            sa.true() if only is None else named.c.customer_id.in_(only),
             sa.or_(
                 named.c.customer_id != naming.c.customer_id,
                 named.c.currency != naming.c.currency,
@@ -265,7 +277,7 @@ def findings(as_of: dt.date) -> Select:
             )
         ).where(condition)  # fmt: skip
 
-    return sa.union_all(
+    every = sa.union_all(
         huge_documents,
         huge_payments,
         over_reversed,
@@ -278,6 +290,41 @@ def findings(as_of: dt.date) -> Select:
         mismatch(m.named_customer, "customer_mismatch", m.customer_id,
                  m.named_customer != m.customer_id),
     )  # fmt: skip
+    if only is None:
+        return every
+    scoped = every.subquery("scoped_findings")
+    return sa.select(scoped).where(scoped.c.customer_id.in_(only))
+
+
+def counterparts(only: Select) -> CompoundSelect:
+    """Customers on the other side of a payment or credit note of ``only`` (a SELECT of ids)
+    that names an invoice of another customer, either way: a customer-mismatch finding of one
+    side is found only with the other side's rows (:func:`findings`). One column
+    ``customer_id``."""
+    return sa.union(*counterpart_selects(only))
+
+
+def counterpart_selects(only: Select) -> list[Select]:
+    """The parts of :func:`counterparts` (SQLite cannot nest a UNION in a UNION)."""
+    p, inv = payments.c, invoices.c
+    named = invoices.alias("named_invoice")
+    note = invoices.alias("naming_note")
+    return [
+        # rows of ``only`` naming another customer's invoice
+        sa.select(named.c.customer_id)
+        .select_from(payments.join(named, named.c.invoice_id == p.invoice_id))
+        .where(p.customer_id.in_(only), named.c.customer_id != p.customer_id),
+        sa.select(named.c.customer_id)
+        .select_from(note.join(named, named.c.invoice_id == note.c.applies_to_invoice_id))
+        .where(note.c.customer_id.in_(only), named.c.customer_id != note.c.customer_id),
+        # rows of others naming an invoice of ``only``
+        sa.select(p.customer_id)
+        .select_from(invoices.join(payments, p.invoice_id == inv.invoice_id))
+        .where(inv.customer_id.in_(only), p.customer_id != inv.customer_id),
+        sa.select(note.c.customer_id)
+        .select_from(invoices.join(note, note.c.applies_to_invoice_id == inv.invoice_id))
+        .where(inv.customer_id.in_(only), note.c.customer_id != inv.customer_id),
+    ]
 
 
 @dataclass(frozen=True)
@@ -325,9 +372,12 @@ class Finding:
         return f"{row}: {self.reason}"
 
 
-def _ordered_findings(as_of: dt.date, only: Collection[str] | None = None) -> Select:
-    """The findings with the customer's name, in a stable order; ``only`` these customers."""
-    found = findings(as_of).subquery("findings")
+def _ordered_findings(
+    as_of: dt.date, only: Collection[str] | None = None, stored: FromClause | None = None
+) -> Select:
+    """The findings with the customer's name, in a stable order; ``only`` these customers.
+    ``stored``: the findings of ``as_of`` already computed (the incremental state's table)."""
+    found = findings(as_of).subquery("findings") if stored is None else stored
     query = sa.select(found, customers.c.customer_name).select_from(
         found.outerjoin(customers, customers.c.customer_id == found.c.customer_id)
     )
@@ -407,13 +457,17 @@ class LedgerReview:
 
 
 def review_ledger(
-    connection: sa.Connection, as_of: dt.date, batch_size: int = 5000
+    connection: sa.Connection,
+    as_of: dt.date,
+    batch_size: int = 5000,
+    stored: FromClause | None = None,
 ) -> LedgerReview:
     """Run every rule as of ``as_of`` in one statement, streaming the findings (memory stays
-    small however many there are)."""
+    small however many there are). ``stored``: read the findings of ``as_of`` kept by the
+    incremental state (``ar_pipeline.rules.incremental``) instead."""
     review = LedgerReview(as_of)
     result = connection.execute(
-        _ordered_findings(as_of), execution_options={"yield_per": batch_size}
+        _ordered_findings(as_of, stored=stored), execution_options={"yield_per": batch_size}
     )
     for row in result:
         finding = _finding_of(row)

@@ -23,11 +23,21 @@ under ``held_back`` with the reasons.
 Every row starts ``proposed``. Idempotency keys make a rerun of the same day stage nothing twice,
 and a newer proposal for the same customer and action type supersedes an older one that is still
 ``proposed``, so nobody approves a stale draft.
+
+**Only what is new is drafted.** A letter or rep e-mail still ``proposed`` from an earlier day
+whose inputs are unchanged (same :func:`letter_fingerprint`: tier, template, recipients, the
+customer's name, the listed invoices with their due dates and open amounts, the unapplied
+credit, the tier rule) is not drafted again: it stays pending as it is, so an approver looking
+at it (or who edited it) is not pulled from under, and nothing new is rendered or written.
+Days overdue are not part of it: they grow by one every day, and no letter prints them. Any
+change of those inputs drafts a new letter, which supersedes the pending one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -98,6 +108,7 @@ class StagingResult:
     superseded: int = 0
     cannot_contact: dict[int, int] = field(default_factory=dict)  # by tier
     held_back: int = 0  # customers held back by the ledger check
+    carried_over: int = 0  # letters still pending from an earlier day, unchanged: not redrafted
 
     def count(self, key: str) -> None:
         self.staged[key] = self.staged.get(key, 0) + 1
@@ -399,6 +410,32 @@ def supersede_held_back(
     return count
 
 
+LETTER_TYPES = ("collection_action", "email_to_customer")
+
+
+def letter_fingerprint(action_type: str, tier: int, inputs: Mapping[str, Any]) -> str:
+    """What makes two drafts of a letter the same letter (see the module docstring): a hash of
+    its inputs, days overdue left out."""
+    invoices = [
+        {k: v for k, v in i.items() if k != "days_overdue"} for i in inputs.get("invoices", [])
+    ]
+    material = {**inputs, "invoices": invoices, "action_type": action_type, "tier": tier}
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pending_fingerprints(connection: sa.Connection, as_of: dt.date) -> dict[tuple[str, str], str]:
+    """(customer_id, action_type) -> fingerprint of each letter still ``proposed`` from a day
+    before ``as_of`` (letters staged before fingerprints existed have none: redrafted)."""
+    pa = proposed_actions.c
+    rows = connection.execute(
+        sa.select(pa.customer_id, pa.action_type, pa.payload_json["fingerprint"].as_string())
+        .where(pa.status == "proposed", pa.as_of < as_of, pa.action_type.in_(LETTER_TYPES))
+        .order_by(pa.action_id)
+    )
+    return {(r[0], r[1]): r[2] for r in rows if r[2]}
+
+
 def stage_proposals(
     connection: sa.Connection,
     *,
@@ -428,6 +465,7 @@ def stage_proposals(
         ).scalars()
     )
     credits = _credits(connection, as_of)
+    pending = pending_fingerprints(connection, as_of)
     cannot_contact: list[dict[str, Any]] = []
     no_sales_rep: list[str] = []
 
@@ -479,36 +517,50 @@ def stage_proposals(
                 "min_days_overdue": max(threshold_days, 1), "min_dunnable": "0",
                 "broken_promise_id": candidate.broken_promise["promise_id"],
             }  # fmt: skip
-        subject, body = draft_letter(
-            tier.template, candidate.customer_name, tier.name, candidate.invoices, credit,
-            broken_promise=candidate.broken_promise,
-        )  # fmt: skip
-        batch.append(
-            row(
-                "collection_action", candidate.customer_id, tier.tier,
-                payload={"to": [candidate.billing_email], "cc": [], "reply_to": None,
-                         "subject": subject, "body": body, "template": tier.template, **common},
-            )
-        )  # fmt: skip
+        letter_inputs = {**common, "to": [candidate.billing_email], "template": tier.template}
+        fingerprint = letter_fingerprint("collection_action", tier.tier, letter_inputs)
+        if pending.get((candidate.customer_id, "collection_action")) == fingerprint:
+            result.carried_over += 1
+        else:
+            subject, body = draft_letter(
+                tier.template, candidate.customer_name, tier.name, candidate.invoices, credit,
+                broken_promise=candidate.broken_promise,
+            )  # fmt: skip
+            batch.append(
+                row(
+                    "collection_action", candidate.customer_id, tier.tier,
+                    payload={"to": [candidate.billing_email], "cc": [], "reply_to": None,
+                             "subject": subject, "body": body, "template": tier.template,
+                             **common, "fingerprint": fingerprint},
+                )
+            )  # fmt: skip
         if tier.involves_sales_rep:
             if not candidate.sales_rep_email:
                 no_sales_rep.append(candidate.customer_id)
             else:
-                subject, body = draft_letter(
-                    SALES_REP_TEMPLATE, candidate.customer_name, tier.name, candidate.invoices,
-                    credit, candidate.sales_rep_email, broken_promise=candidate.broken_promise,
-                )  # fmt: skip
-                batch.append(
-                    row(
-                        "email_to_customer", candidate.customer_id, tier.tier,
-                        payload={"to": [candidate.billing_email],
-                                 "cc": [candidate.sales_rep_email],
-                                 "reply_to": candidate.sales_rep_email,
-                                 "on_behalf_of": candidate.sales_rep_email,
-                                 "subject": subject, "body": body,
-                                 "template": SALES_REP_TEMPLATE, **common},
-                    )
-                )  # fmt: skip
+                rep_inputs = {**letter_inputs, "cc": [candidate.sales_rep_email],
+                              "template": SALES_REP_TEMPLATE}  # fmt: skip
+                rep_print = letter_fingerprint("email_to_customer", tier.tier, rep_inputs)
+                if pending.get((candidate.customer_id, "email_to_customer")) == rep_print:
+                    result.carried_over += 1
+                else:
+                    subject, body = draft_letter(
+                        SALES_REP_TEMPLATE, candidate.customer_name, tier.name,
+                        candidate.invoices, credit, candidate.sales_rep_email,
+                        broken_promise=candidate.broken_promise,
+                    )  # fmt: skip
+                    batch.append(
+                        row(
+                            "email_to_customer", candidate.customer_id, tier.tier,
+                            payload={"to": [candidate.billing_email],
+                                     "cc": [candidate.sales_rep_email],
+                                     "reply_to": candidate.sales_rep_email,
+                                     "on_behalf_of": candidate.sales_rep_email,
+                                     "subject": subject, "body": body,
+                                     "template": SALES_REP_TEMPLATE, **common,
+                                     "fingerprint": rep_print},
+                        )
+                    )  # fmt: skip
         if len(batch) >= batch_size:
             _insert_new(connection, batch, known, result)
             batch = []
@@ -587,6 +639,8 @@ def _update_envelope(
             "customers": cannot_contact,
         },
         "no_sales_rep": no_sales_rep[:CANNOT_CONTACT_LISTED],
+        # letters of earlier days still pending and unchanged: kept, not drafted again
+        "carried_over": result.carried_over,
         "held_back": {
             "heading": "Held back: a row of the customer's ledger cannot be right "
             "(check ledger_sane); no letter, e-mail or hold until it is put right",
@@ -617,8 +671,9 @@ class StagingVerification:
 
 def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerification:
     """Compare what ``tier_assignments`` called for as of ``as_of`` (customers per proposed
-    tier) with what is staged: a live ``collection_action`` of that customer and tier, or the
-    customer counted under "cannot contact" in the envelope.
+    tier) with what is staged: a live ``collection_action`` of that customer and tier (of the
+    day, or still pending from an earlier day and carried over unchanged), or the customer
+    counted under "cannot contact" in the envelope.
 
     ``unexpected`` counts the letters of the day still ``proposed`` that nothing called for.
     A letter of the day that was already decided (approved, applying, applied, failed,
@@ -630,7 +685,11 @@ def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerifica
     matched = (
         sa.select(letter.c.action_id)
         .where(
-            letter.c.as_of == as_of,
+            sa.or_(
+                letter.c.as_of == as_of,
+                # carried over: still pending from an earlier day, unchanged
+                sa.and_(letter.c.as_of < as_of, letter.c.status == "proposed"),
+            ),
             letter.c.action_type == "collection_action",
             letter.c.status != "superseded",
             letter.c.customer_id == ta.customer_id,

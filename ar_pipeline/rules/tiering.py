@@ -65,6 +65,7 @@ from ar_pipeline.store.schema import (
     proposed_actions,
     tier_assignments,
 )
+from ar_pipeline.store.sql_functions import non_negative
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
@@ -421,6 +422,7 @@ def decide_tiers(
     timezone: ZoneInfo,
     batch_size: int = 5000,
     held_back: Collection[str] = frozenset(),
+    with_applied_step_only: bool = False,
 ) -> Iterable[TierDecision]:
     """Stream a decision for every customer with a dunnable amount > 0 as of ``as_of``, except
     the customers in ``held_back`` (the ledger check found a row of their ledger that cannot be
@@ -428,15 +430,17 @@ def decide_tiers(
 
     Reads the ``prior_actions`` snapshot of ``as_of``, so write that first. The SQL result is
     streamed in batches, so memory stays flat however many customers there are.
+    ``with_applied_step_only`` decides only customers with an applied step.
     """
     from_days = boundaries(tiers, threshold_days)
-    source = source_for(connection, as_of)
-    if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
-        source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
-    query = dunning_positions(
-        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone),
-        broken=broken_promises_calling(as_of),
-    )  # fmt: skip
+    query = _positions_query(connection, as_of, from_days, timezone)
+    if with_applied_step_only:  # the others are decided in SQL (first_step_decisions_sql)
+        query = query.where(
+            sa.or_(
+                prior_actions.c.tier.is_not(None),
+                query.selected_columns.broken_promise_id.is_not(None),
+            )
+        )
     result = connection.execute(query, execution_options={"yield_per": batch_size})
 
     current_id: str | None = None
@@ -482,6 +486,107 @@ def decide_tiers(
             yield decision
 
 
+def _positions_query(
+    connection: sa.Connection, as_of: dt.date, from_days: Sequence[int], timezone: ZoneInfo
+) -> Select:
+    source = source_for(connection, as_of)
+    if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
+        source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
+    return dunning_positions(
+        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone),
+        broken=broken_promises_calling(as_of),
+    )  # fmt: skip
+
+
+def _currencies(connection: sa.Connection, as_of: dt.date) -> list[str]:
+    """The currencies tiering can meet on ``as_of``: those of the day's aging."""
+    rows = connection.execute(
+        sa.select(ar_aging.c.currency).where(ar_aging.c.as_of == as_of).distinct()
+    ).scalars()
+    found = set(rows)
+    if not found:  # no aging of the day: the ledger's own
+        from ar_pipeline.store.schema import invoices, payments
+
+        found = set(
+            connection.execute(
+                sa.union(sa.select(invoices.c.currency), sa.select(payments.c.currency))
+            ).scalars()
+        )
+    return sorted(found)
+
+
+def first_step_decisions_sql(
+    positions: FromClause,
+    as_of: dt.date,
+    tiers: Sequence[TierDefinition],
+    threshold_days: int,
+    currencies: Sequence[str],
+) -> Select:
+    """:func:`assign_tier` in SQL for the customers with no applied step yet and no broken
+    promise calling (the bulk on any day): one row per customer with a dunnable amount > 0,
+    columns those of ``tier_assignments``. ``positions`` are :func:`dunning_positions` rows;
+    ``currencies`` must name every currency in them (each tier's minimum is converted to its
+    minor units here).
+
+    With no last applied tier the rule reduces to: target = highest tier met in any currency
+    (none: ``below_minimum``); ``paused``; the step is tier 1, so ``in_flight`` when any tier is
+    in flight; else propose tier 1. Customers with an applied step go through the Python rule
+    (:func:`decide_tiers`): whether that step belongs to the current episode compares its date
+    in ``AR_TIMEZONE`` with a due date, a time-zone conversion SQLite cannot do.
+    """
+    p = positions.c
+    credit = sa.func.coalesce(p.credit_cents, 0)
+
+    def amount_from(day: int) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(p[f"due_from_{day}"], 0) - credit
+
+    def minimum(tier: TierDefinition) -> sa.ColumnElement[int]:
+        return sa.case(
+            *[(p.currency == c, to_minor_units(tier.min_dunnable, c)) for c in currencies],
+            else_=sa.null(),
+        )
+
+    # the highest tier this currency meets; a tier amount is never below zero
+    met_here = sa.case(
+        *[
+            (
+                non_negative(amount_from(max(threshold_days, t.min_days_overdue))) >= minimum(t),
+                t.tier,
+            )
+            for t in sorted(tiers, key=lambda t: -t.tier)
+        ],
+        else_=sa.null(),
+    )
+    per_customer = (
+        sa.select(
+            p.customer_id,
+            sa.func.max(met_here).label("target_tier"),
+            sa.func.max(p.dunning_paused_until).label("paused_until"),
+            sa.func.max(p.in_flight_tier).label("in_flight_tier"),
+        )
+        .where(p.last_tier.is_(None), p.broken_promise_id.is_(None))
+        .group_by(p.customer_id)
+        .having(sa.func.max(amount_from(threshold_days)) > 0)
+        .subquery("first_steps")
+    )
+    c = per_customer.c
+    skip = sa.case(
+        (c.target_tier.is_(None), "below_minimum"),
+        (c.paused_until >= as_of, "paused"),
+        (c.in_flight_tier >= 1, "in_flight"),
+        else_=sa.null(),
+    )
+    return sa.select(
+        sa.literal(as_of, sa.Date).label("as_of"),
+        c.customer_id,
+        c.target_tier,
+        sa.null().label("last_applied_tier"),
+        sa.case((skip.is_(None), 1), else_=sa.null()).label("proposed_tier"),
+        skip.label("skip_reason"),
+        sa.null().label("broken_promise_id"),
+    )
+
+
 def write_tier_assignments(
     connection: sa.Connection,
     as_of: dt.date,
@@ -493,20 +598,28 @@ def write_tier_assignments(
 ) -> dict[str, int]:
     """Replace the ``tier_assignments`` rows of ``as_of``; returns counts by outcome
     (``tier_<n>`` for proposed tiers, skip reasons otherwise). Customers in ``held_back`` get
-    no row (see :func:`decide_tiers`)."""
+    no row (see :func:`decide_tiers`).
+
+    Customers with no applied step are decided in SQL (:func:`first_step_decisions_sql`, one
+    INSERT ... SELECT); the others stream through the Python rule, which stays the
+    specification both are tested against."""
     connection.execute(tier_assignments.delete().where(tier_assignments.c.as_of == as_of))
     columns = [
         "as_of", "customer_id", "target_tier", "last_applied_tier", "proposed_tier", "skip_reason",
         "broken_promise_id",
     ]  # fmt: skip
-    counts: dict[str, int] = {}
+    from_days = boundaries(tiers, threshold_days)
+    positions = _positions_query(connection, as_of, from_days, timezone).subquery("positions")
+    first_steps = first_step_decisions_sql(
+        positions, as_of, tiers, threshold_days, _currencies(connection, as_of)
+    )
+    connection.execute(tier_assignments.insert().from_select(columns, first_steps))
     batch: list[tuple[Any, ...]] = []
     decisions = decide_tiers(
-        connection, as_of, tiers, threshold_days, timezone, batch_size, held_back
-    )
+        connection, as_of, tiers, threshold_days, timezone, batch_size, held_back,
+        with_applied_step_only=True,
+    )  # fmt: skip
     for d in decisions:
-        key = f"tier_{d.proposed_tier}" if d.proposed_tier else str(d.skip_reason)
-        counts[key] = counts.get(key, 0) + 1
         batch.append(
             (as_of, d.customer_id, d.target_tier, d.last_applied_tier, d.proposed_tier,
              d.skip_reason, d.broken_promise_id)
@@ -515,7 +628,23 @@ def write_tier_assignments(
             bulk_insert(connection, tier_assignments, columns, batch)
             batch = []
     bulk_insert(connection, tier_assignments, columns, batch)
-    return counts
+    held = sorted(held_back)
+    for at in range(0, len(held), 1000):
+        connection.execute(
+            tier_assignments.delete().where(
+                tier_assignments.c.as_of == as_of,
+                tier_assignments.c.customer_id.in_(held[at : at + 1000]),
+            )
+        )
+    t = tier_assignments.c
+    outcomes = connection.execute(
+        sa.select(t.proposed_tier, t.skip_reason, sa.func.count())
+        .where(t.as_of == as_of)
+        .group_by(t.proposed_tier, t.skip_reason)
+    )
+    return {
+        (f"tier_{tier}" if tier else str(reason)): count for tier, reason, count in outcomes
+    }
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from ar_pipeline.settings import PROJECT_ROOT
 from ar_pipeline.sources.ledger_generator import HOT_SYNC_TYPE
 from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.journal import record_ledger_changes
 from ar_pipeline.store.schema import ar_aging, customers, invoices, payments, sync_log
 
 SQL_DIR = PROJECT_ROOT / "sql" / "alga_psa"
@@ -193,6 +194,8 @@ def sync_ledger(
                     if clients is None
                     else table.delete().where(table.c.customer_id.in_(clients))
                 )
+            # the whole tenant is replaced (recompute everything), or just these clients' rows
+            record_ledger_changes(mirror, clients)
             customer_params = {"tenant": tenant, "only_clients": clients}
             customer_query = load_sql("customers", "recipients")
             for columns, chunk in stream(alga, customer_query, customer_params):

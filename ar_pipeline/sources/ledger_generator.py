@@ -21,6 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.journal import record_ledger_changes
 from ar_pipeline.store.schema import customers, invoices, payments, sync_log
 
 HOT_SYNC_TYPE = "scheduled_hot_customer_payments"
@@ -268,6 +269,7 @@ def generate_ledger(
         totals["payments"] += n_pay
 
     syncs = _write_sync_log(connection, rng, synced_until)
+    record_ledger_changes(connection, None)  # a bulk load: the next run recomputes everything
     return SeedSummary(syncs=syncs, **totals)
 
 

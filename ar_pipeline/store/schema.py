@@ -102,6 +102,7 @@ payments = sa.Table(
     sa.Column("amount_cents", Money, nullable=False),
     sa.Index(None, "invoice_id"),
     sa.Index(None, "customer_id", "received_date"),
+    sa.Index(None, "received_date"),  # the events that fall due on a day (incremental balances)
 )
 
 sync_log = sa.Table(
@@ -544,6 +545,76 @@ aging_credits = sa.Table(
     sa.Column("customer_id", sa.Text, primary_key=True),
     sa.Column("currency", sa.CHAR(3), primary_key=True),
     sa.Column("unapplied_credit_cents", Money, nullable=False),
+)
+
+
+# --- incremental balances (docs/design.md, Aging: incremental balances) ---------------------------
+
+# The ledger's arrival order: every writer of invoices or payments adds, in the same transaction,
+# one row per customer whose rows it inserted, changed or deleted (customer_id NULL: "any
+# customer", a bulk load or a replacement of the whole ledger). ``seq`` only grows, so it orders
+# arrivals whatever the rows' business dates (ar_pipeline.rules.incremental).
+ledger_changes = sa.Table(
+    "ledger_changes",
+    metadata,
+    sa.Column("seq", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("recorded_at", Timestamp, nullable=False),
+)
+
+# The incremental state: every non-zero invoice balance and on-account credit as of
+# ``balance_state.as_of``, which covers the journal up to ``balance_state.watermark``.
+ledger_balances = sa.Table(
+    "ledger_balances",
+    metadata,
+    sa.Column("invoice_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("invoice_number", sa.Text, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("disputed", sa.Boolean, nullable=False),
+    sa.Column("balance_cents", Money, nullable=False),  # > 0 open item, < 0 overpaid
+    sa.Index(None, "customer_id"),
+)
+
+ledger_credits = sa.Table(
+    "ledger_credits",
+    metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("currency", sa.CHAR(3), primary_key=True),
+    sa.Column("unapplied_credit_cents", Money, nullable=False),
+)
+
+# The ledger check's findings as of ``balance_state.as_of`` (ar_pipeline.rules.ledger_sanity
+# .findings), kept up to date with the balances, customer by customer.
+ledger_findings = sa.Table(
+    "ledger_findings",
+    metadata,
+    sa.Column("customer_id", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("row_kind", sa.Text, nullable=False),
+    sa.Column("row_id", sa.Text, nullable=False),
+    sa.Column("invoice_id", sa.Text),
+    sa.Column("currency", sa.Text),
+    sa.Column("amount_cents", Money),
+    sa.Column("net_cents", Money),
+    sa.Column("other", sa.Text),
+    sa.Index(None, "customer_id"),
+)
+
+balance_state = sa.Table(
+    "balance_state",
+    metadata,
+    sa.Column("state_id", sa.Integer, primary_key=True),  # always 1: one state
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("watermark", sa.BigInteger, nullable=False),  # last ledger_changes.seq applied
+    sa.Column("rules_version", sa.Integer, nullable=False),
+    sa.Column("invoice_rows", sa.BigInteger, nullable=False),  # ledger row counts it saw
+    sa.Column("payment_rows", sa.BigInteger, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),  # how it was last brought up to date
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.CheckConstraint("state_id = 1", name="single_row"),
+    sa.CheckConstraint("mode IN ('full', 'incremental')", name="mode"),
 )
 
 

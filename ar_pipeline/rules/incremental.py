@@ -1,0 +1,358 @@
+"""Incremental balances (docs/design.md, Aging: incremental balances): the day's invoice
+balances and on-account credit kept up to date from what arrived since the last run, instead
+of recomputed from the whole ledger every morning.
+
+The state (``ledger_balances``, ``ledger_credits``, one ``balance_state`` row) is exactly what
+:class:`~ar_pipeline.rules.aging.AgingSource` gives for ``balance_state.as_of``: every non-zero
+invoice balance and every customer's on-account credit. Bringing it from date S to the run
+date D (D >= S) recomputes, with that same ``AgingSource`` restricted to them, the customers
+whose figures may have moved:
+
+* every customer named in the change journal (``ledger_changes``) after the watermark, i.e.
+  whose rows arrived, changed or were deleted since the last run, in the order they arrived,
+  whatever their business dates (a back-dated payment is just another arrival);
+* every customer with an event that *takes effect* in (S, D]: an invoice or credit note issued,
+  or a payment received, in that window. This is what makes rows dated in the future right: a
+  payment dated tomorrow that arrived today does not count today (``AgingSource`` as of D leaves
+  it out) and its customer is recomputed on the morning it takes effect.
+
+A settlement only ever moves figures of its own customer (it applies only to an invoice of
+the same customer), so a customer is the unit of recomputation: deleting and re-inserting its
+rows is exact, whatever changed. Everything is set-based (INSERT ... SELECT, DELETE ... IN).
+
+Full recomputation instead, when the state cannot be trusted: no state; a different
+:data:`RULES_VERSION`; a watermark ahead of the journal (restored or truncated journal); a
+journal entry for "any customer" (a bulk load or a replacement of the ledger); ledger row
+counts that moved with no journal entry at all (a writer that skipped the journal). As-of
+dates before the state's date (backfills) never touch the state: they use ``AgingSource``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+
+from ar_pipeline.rules import aging, ledger_sanity
+from ar_pipeline.rules.aging import AgingSource, as_of_dates
+from ar_pipeline.store.journal import hold_journal_lock, record_ledger_changes
+from ar_pipeline.store.schema import (
+    balance_state,
+    customers,
+    invoices,
+    ledger_balances,
+    ledger_changes,
+    ledger_credits,
+    ledger_findings,
+    payments,
+)
+
+# Bump whenever the aging rules change what a balance is: the next run recomputes everything.
+RULES_VERSION = 1
+BALANCE_COLUMNS = (
+    "invoice_id", "customer_id", "invoice_number", "currency", "due_date", "disputed",
+    "balance_cents",
+)  # fmt: skip
+CREDIT_COLUMNS = ("customer_id", "currency", "unapplied_credit_cents")
+# Customers compared with a full recomputation each run (see verify_sample).
+SAMPLE_CUSTOMERS = 1000
+__all__ = ["record_ledger_changes"]  # re-exported: the writers' side of the journal
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What bringing the state up to date did."""
+
+    as_of: dt.date
+    mode: str  # 'full', 'incremental', or 'past' (an earlier date: the state was not used)
+    reason: str
+    customers_recomputed: int | None = None  # incremental only
+
+
+def _ledger_counts(connection: Connection) -> tuple[int, int]:
+    count = sa.func.count()
+    return (
+        connection.execute(sa.select(count).select_from(invoices)).scalar_one(),
+        connection.execute(sa.select(count).select_from(payments)).scalar_one(),
+    )
+
+
+def _why_full(connection: Connection, as_of: dt.date, head: int) -> str | None:
+    """Why the state cannot be brought forward (None: it can)."""
+    state = connection.execute(sa.select(balance_state)).first()
+    if state is None:
+        return "no incremental state yet"
+    if state.rules_version != RULES_VERSION:
+        return f"rules version {state.rules_version} -> {RULES_VERSION}"
+    if state.watermark > head:
+        return f"watermark {state.watermark} ahead of the journal ({head})"
+    if as_of < state.as_of:
+        raise ValueError("an earlier date never uses the state")  # the caller checks first
+    bulk = connection.execute(
+        sa.select(sa.func.count()).where(
+            ledger_changes.c.seq > state.watermark,
+            ledger_changes.c.seq <= head,
+            ledger_changes.c.customer_id.is_(None),
+        )
+    ).scalar_one()
+    if bulk:
+        return "a bulk change of the ledger was journaled"
+    if head == state.watermark and _ledger_counts(connection) != (
+        state.invoice_rows,
+        state.payment_rows,
+    ):
+        return "ledger row counts changed without a journal entry"
+    return None
+
+
+def state_date(connection: Connection) -> dt.date | None:
+    return connection.execute(sa.select(balance_state.c.as_of)).scalar_one_or_none()
+
+
+def refresh_balances(connection: Connection, as_of: dt.date, force_full: bool = False) -> Refresh:
+    """Bring the incremental state to ``as_of``, inside the caller's transaction. An as-of date
+    before the state's leaves it alone (mode 'past')."""
+    # exclusive: no writer is between its journal entry and its commit while the journal's head
+    # is read (see hold_journal_lock), and two refreshes do not interleave
+    hold_journal_lock(connection, exclusive=True)
+    stored = state_date(connection)
+    if stored is not None and as_of < stored and not force_full:
+        return Refresh(as_of, "past", f"state is as of {stored}")
+    head = connection.execute(sa.select(sa.func.max(ledger_changes.c.seq))).scalar_one() or 0
+    reason = "forced" if force_full else _why_full(connection, as_of, head)
+    if reason is not None:
+        _recompute_all(connection, as_of)
+        _save_state(connection, as_of, head, "full")
+        return Refresh(as_of, "full", reason)
+    state = connection.execute(sa.select(balance_state)).one()
+    recomputed = _recompute_changed(connection, state.as_of, as_of, state.watermark, head)
+    _save_state(connection, as_of, head, "incremental")
+    return Refresh(as_of, "incremental", f"journal {state.watermark}..{head}", recomputed)
+
+
+def _recompute_all(connection: Connection, as_of: dt.date) -> None:
+    for table in (ledger_balances, ledger_credits, ledger_findings):
+        connection.execute(table.delete())
+    _insert_for(connection, as_of, None)
+
+
+def _insert_for(connection: Connection, as_of: dt.date, only: Select | None) -> None:
+    source = AgingSource(as_of_dates([as_of]), only)
+    balances = source.balances()
+    connection.execute(
+        ledger_balances.insert().from_select(
+            list(BALANCE_COLUMNS), sa.select(*[balances.c[c] for c in BALANCE_COLUMNS])
+        )
+    )
+    credit = source.on_account_credit().subquery("credit")
+    connection.execute(
+        ledger_credits.insert().from_select(
+            list(CREDIT_COLUMNS), sa.select(*[credit.c[c] for c in CREDIT_COLUMNS])
+        )
+    )
+    # the ledger check's findings: each belongs to one customer (the row's), like a balance
+    found = ledger_sanity.findings(as_of, only).subquery("found")
+    columns = [c.name for c in ledger_findings.columns]
+    query = sa.select(*[found.c[c] for c in columns])
+    connection.execute(ledger_findings.insert().from_select(columns, query))
+
+
+def changed_customers(since: dt.date, as_of: dt.date, watermark: int, head: int) -> Select:
+    """Customers whose figures may differ between the state (as of ``since``, journal up to
+    ``watermark``) and ``as_of`` (journal up to ``head``): one column ``customer_id``."""
+    journaled = sa.select(ledger_changes.c.customer_id).where(
+        ledger_changes.c.seq > watermark,
+        ledger_changes.c.seq <= head,
+        ledger_changes.c.customer_id.is_not(None),
+    )
+    # rows already known whose business date falls in (since, as_of]: they take effect now
+    issued = sa.select(invoices.c.customer_id).where(
+        invoices.c.issue_date > since, invoices.c.issue_date <= as_of
+    )
+    received = sa.select(payments.c.customer_id).where(
+        payments.c.received_date > since, payments.c.received_date <= as_of
+    )
+    return sa.union(journaled, issued, received)
+
+
+def _recompute_changed(
+    connection: Connection, since: dt.date, as_of: dt.date, watermark: int, head: int
+) -> int:
+    # The changed customers are kept in a temporary table: four statements read them.
+    scratch = sa.Table(
+        "balance_changed_customers",
+        sa.MetaData(),
+        sa.Column("customer_id", sa.Text, primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    scratch.drop(connection, checkfirst=True)
+    scratch.create(connection)
+    try:
+        connection.execute(
+            scratch.insert().from_select(
+                ["customer_id"], changed_customers(since, as_of, watermark, head)
+            )
+        )
+        _analyze(connection, scratch)
+        # and the other side of any customer mismatch, found now or stored before
+        changed = sa.select(scratch.c.customer_id)
+        f = ledger_findings.c
+        other_side = sa.union(
+            *ledger_sanity.counterpart_selects(changed),
+            sa.select(f.customer_id).where(f.reason == "customer_mismatch", f.other.in_(changed)),
+        ).subquery("other_side")
+        connection.execute(
+            scratch.insert().from_select(
+                ["customer_id"],
+                sa.select(other_side.c.customer_id).where(other_side.c.customer_id.not_in(changed)),
+            )
+        )
+        _analyze(connection, scratch)
+        count = connection.execute(sa.select(sa.func.count()).select_from(scratch)).scalar_one()
+        if count:
+            only = sa.select(scratch.c.customer_id)
+            for table in (ledger_balances, ledger_credits, ledger_findings):
+                connection.execute(table.delete().where(table.c.customer_id.in_(only)))
+            _insert_for(connection, as_of, only)
+    finally:
+        scratch.drop(connection)
+    return count
+
+
+def _analyze(connection: Connection, table: sa.Table) -> None:
+    """Statistics for a freshly filled temporary table: without them PostgreSQL guesses its
+    size and plans the joins on it badly (autovacuum never analyzes temporary tables)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"ANALYZE {table.name}"))
+
+
+def _save_state(connection: Connection, as_of: dt.date, head: int, mode: str) -> None:
+    # the journal up to the watermark is consumed; its last entry stays, so that the journal's
+    # head never falls behind the watermark (which would read as a truncated journal)
+    connection.execute(ledger_changes.delete().where(ledger_changes.c.seq < head))
+    invoice_rows, payment_rows = _ledger_counts(connection)
+    connection.execute(balance_state.delete())
+    connection.execute(
+        balance_state.insert().values(
+            state_id=1, as_of=as_of, watermark=head, rules_version=RULES_VERSION,
+            invoice_rows=invoice_rows, payment_rows=payment_rows, mode=mode,
+            updated_at=dt.datetime.now(dt.UTC),
+        )
+    )  # fmt: skip
+
+
+def invalidate(connection: Connection) -> None:
+    """Forget the state: the next run recomputes every balance."""
+    connection.execute(balance_state.delete())
+
+
+# --- the check: the state against a full recomputation ------------------------------------------
+
+
+def sample_customers(
+    connection: Connection, as_of: dt.date, size: int = SAMPLE_CUSTOMERS
+) -> list[str]:
+    """A slice of ``size`` customers in id order that moves on with the date, so that every
+    customer is compared within (customers / size) days at a cost independent of the ledger."""
+    total = connection.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
+    offset = (as_of.toordinal() * size) % total if total > size else 0
+    query = sa.select(customers.c.customer_id).order_by(customers.c.customer_id)
+    return list(connection.execute(query.limit(size).offset(offset)).scalars())
+
+
+@dataclass(frozen=True)
+class Comparison:
+    customers: int | None  # compared (None: all)
+    differing_balances: int
+    differing_credits: int
+    differing_findings: int
+
+    @property
+    def agree(self) -> bool:
+        return not (self.differing_balances or self.differing_credits or self.differing_findings)
+
+
+def compare_with_full(
+    connection: Connection, as_of: dt.date, only: Sequence[str] | None = None
+) -> Comparison:
+    """Rows of the state that a full recomputation as of ``as_of`` does not give, and the
+    reverse (balances, on-account credit, the ledger check's findings), for the customers
+    ``only`` (all when None)."""
+
+    def in_scope(table: sa.Table) -> sa.ColumnElement[bool]:
+        return sa.true() if only is None else table.c.customer_id.in_(list(only))
+
+    def differing(a: Select, b: Select) -> int:
+        if only is not None:
+            # a slice: a few thousand rows at most, each side read once and compared here
+            left, right = Counter(connection.execute(a).all()), Counter(connection.execute(b).all())
+            return (left - right).total() + (right - left).total()
+        # everything: counted in SQL (two counts: SQLite cannot parenthesize the operands of
+        # a compound SELECT)
+        return sum(
+            connection.execute(
+                sa.select(sa.func.count()).select_from(sa.except_(x, y).subquery("differing"))
+            ).scalar_one()
+            for x, y in ((a, b), (b, a))
+        )
+
+    source = AgingSource(as_of_dates([as_of]), None if only is None else list(only))
+    fresh = source.balances()
+    balances = differing(
+        sa.select(*[ledger_balances.c[c] for c in BALANCE_COLUMNS]).where(
+            in_scope(ledger_balances)
+        ),
+        sa.select(*[fresh.c[c] for c in BALANCE_COLUMNS]),
+    )
+    credit = source.on_account_credit().subquery("credit")
+    credits = differing(
+        sa.select(*[ledger_credits.c[c] for c in CREDIT_COLUMNS]).where(in_scope(ledger_credits)),
+        sa.select(*[credit.c[c] for c in CREDIT_COLUMNS]),
+    )
+    if only is None:
+        found = ledger_sanity.findings(as_of).subquery("found")
+    else:  # the sample and the other side of its customer mismatches, kept to the sample
+        sample = sa.select(customers.c.customer_id).where(customers.c.customer_id.in_(list(only)))
+        both = set(only) | set(connection.execute(ledger_sanity.counterparts(sample)).scalars())
+        found = ledger_sanity.findings(as_of, sorted(both)).subquery("found")
+    columns = [c.name for c in ledger_findings.columns]
+    findings = differing(
+        sa.select(*[ledger_findings.c[c] for c in columns]).where(in_scope(ledger_findings)),
+        sa.select(*[found.c[c] for c in columns]).where(
+            sa.true() if only is None else found.c.customer_id.in_(list(only))
+        ),
+    )
+    return Comparison(None if only is None else len(only), balances, credits, findings)
+
+
+def review_ledger(
+    connection: Connection, as_of: dt.date, refresh: Refresh
+) -> ledger_sanity.LedgerReview:
+    """The ledger check's review of ``as_of``: from the state's findings when the state is as
+    of that date, else from the ledger."""
+    if refresh.mode == "past":
+        return ledger_sanity.review_ledger(connection, as_of)
+    return ledger_sanity.review_ledger(connection, as_of, stored=ledger_findings)
+
+
+def write_ar_aging(connection: Connection, as_of: dt.date) -> tuple[int, Refresh]:
+    """The daily aging of ``as_of`` (:func:`ar_pipeline.rules.aging.write_ar_aging`) from the
+    incremental balances when ``as_of`` is on or after the state's date, else from the ledger.
+
+    After an incremental refresh a sample of customers is compared with a full recomputation;
+    any difference (a writer that skipped the journal) recomputes everything at once, so the
+    day's figures never come from a state known to be wrong."""
+    refresh = refresh_balances(connection, as_of)
+    if refresh.mode == "incremental":
+        compared = compare_with_full(connection, as_of, sample_customers(connection, as_of))
+        if not compared.agree:
+            refresh = refresh_balances(connection, as_of, force_full=True)
+            refresh = Refresh(as_of, "full", f"sample disagreed: {compared}")
+    if refresh.mode == "past":
+        return aging.write_ar_aging(connection, as_of), refresh
+    return aging.write_ar_aging(connection, as_of, from_state=True), refresh

@@ -1,0 +1,309 @@
+"""Incremental balances (``ar_pipeline.rules.incremental``) equal a full recomputation after
+each kind of change, on SQLite and PostgreSQL. Every expected balance is worked out by hand.
+
+The base ledger, state brought to 2026-03-10 by a full recomputation:
+
+* Alpha (A, EUR): I1 1000.00 issued 02-01 due 03-01, nothing paid -> 1000.00;
+  I2 500.00 issued 02-15 due 03-15, P0 200.00 received 03-05 -> 300.00.
+* Beta (B, EUR): J1 700.00 issued 02-01 due 03-03 -> 700.00; PB 50.00 cash on account
+  received 03-01 -> 50.00 unapplied credit.
+
+Then one change arrives (journaled, as every writer does) and the state is brought to 03-11.
+Nothing of the base takes effect on 03-11, so only Alpha, the customer changed, is recomputed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from ar_pipeline.rules import incremental
+from ar_pipeline.rules.aging import write_ar_aging as write_full_aging
+from ar_pipeline.rules.views import upgrade_database
+from ar_pipeline.store.journal import record_ledger_changes
+from ar_pipeline.store.schema import (
+    ar_aging,
+    balance_state,
+    invoices,
+    ledger_balances,
+    ledger_credits,
+    payments,
+)
+from ar_pipeline_tests.ledger_builder import add_credit_note, add_customer, add_invoice, add_payment
+
+BASE_DAY = dt.date(2026, 3, 10)
+NEXT_DAY = dt.date(2026, 3, 11)
+BASE_BALANCES = {"I1": 100_000, "I2": 30_000, "J1": 70_000}
+BASE_CREDITS = {("B", "EUR"): 5_000}
+
+
+def _base(connection: sa.Connection) -> None:
+    add_customer(connection, "A", "Alpha")
+    add_customer(connection, "B", "Beta")
+    add_invoice(connection, "I1", "A", 100_000, "2026-02-01", "2026-03-01")
+    add_invoice(connection, "I2", "A", 50_000, "2026-02-15", "2026-03-15")
+    add_payment(connection, "P0", "A", 20_000, "2026-03-05", invoice_id="I2")
+    add_invoice(connection, "J1", "B", 70_000, "2026-02-01", "2026-03-03")
+    add_payment(connection, "PB", "B", 5_000, "2026-03-01")
+
+
+@pytest.fixture
+def ledger(engine):
+    upgrade_database(engine)
+    with engine.begin() as connection:
+        _base(connection)
+        refresh = incremental.refresh_balances(connection, BASE_DAY)
+    assert refresh.mode == "full" and refresh.reason == "no incremental state yet"
+    with engine.connect() as connection:
+        assert _balances(connection) == BASE_BALANCES
+        assert _credits(connection) == BASE_CREDITS
+    return engine
+
+
+def _balances(connection: sa.Connection) -> dict[str, int]:
+    rows = connection.execute(
+        sa.select(ledger_balances.c.invoice_id, ledger_balances.c.balance_cents)
+    )
+    return dict(rows.all())
+
+
+def _credits(connection: sa.Connection) -> dict[tuple[str, str], int]:
+    c = ledger_credits.c
+    rows = connection.execute(sa.select(c.customer_id, c.currency, c.unapplied_credit_cents))
+    return {(r.customer_id, r.currency): r.unapplied_credit_cents for r in rows}
+
+
+def _edit(connection: sa.Connection, table: sa.Table, key: str, customer: str, **values) -> None:
+    """An in-place update, journaled as a writer must."""
+    pk = next(iter(table.primary_key.columns))
+    connection.execute(table.update().where(pk == key).values(**values))
+    record_ledger_changes(connection, [customer])
+
+
+# (name, the change, balances as of 03-11, credits as of 03-11)
+CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict]] = [
+    (
+        # I3 300.00 issued today: a new open item
+        "new_invoice",
+        lambda c: add_invoice(c, "I3", "A", 30_000, "2026-03-11", "2026-04-10"),
+        {**BASE_BALANCES, "I3": 30_000},
+        BASE_CREDITS,
+    ),
+    (
+        # 400.00 of I1's 1000.00 paid: 600.00 left
+        "partial_payment",
+        lambda c: add_payment(c, "P1", "A", 40_000, "2026-03-11", invoice_id="I1"),
+        {**BASE_BALANCES, "I1": 60_000},
+        BASE_CREDITS,
+    ),
+    (
+        # P0 (200.00 on I2) reversed: I2 is owed in full again, 500.00
+        "reversal",
+        lambda c: add_payment(c, "P0R", "A", -20_000, "2026-03-11", invoice_id="I2"),
+        {**BASE_BALANCES, "I2": 50_000},
+        BASE_CREDITS,
+    ),
+    (
+        # a 150.00 credit note on I1: 850.00 left
+        "credit_note",
+        lambda c: add_credit_note(c, "CN1", "A", 15_000, "2026-03-11", applies_to="I1"),
+        {**BASE_BALANCES, "I1": 85_000},
+        BASE_CREDITS,
+    ),
+    (
+        # 250.00 on I2 dated 03-02, before the state's date, arriving today: it counts,
+        # 300.00 - 250.00 = 50.00. No business date of it falls in (03-10, 03-11]: only the
+        # journal, i.e. the order of arrival, can see it.
+        "back_dated_payment",
+        lambda c: add_payment(c, "P2", "A", 25_000, "2026-03-02", invoice_id="I2"),
+        {**BASE_BALANCES, "I2": 5_000},
+        BASE_CREDITS,
+    ),
+    (
+        # I2 voided: it no longer counts, and P0's 200.00 that settled it becomes Alpha's
+        # unapplied credit
+        "void",
+        lambda c: _edit(c, invoices, "I2", "A", status="void"),
+        {"I1": 100_000, "J1": 70_000},
+        {**BASE_CREDITS, ("A", "EUR"): 20_000},
+    ),
+    (
+        # I1's amount corrected in place from 1000.00 to 900.00
+        "amount_edit",
+        lambda c: _edit(c, invoices, "I1", "A", amount_cents=90_000),
+        {**BASE_BALANCES, "I1": 90_000},
+        BASE_CREDITS,
+    ),
+    (
+        # P0 corrected in place from 200.00 to 120.00: I2 500.00 - 120.00 = 380.00
+        "payment_edit",
+        lambda c: _edit(c, payments, "P0", "A", amount_cents=12_000),
+        {**BASE_BALANCES, "I2": 38_000},
+        BASE_CREDITS,
+    ),
+    (
+        # 100.00 on I1 dated 03-20, in the future: it does not count on 03-11
+        "future_dated_payment",
+        lambda c: add_payment(c, "P3", "A", 10_000, "2026-03-20", invoice_id="I1"),
+        BASE_BALANCES,
+        BASE_CREDITS,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_balances", "expected_credits"),
+    [pytest.param(change, b, c, id=name) for name, change, b, c in CHANGES],
+)
+def test_incremental_equals_full_after_each_change(
+    ledger, change, expected_balances, expected_credits
+):
+    with ledger.begin() as connection:
+        change(connection)
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+    assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 1)
+    with ledger.connect() as connection:
+        assert _balances(connection) == expected_balances
+        assert _credits(connection) == expected_credits
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
+
+
+def test_a_future_dated_payment_counts_on_its_date(ledger):
+    with ledger.begin() as connection:
+        add_payment(connection, "P3", "A", 10_000, "2026-03-20", invoice_id="I1")
+        incremental.refresh_balances(connection, NEXT_DAY)
+    # 03-20: nothing new arrived, but P3 takes effect: I1 1000.00 - 100.00 = 900.00. I2 falls
+    # due on 03-15 in between, which moves no balance.
+    with ledger.begin() as connection:
+        refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 20))
+        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 1)
+        assert _balances(connection) == {**BASE_BALANCES, "I1": 90_000}
+        assert incremental.compare_with_full(connection, dt.date(2026, 3, 20)).agree
+
+
+def test_a_payment_before_its_invoice_applies_when_the_invoice_is_issued(ledger):
+    # 60.00 naming I9 arrives 03-11, before I9 (issued 03-15) counts: Alpha's credit until
+    # then; on 03-15 it settles I9 (80.00 - 60.00 = 20.00) and the credit is gone.
+    with ledger.begin() as connection:
+        add_invoice(connection, "I9", "A", 8_000, "2026-03-15", "2026-04-15")
+        add_payment(connection, "P9", "A", 6_000, "2026-03-11", invoice_id="I9")
+        incremental.refresh_balances(connection, NEXT_DAY)
+        assert _credits(connection) == {**BASE_CREDITS, ("A", "EUR"): 6_000}
+        assert "I9" not in _balances(connection)
+        incremental.refresh_balances(connection, dt.date(2026, 3, 15))
+        assert _balances(connection) == {**BASE_BALANCES, "I9": 2_000}
+        assert _credits(connection) == BASE_CREDITS
+        assert incremental.compare_with_full(connection, dt.date(2026, 3, 15)).agree
+
+
+def test_a_past_date_leaves_the_state_alone(ledger):
+    with ledger.begin() as connection:
+        refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 4))
+        assert refresh.mode == "past"
+        assert connection.execute(sa.select(balance_state.c.as_of)).scalar_one() == BASE_DAY
+        assert _balances(connection) == BASE_BALANCES
+
+
+@pytest.mark.parametrize("what", ["unjournaled_insert", "unjournaled_delete", "bulk", "rules"])
+def test_what_cannot_be_seen_incrementally_recomputes_everything(ledger, monkeypatch, what):
+    with ledger.begin() as connection:
+        if what == "unjournaled_insert":
+            connection.execute(
+                payments.insert().values(
+                    payment_id="PX", customer_id="B", invoice_id="J1",
+                    received_date=dt.date(2026, 3, 9), currency="EUR", amount_cents=70_000,
+                )
+            )  # fmt: skip
+        elif what == "unjournaled_delete":
+            connection.execute(payments.delete().where(payments.c.payment_id == "P0"))
+        elif what == "bulk":
+            record_ledger_changes(connection, None)
+        else:
+            monkeypatch.setattr(incremental, "RULES_VERSION", incremental.RULES_VERSION + 1)
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+        assert refresh.mode == "full"
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
+
+
+def test_an_unjournaled_edit_is_caught_by_the_sample_and_recomputed(ledger):
+    # an in-place edit without a journal entry changes no row count: the daily aging's
+    # comparison with a full recomputation (both customers are in the sample) catches it
+    with ledger.begin() as connection:
+        connection.execute(
+            invoices.update().where(invoices.c.invoice_id == "J1").values(amount_cents=60_000)
+        )
+        rows, refresh = incremental.write_ar_aging(connection, NEXT_DAY)
+        assert refresh.mode == "full" and refresh.reason.startswith("sample disagreed")
+        assert _balances(connection)["J1"] == 60_000
+
+
+def test_daily_aging_from_the_state_equals_the_ledger_evaluation(ledger):
+    """The ar_aging rows written from the incremental state are those of the one definition."""
+    with ledger.begin() as connection:
+        add_payment(connection, "P2", "A", 25_000, "2026-03-02", invoice_id="I2")
+        add_credit_note(connection, "CN1", "A", 15_000, "2026-03-11", applies_to="I1")
+        add_payment(connection, "PB2", "B", 80_000, "2026-03-11", invoice_id="J1")  # overpaid
+        _, refresh = incremental.write_ar_aging(connection, NEXT_DAY)
+        assert refresh.mode == "incremental"
+        from_state = _aging_rows(connection)
+        write_full_aging(connection, NEXT_DAY)
+        assert _aging_rows(connection) == from_state
+    # Alpha: I1 1000 - 150 = 850.00 (10 days overdue), I2 500 - 200 - 250 = 50.00 (current);
+    # Beta: J1 overpaid by 100.00, plus 50.00 on account: 150.00 credit
+    assert {(r.customer_id, r.total_open_cents, r.unapplied_credit_cents) for r in from_state} == {
+        ("A", 90_000, 0),
+        ("B", 0, 15_000),
+    }
+
+
+def _aging_rows(connection: sa.Connection) -> list[sa.Row]:
+    query = sa.select(ar_aging).where(ar_aging.c.as_of == NEXT_DAY).order_by(ar_aging.c.customer_id)
+    return connection.execute(query).all()
+
+
+def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(ledger):
+    """Beta pays 100.00 naming Alpha's I1: no settlement (another customer's invoice), Beta's
+    credit, and a finding of the ledger check for both customers. Only Beta is journaled;
+    Alpha is recomputed as the other side. Deleting the row clears both."""
+    from ar_pipeline.store.schema import ledger_findings
+
+    def found(connection):
+        f = ledger_findings.c
+        rows = connection.execute(sa.select(f.customer_id, f.reason, f.row_id, f.other))
+        return sorted(tuple(r) for r in rows)
+
+    with ledger.begin() as connection:
+        add_payment(connection, "PM", "B", 10_000, "2026-03-11", invoice_id="I1")
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 2)
+        assert found(connection) == [
+            ("A", "customer_mismatch", "PM", "B"),
+            ("B", "customer_mismatch", "PM", "A"),
+        ]
+        assert _credits(connection) == {("B", "EUR"): 15_000}
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
+        connection.execute(payments.delete().where(payments.c.payment_id == "PM"))
+        record_ledger_changes(connection, ["B"])
+        refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 12))
+        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 2)
+        assert found(connection) == []
+        assert _credits(connection) == BASE_CREDITS
+        assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree
+
+
+def test_the_journal_is_consumed_and_a_quiet_rerun_recomputes_nobody(ledger):
+    from ar_pipeline.store.schema import ledger_changes
+
+    with ledger.begin() as connection:
+        add_payment(connection, "P1", "A", 40_000, "2026-03-11", invoice_id="I1")
+        add_payment(connection, "P2", "B", 1_000, "2026-03-11")
+        head = connection.execute(sa.select(sa.func.max(ledger_changes.c.seq))).scalar_one()
+        first = incremental.refresh_balances(connection, NEXT_DAY)
+        # the last entry stays: the head never falls behind the watermark
+        assert connection.execute(sa.select(ledger_changes.c.seq)).scalars().all() == [head]
+        again = incremental.refresh_balances(connection, NEXT_DAY)
+    assert (first.customers_recomputed, again.customers_recomputed) == (2, 0)
+    assert again.mode == "incremental"
