@@ -40,7 +40,7 @@ from sqlalchemy.sql import Select
 
 from ar_pipeline.rules import aging, ledger_sanity
 from ar_pipeline.rules.aging import AgingSource, as_of_dates
-from ar_pipeline.store.journal import hold_journal_lock, record_ledger_changes
+from ar_pipeline.store.journal import hold_journal_lock
 from ar_pipeline.store.schema import (
     balance_state,
     customers,
@@ -59,9 +59,8 @@ BALANCE_COLUMNS = (
     "balance_cents",
 )  # fmt: skip
 CREDIT_COLUMNS = ("customer_id", "currency", "unapplied_credit_cents")
-# Customers compared with a full recomputation each run (see verify_sample).
+# Customers compared with a full recomputation each run (sample_customers, write_ar_aging).
 SAMPLE_CUSTOMERS = 1000
-__all__ = ["record_ledger_changes"]  # re-exported: the writers' side of the journal
 
 
 @dataclass(frozen=True)
@@ -117,8 +116,12 @@ def state_date(connection: Connection) -> dt.date | None:
 def refresh_balances(connection: Connection, as_of: dt.date, force_full: bool = False) -> Refresh:
     """Bring the incremental state to ``as_of``, inside the caller's transaction. An as-of date
     before the state's leaves it alone (mode 'past')."""
+    stored = state_date(connection)
+    if stored is not None and as_of < stored and not force_full:
+        return Refresh(as_of, "past", f"state is as of {stored}")
     # exclusive: no writer is between its journal entry and its commit while the journal's head
-    # is read (see hold_journal_lock), and two refreshes do not interleave
+    # is read (see hold_journal_lock), and two refreshes do not interleave; then look again,
+    # another refresh may have moved the state on meanwhile
     hold_journal_lock(connection, exclusive=True)
     stored = state_date(connection)
     if stored is not None and as_of < stored and not force_full:
@@ -184,43 +187,44 @@ def _recompute_changed(
     connection: Connection, since: dt.date, as_of: dt.date, watermark: int, head: int
 ) -> int:
     # The changed customers are kept in a temporary table: four statements read them.
+    # Dropped at commit on PostgreSQL (also after an error, which a DROP in a failed
+    # transaction could not do), and at the end here or before the next use on SQLite.
     scratch = sa.Table(
         "balance_changed_customers",
         sa.MetaData(),
         sa.Column("customer_id", sa.Text, primary_key=True),
         prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
     )
     scratch.drop(connection, checkfirst=True)
     scratch.create(connection)
-    try:
-        connection.execute(
-            scratch.insert().from_select(
-                ["customer_id"], changed_customers(since, as_of, watermark, head)
-            )
+    connection.execute(
+        scratch.insert().from_select(
+            ["customer_id"], changed_customers(since, as_of, watermark, head)
         )
-        _analyze(connection, scratch)
-        # and the other side of any customer mismatch, found now or stored before
-        changed = sa.select(scratch.c.customer_id)
-        f = ledger_findings.c
-        other_side = sa.union(
-            *ledger_sanity.counterpart_selects(changed),
-            sa.select(f.customer_id).where(f.reason == "customer_mismatch", f.other.in_(changed)),
-        ).subquery("other_side")
-        connection.execute(
-            scratch.insert().from_select(
-                ["customer_id"],
-                sa.select(other_side.c.customer_id).where(other_side.c.customer_id.not_in(changed)),
-            )
+    )
+    _analyze(connection, scratch)
+    # and the other side of any customer mismatch, found now or stored before
+    changed = sa.select(scratch.c.customer_id)
+    f = ledger_findings.c
+    other_side = sa.union(
+        *ledger_sanity.counterpart_selects(changed),
+        sa.select(f.customer_id).where(f.reason == "customer_mismatch", f.other.in_(changed)),
+    ).subquery("other_side")
+    connection.execute(
+        scratch.insert().from_select(
+            ["customer_id"],
+            sa.select(other_side.c.customer_id).where(other_side.c.customer_id.not_in(changed)),
         )
-        _analyze(connection, scratch)
-        count = connection.execute(sa.select(sa.func.count()).select_from(scratch)).scalar_one()
-        if count:
-            only = sa.select(scratch.c.customer_id)
-            for table in (ledger_balances, ledger_credits, ledger_findings):
-                connection.execute(table.delete().where(table.c.customer_id.in_(only)))
-            _insert_for(connection, as_of, only)
-    finally:
-        scratch.drop(connection)
+    )
+    _analyze(connection, scratch)
+    count = connection.execute(sa.select(sa.func.count()).select_from(scratch)).scalar_one()
+    if count:
+        only = sa.select(scratch.c.customer_id)
+        for table in (ledger_balances, ledger_credits, ledger_findings):
+            connection.execute(table.delete().where(table.c.customer_id.in_(only)))
+        _insert_for(connection, as_of, only)
+    scratch.drop(connection)
     return count
 
 
