@@ -27,6 +27,24 @@ def test_reference_ledger(engine):
     _same(engine)
 
 
+def test_reference_ledger_with_a_hold_and_a_promise(engine):
+    """Held invoices: out of the dunnable amount in both (a hold on A1, a promise on A3)."""
+    from ar_pipeline.actions.levers import record_hold, record_promise
+
+    now = dt.datetime(2026, 3, 20, 9, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        build_reference_ledger(connection)
+        record_hold(connection, invoice_id="A1", reason="audit", held_until=dt.date(2026, 4, 30),
+                    recorded_by="carol", today=dt.date(2026, 3, 20), now=now)  # fmt: skip
+        record_promise(connection, customer_id="A", amount="150.00", currency="EUR",
+                       promised_date=dt.date(2026, 4, 15), recorded_by="carol",
+                       today=dt.date(2026, 3, 20), now=now, invoice_ids=["A3"])  # fmt: skip
+    _same(engine)
+    with engine.connect() as connection:
+        job = job_ar_aging(connection, AS_OF)
+    assert job.loc[(job.customer_id == "A") & (job.currency == "EUR"), "held_cents"].item() > 0
+
+
 def test_generated_ledger(engine):
     with engine.begin() as connection:
         generate_ledger(

@@ -162,9 +162,12 @@ def test_kept_partly_kept_and_broken_promises_the_morning_after(engine, database
     assert '<a href="/customers/B">Customer B</a>' in page
 
     # 03-17: P's cooldown is over, the normal rules resume for what it still owes (tier 2);
-    # nobody decided on B's letter, so the broken promise still calls for it (superseding 03-16's)
+    # nobody decided on B's letter, so the broken promise still calls for it: the same letter,
+    # so 03-16's stays pending as it is (only what is new is drafted)
     run_job(database_url, tmp_path, as_of=d("2026-03-17"))
-    assert _letters(engine, "2026-03-17") == {"B": 3, "P": 2}
+    assert _decisions(engine, "2026-03-17")["B"] == (3, None, ids["B"])
+    assert _letters(engine, "2026-03-17") == {"P": 2}
+    assert _letters(engine, "2026-03-16") == {"B": 3}
     assert "broken_promise" not in next(
         r for r in actions(engine, as_of=d("2026-03-17"), customer_id="P")
         if r["action_type"] == "collection_action"

@@ -9,6 +9,9 @@ Alpha, while Heavy Industries, not covered, still gets its letter."""
 
 import datetime as dt
 
+import sqlalchemy as sa
+
+from ar_pipeline.store.schema import tier_assignments
 from ar_pipeline_tests.test_proposals import actions, run_job
 from ar_pipeline_tests.test_web_browser import AS_OF, Browser, _require_browser, stage_the_day
 
@@ -44,12 +47,20 @@ def test_a_promise_recorded_on_the_page_holds_the_next_morning_letter(
         b.shot("promise-recorded")
 
     run_job(database_url, tmp_path, as_of=NEXT_MORNING)
-    letters = {
-        r["customer_id"]: r["tier"]
-        for r in actions(engine, as_of=NEXT_MORNING, action_type="collection_action")
-    }
-    assert "A" not in letters  # held by the promise
-    assert letters["H"] == 1  # not covered: its letter as before
+    with engine.connect() as connection:
+        decided = dict(
+            connection.execute(
+                sa.select(tier_assignments.c.customer_id, tier_assignments.c.proposed_tier)
+                .where(tier_assignments.c.as_of == NEXT_MORNING)
+            ).all()
+        )
+    assert "A" not in decided  # held by the promise: nothing dunnable, no step
+    assert decided["H"] == 1  # not covered: its step as before
+    new_letters = actions(engine, as_of=NEXT_MORNING, action_type="collection_action")
+    assert [r["customer_id"] for r in new_letters] == []  # H's letter of 03-31 still stands
+    pending = {r["customer_id"]: r["as_of"]
+               for r in actions(engine, action_type="collection_action", status="proposed")}
+    assert pending["H"] == AS_OF  # fmt: skip
 
     with Browser(engine, "promise-next-morning") as b:
         b.page.goto(f"{b.base}/customers/A")

@@ -15,7 +15,15 @@ import sqlalchemy as sa
 
 from ar_pipeline.rules.aging import AR_AGING_COLUMNS, BUCKET_COLUMNS, BUCKETS
 from ar_pipeline.rules.ledger_sanity import AMOUNT_BOUND_CENTS
-from ar_pipeline.store.schema import ar_aging, customers, invoices, payments
+from ar_pipeline.store.schema import (
+    ar_aging,
+    customers,
+    invoice_holds,
+    invoices,
+    payments,
+    promise_invoices,
+    promises_to_pay,
+)
 
 
 def naive_ar_aging(
@@ -42,6 +50,7 @@ def naive_ar_aging(
         connection,
     )  # fmt: skip
     names = pd.read_sql(sa.select(customers.c.customer_id, customers.c.customer_name), connection)
+    held_ids = _held_invoice_ids(connection, as_of)
 
     bills = docs[docs["kind"] == "invoice"].drop(columns=["kind", "applies_to_invoice_id"])
     credit_notes = docs[docs["kind"] == "credit_note"]
@@ -76,11 +85,13 @@ def naive_ar_aging(
     items["days"] = (pd.Timestamp(as_of) - pd.to_datetime(items["due_date"])).dt.days
     days, cents = items["days"], items["balance"]
     disputed = items["disputed"].astype(bool)
+    held = items["invoice_id"].isin(held_ids)
     columns = {
         "total_open_cents": cents,
         "overdue_cents": cents.where(days > 0, 0),
         "disputed_cents": cents.where(disputed, 0),
-        "undisputed_due": cents.where(~disputed & (days >= threshold_days), 0),
+        "held_cents": cents.where(held, 0),
+        "undisputed_due": cents.where(~disputed & ~held & (days >= threshold_days), 0),
     }
     for name, low, high in BUCKETS:
         inside = (days >= low if low is not None else True) & (
@@ -116,6 +127,29 @@ def naive_ar_aging(
     out = out.reset_index().merge(names, on="customer_id")
     out["as_of"] = as_of
     return out[AR_AGING_COLUMNS]
+
+
+def _held_invoice_ids(connection: sa.Connection, as_of: dt.date) -> set[str]:
+    """Invoices held on ``as_of``: a hold in force, or covered by a promise open that day."""
+    h = pd.read_sql(sa.select(invoice_holds), connection)
+    day = pd.Timestamp(as_of)
+
+    def on_or_before(column: pd.Series) -> pd.Series:
+        return pd.to_datetime(column) <= day
+
+    in_force = (
+        on_or_before(h["held_from"]) & on_or_before(h["recorded_on"])
+        & (pd.to_datetime(h["held_until"]) >= day)
+        & (h["released_on"].isna() | (pd.to_datetime(h["released_on"]) > day))
+    )  # fmt: skip
+    p = pd.read_sql(sa.select(promises_to_pay), connection)
+    is_open = (
+        on_or_before(p["recorded_on"]) & (pd.to_datetime(p["promised_date"]) >= day)
+        & (p["cancelled_on"].isna() | (pd.to_datetime(p["cancelled_on"]) > day))
+    )  # fmt: skip
+    covered = pd.read_sql(sa.select(promise_invoices), connection)
+    promised = covered[covered["promise_id"].isin(p.loc[is_open, "promise_id"])]
+    return set(h.loc[in_force, "invoice_id"]) | set(promised["invoice_id"])
 
 
 def job_ar_aging(connection: sa.Connection, as_of: dt.date) -> pd.DataFrame:

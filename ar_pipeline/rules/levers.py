@@ -170,8 +170,9 @@ def broken_promises_calling(as_of: dt.date) -> Select:
     that day, its promised date at most :data:`BROKEN_CALLS_FOR_DAYS` days back, and no letter
     it called for on an earlier day has been decided yet (approved, rejected, sent: anything
     but still ``proposed`` or ``superseded``). So the next morning proposes the step; while
-    nobody decides, each run proposes it again (the newer proposal supersedes the older, and
-    still states the promise), a missed run or a weekend does not lose it, and once a person
+    nobody decides, each run decides it again (the pending letter stays as it is while its
+    inputs are the same; a changed one is drafted anew, superseding it and still stating the
+    promise), a missed run or a weekend does not lose it, and once a person
     has decided on such a letter the normal rules take over. A same-day rerun decides the same.
     Several broken promises: the latest recorded. Columns: customer_id, broken_promise_id."""
     outcomes = promise_outcomes(as_of).subquery("outcomes")
