@@ -67,6 +67,8 @@ class Settings:
     web_users: str | None
     web_secret: str | None
     web_secure_cookie: bool = False  # the page is served over HTTPS: the cookie is Secure
+    # keep balances up to date from the ledger's change journal (every writer must journal)
+    incremental_balances: bool = False
     source: str = "ledger"
     alga: AlgaSettings | None = None
     # the variable the business database comes from: AR_DATA_DIR when it is the default SQLite
@@ -350,6 +352,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_secret=get("AR_WEB_SECRET"),
         web_secure_cookie=_parse_bool(
             "AR_WEB_SECURE_COOKIE", get("AR_WEB_SECURE_COOKIE") or "false"
+        ),
+        incremental_balances=_parse_bool(
+            "AR_INCREMENTAL_BALANCES", get("AR_INCREMENTAL_BALANCES") or "false"
         ),
         source=source,
         alga=_parse_alga(get) if source == "alga_psa" else None,

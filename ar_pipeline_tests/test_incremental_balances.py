@@ -307,3 +307,47 @@ def test_the_journal_is_consumed_and_a_quiet_rerun_recomputes_nobody(ledger):
         again = incremental.refresh_balances(connection, NEXT_DAY)
     assert (first.customers_recomputed, again.customers_recomputed) == (2, 0)
     assert again.mode == "incremental"
+
+
+def test_the_daily_job_uses_the_state_only_when_the_setting_is_on(engine, database_url, tmp_path):
+    """AR_INCREMENTAL_BALANCES is off by default: the daily job ages from the ledger's events
+    and forgets any state; on, its first run builds the state and the next morning refreshes
+    only what changed. The figures are the same either way."""
+    import dagster as dg
+
+    from ar_pipeline.definitions import build_definitions
+    from ar_pipeline.defs.runs import run_daily_job
+    from ar_pipeline.settings import load_settings
+
+    upgrade_database(engine)
+    with engine.begin() as connection:
+        _base(connection)
+
+    def run(day: dt.date, on: bool) -> str:
+        settings = load_settings({"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
+                                  "AR_INCREMENTAL_BALANCES": "true" if on else "false"})
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = run_daily_job(build_definitions(settings), day, instance)
+            assert result.success
+            (aged,) = [m for m in result.get_asset_materialization_events()
+                       if m.asset_key == dg.AssetKey("ar_aging")]  # fmt: skip
+        return aged.materialization.metadata["balances"].value
+
+    assert run(BASE_DAY, on=False) == "off"
+    with engine.connect() as connection:
+        off_rows = _aging_rows(connection)
+        assert connection.execute(sa.select(balance_state)).first() is None
+    assert run(BASE_DAY, on=True) == "full"
+    with engine.connect() as connection:
+        assert _aging_rows(connection) == off_rows
+    assert run(NEXT_DAY, on=True) == "incremental"
+    assert run(NEXT_DAY, on=False) == "off"  # the state is forgotten: nothing reads it stale
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(balance_state)).first() is None
+
+
+def test_a_malformed_setting_is_named():
+    from ar_pipeline.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="AR_INCREMENTAL_BALANCES"):
+        load_settings({"AR_INCREMENTAL_BALANCES": "maybe"})

@@ -80,7 +80,9 @@ def step_generate(url: str, customers: int) -> dict[str, Any]:
     }
 
 
-def step_job(url: str, data_dir: str, as_of: str = AS_OF.isoformat()) -> dict[str, Any]:
+def step_job(
+    url: str, data_dir: str, as_of: str = AS_OF.isoformat(), incremental: bool = False
+) -> dict[str, Any]:
     import dagster as dg
 
     from ar_pipeline.definitions import build_definitions
@@ -88,7 +90,8 @@ def step_job(url: str, data_dir: str, as_of: str = AS_OF.isoformat()) -> dict[st
     from ar_pipeline.settings import load_settings
     from ar_pipeline.store.schema import ar_aging, prior_actions, proposed_actions, tier_assignments
 
-    settings = load_settings({"AR_DATABASE_URL": url, "AR_DATA_DIR": data_dir})
+    settings = load_settings({"AR_DATABASE_URL": url, "AR_DATA_DIR": data_dir,
+                              "AR_INCREMENTAL_BALANCES": "true" if incremental else "false"})
     defs = build_definitions(settings)
     with dg.DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
@@ -258,22 +261,24 @@ STEPS = {"generate": step_generate, "job": step_job, "floor": step_floor, "naive
          "touch": step_touch, "alga_copy": step_alga_copy}  # fmt: skip
 
 
-def run_size(base_url: str, label: str) -> dict[str, Any]:
+def run_size(base_url: str, label: str, incremental: bool = False) -> dict[str, Any]:
     """The first run on a fresh ledger (every balance computed), then a steady-state morning:
     1 % of invoices touched overnight and the job run for the next day. Each against the floor
-    measured on the same database and day."""
+    measured on the same database and day. ``incremental``: with AR_INCREMENTAL_BALANCES on
+    (the default is off)."""
     invoices, customers = SIZES[label]
     day2 = NEXT_DAY.isoformat()
     with ScratchDatabase(base_url, label) as url, tempfile.TemporaryDirectory() as data_dir:
         generated = in_child("generate", url, customers)
-        job = in_child("job", url, data_dir)
+        job = in_child("job", url, data_dir, AS_OF.isoformat(), incremental)
         floor = in_child("floor", url, job["rows_written"])
         naive = in_child("naive", url) if invoices <= NAIVE_MAX_INVOICES else None
         touched = in_child("touch", url, TOUCHED_SHARE)
-        job2 = in_child("job", url, data_dir, day2)
+        job2 = in_child("job", url, data_dir, day2, incremental)
         floor2 = in_child("floor", url, job2["rows_written"], day2)
     result = {
         "size": label,
+        "incremental_balances": incremental,
         "backend": make_url(base_url).get_backend_name(),
         "invoices": generated["invoices"],
         "customers": generated["customers"],
@@ -327,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("bench/results/benchmark.json"))
     parser.add_argument("--apply-throughput", action="store_true")
     parser.add_argument(
+        "--incremental", action="store_true",
+        help="run the job with AR_INCREMENTAL_BALANCES on (default: off, as shipped)",
+    )  # fmt: skip
+    parser.add_argument(
         "--alga", type=int, metavar="INVOICES",
         help="instead: time the Alga PSA source's copy of a generated tenant of this size",
     )  # fmt: skip
@@ -360,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for label in labels:
         print(f"[{dt.datetime.now():%H:%M:%S}] benchmarking {label} ...", flush=True)
-        results.append(run_size(base_url, label))
+        results.append(run_size(base_url, label, args.incremental))
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"machine": {"cpus": os.cpu_count()},

@@ -253,12 +253,14 @@ def _age_receivables(
 ) -> dg.Output[ledger_sanity.LedgerReview]:
     as_of = run_as_of(context, ar_db)
     with ar_db.engine.begin() as connection:
-        row_count, refresh = incremental.write_ar_aging(connection, as_of)
+        row_count, refresh = incremental.write_ar_aging(
+            connection, as_of, enabled=ar_db.incremental_balances
+        )
         review = incremental.review_ledger(connection, as_of, refresh)
         totals = aging_totals(connection, as_of)
         top = largest_overdue(connection, as_of)
     # the next steps plan their joins on these
-    if refresh.mode == "past":
+    if refresh.mode in ("past", "off"):
         analyze(ar_db.engine, [ar_aging_table, aging_open_items, aging_credits])
     elif refresh.mode == "full":
         analyze(ar_db.engine, [ar_aging_table, ledger_balances, ledger_credits])

@@ -36,6 +36,7 @@ class ArDatabase(dg.ConfigurableResource):
     hold_min_days_overdue: int = 90
     hold_min_open: str = "25000.00"
     charts_dir: str = ".ar_data/charts"
+    incremental_balances: bool = False  # AR_INCREMENTAL_BALANCES (docs/design.md, Aging)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArDatabase:
@@ -47,6 +48,7 @@ class ArDatabase(dg.ConfigurableResource):
             hold_min_days_overdue=settings.hold_min_days_overdue,
             hold_min_open=str(settings.hold_min_open),
             charts_dir=str(settings.data_dir / "charts"),
+            incremental_balances=settings.incremental_balances,
         )
 
     @property

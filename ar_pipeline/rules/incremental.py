@@ -68,7 +68,9 @@ class Refresh:
     """What bringing the state up to date did."""
 
     as_of: dt.date
-    mode: str  # 'full', 'incremental', or 'past' (an earlier date: the state was not used)
+    # 'full', 'incremental', 'past' (an earlier date: the state was not used) or 'off'
+    # (AR_INCREMENTAL_BALANCES is off: every balance from the ledger, the state forgotten)
+    mode: str
     reason: str
     customers_recomputed: int | None = None  # incremental only
 
@@ -339,18 +341,27 @@ def review_ledger(
 ) -> ledger_sanity.LedgerReview:
     """The ledger check's review of ``as_of``: from the state's findings when the state is as
     of that date, else from the ledger."""
-    if refresh.mode == "past":
+    if refresh.mode in ("past", "off"):
         return ledger_sanity.review_ledger(connection, as_of)
     return ledger_sanity.review_ledger(connection, as_of, stored=ledger_findings)
 
 
-def write_ar_aging(connection: Connection, as_of: dt.date) -> tuple[int, Refresh]:
+def write_ar_aging(
+    connection: Connection, as_of: dt.date, enabled: bool = True
+) -> tuple[int, Refresh]:
     """The daily aging of ``as_of`` (:func:`ar_pipeline.rules.aging.write_ar_aging`) from the
     incremental balances when ``as_of`` is on or after the state's date, else from the ledger.
+    Not ``enabled`` (the default setting, ``AR_INCREMENTAL_BALANCES``): every balance from the
+    ledger's events, and the state is forgotten, so that nothing reads a stale one and turning
+    the setting on starts with a full recomputation.
 
     After an incremental refresh a sample of customers is compared with a full recomputation;
     any difference (a writer that skipped the journal) recomputes everything at once, so the
     day's figures never come from a state known to be wrong."""
+    if not enabled:
+        invalidate(connection)
+        refresh = Refresh(as_of, "off", "AR_INCREMENTAL_BALANCES is off: from the ledger")
+        return aging.write_ar_aging(connection, as_of), refresh
     refresh = refresh_balances(connection, as_of)
     if refresh.mode == "incremental":
         compared = compare_with_full(connection, as_of, sample_customers(connection, as_of))
