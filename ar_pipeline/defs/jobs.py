@@ -109,19 +109,21 @@ def trend_partitions(start: dt.date, timezone: str) -> dg.DailyPartitionsDefinit
     )
 
 
-def build_summary_job(summary_asset: dg.AssetsDefinition) -> Any:
+def _one_asset_job(name: str, asset: dg.AssetsDefinition, description: str) -> Any:
     return dg.define_asset_job(
-        SUMMARY_JOB,
-        selection=[summary_asset.key],
-        executor_def=dg.in_process_executor,
-        description="Rebuild ar_aging_summary for a day (or, as a backfill, a range of days).",
+        name, selection=[asset.key], executor_def=dg.in_process_executor, description=description
     )
+
+
+def build_summary_job(summary_asset: dg.AssetsDefinition) -> Any:
+    return _one_asset_job(
+        SUMMARY_JOB, summary_asset,
+        "Rebuild ar_aging_summary for a day (or, as a backfill, a range of days).",
+    )  # fmt: skip
 
 
 def build_worklist_job(worklist_asset: dg.AssetsDefinition) -> Any:
-    return dg.define_asset_job(
-        WORKLIST_JOB,
-        selection=[worklist_asset.key],
-        executor_def=dg.in_process_executor,
-        description="Rank today's calls (collection_worklist) for a day, after the daily job.",
-    )
+    return _one_asset_job(
+        WORKLIST_JOB, worklist_asset,
+        "Rank today's calls (collection_worklist) for a day, after the daily job.",
+    )  # fmt: skip
