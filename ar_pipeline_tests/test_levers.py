@@ -644,3 +644,31 @@ def test_a_service_hold_leaves_out_held_invoices_and_promised_customers(
     proposed = [(h["customer_id"], h["payload_json"]["currencies"][0]["open_cents"])
                 for h in holds]  # fmt: skip
     assert proposed == ([("S", 4_000_000)] if lever is None else [])
+
+
+def test_a_pending_letter_leaves_the_queue_once_nothing_is_dunnable(
+    engine, database_url, tmp_path
+):
+    """build_dunning_ledger's 03-31 letters stay pending on 04-01 (nothing new to draft), but
+    Alpha's is superseded once Alpha promised to pay all its overdue: nothing of Alpha is
+    dunnable on 04-01. A letter someone already approved is left to the apply job."""
+    from ar_pipeline_tests.ledger_builder import build_dunning_ledger
+
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path, as_of=d("2026-03-31"))
+    with engine.begin() as connection:
+        _promise(connection, "A", "800.00", "2026-04-10", today="2026-03-31", all_overdue=True)
+    run_job(database_url, tmp_path, as_of=d("2026-04-01"))
+    statuses = {
+        (r["action_type"], r["customer_id"]): (r["status"], r["superseded_reason"])
+        for r in actions(engine, as_of=d("2026-03-31"))
+        if r["action_type"] in ("collection_action", "email_to_customer")
+    }
+    settled = ("superseded", "nothing dunnable as of 2026-04-01 (paid, credited or held)")
+    assert statuses == {
+        ("collection_action", "A"): settled,
+        ("email_to_customer", "A"): settled,
+        ("collection_action", "D"): ("proposed", None),
+        ("collection_action", "H"): ("proposed", None),
+    }

@@ -61,6 +61,12 @@ def test_a_promise_recorded_on_the_page_holds_the_next_morning_letter(
     pending = {r["customer_id"]: r["as_of"]
                for r in actions(engine, action_type="collection_action", status="proposed")}
     assert pending["H"] == AS_OF  # fmt: skip
+    # Alpha's letter of 03-31, still undecided, is taken out of the approver's queue
+    (old,) = [r for r in actions(engine, as_of=AS_OF, action_type="collection_action")
+              if r["customer_id"] == "A"]  # fmt: skip
+    assert (old["status"], old["superseded_reason"]) == (
+        "superseded", "nothing dunnable as of 2026-04-01 (paid, credited or held)"
+    )
 
     with Browser(engine, "promise-next-morning") as b:
         b.page.goto(f"{b.base}/customers/A")

@@ -376,6 +376,32 @@ def supersede_older(connection: sa.Connection, as_of: dt.date, run_id: str) -> i
     return children + envelopes
 
 
+def supersede_settled(connection: sa.Connection, as_of: dt.date) -> int:
+    """Mark ``proposed`` letters and rep e-mails of earlier days superseded when, by ``as_of``'s
+    aging, their customer has nothing dunnable in any currency: paid, credited, or its overdue
+    invoices held by a hold or a promise to pay since the letter was drafted. An approver's
+    queue then holds no letter that the apply job's re-check would stand down anyway."""
+    pa = proposed_actions.c
+    dunnable = sa.select(ar_aging.c.customer_id).where(
+        ar_aging.c.as_of == as_of, ar_aging.c.dunnable_cents > 0
+    )
+    aged = sa.select(ar_aging.c.as_of).where(ar_aging.c.as_of == as_of).exists()
+    return connection.execute(
+        proposed_actions.update()
+        .where(
+            pa.status == "proposed",
+            pa.as_of < as_of,
+            pa.action_type.in_(LETTER_TYPES),
+            pa.customer_id.not_in(dunnable),
+            aged,  # only against a day the aging has figures for
+        )
+        .values(
+            status="superseded",
+            superseded_reason=f"nothing dunnable as of {as_of} (paid, credited or held)",
+        )
+    ).rowcount
+
+
 HELD_BACK_KEY_SUFFIX = ":held_back:"
 
 
@@ -580,7 +606,11 @@ def stage_proposals(
     for start in range(0, len(hold_rows), batch_size):
         _insert_new(connection, hold_rows[start : start + batch_size], known, result)
 
-    result.superseded = held_back_superseded + supersede_older(connection, as_of, run_id)
+    result.superseded = (
+        held_back_superseded
+        + supersede_older(connection, as_of, run_id)
+        + supersede_settled(connection, as_of)
+    )
     _update_envelope(
         connection, envelope_id, as_of, run_id, result, cannot_contact, no_sales_rep, held_back
     )
