@@ -54,6 +54,7 @@ from ar_pipeline.rules.aging import (
 from ar_pipeline.rules.levers import held_invoice_ids, promise_outcomes
 from ar_pipeline.rules.money import format_amount, format_money
 from ar_pipeline.rules.tiering import day_start_utc, latest_applied_actions
+from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import (
     collection_worklist,
     invoice_holds,
@@ -435,6 +436,13 @@ def days_since(moment: dt.datetime | None, as_of: dt.date, timezone: ZoneInfo) -
     return (as_of - moment.astimezone(timezone).date()).days
 
 
+WORKLIST_COLUMNS = (
+    "as_of", "currency", "rank", "customer_id", "customer_name", "expected_recovery_cents",
+    "dunnable_cents", "overdue_cents", "payer_factor", "promise_factor", "last_contact_at",
+    "reason",
+)  # fmt: skip
+
+
 def worklist_rows(
     connection: sa.Connection,
     as_of: dt.date,
@@ -442,42 +450,36 @@ def worklist_rows(
     threshold_days: int = DEFAULT_THRESHOLD_DAYS,
     snapshot: SnapshotSource | None = None,
     chunk: int = 5_000,
-) -> Iterator[list[dict]]:
-    """The ranked list as ``collection_worklist`` rows, streamed ``chunk`` at a time (the
-    reason is written in Python, everything else in SQL)."""
+) -> Iterator[list[tuple]]:
+    """The ranked list as ``collection_worklist`` rows (tuples in :data:`WORKLIST_COLUMNS`
+    order), streamed ``chunk`` at a time (the reason is written in Python, everything else in
+    SQL)."""
     query = worklist_query(as_of, timezone, threshold_days, snapshot)
     # per statement: Connection.execution_options would make every later statement stream too
     result = connection.execute(query, execution_options={"yield_per": chunk})
     for part in result.mappings().partitions():
         yield [
-            {
-                "as_of": as_of,
-                "currency": row["currency"],
-                "rank": int(row["rank"]),
-                "customer_id": row["customer_id"],
-                "customer_name": row["customer_name"],
-                "expected_recovery_cents": int(row["expected_recovery_cents"]),
-                "dunnable_cents": int(row["dunnable_cents"]),
-                "overdue_cents": int(row["overdue_cents"]),
-                "payer_factor": round(float(row["payer_factor"]), 3),
-                "promise_factor": round(float(row["promise_factor"]), 3),
-                "last_contact_at": row["last_contact_at"],
-                "reason": reason(row, as_of, timezone),
-            }
+            (
+                as_of, row["currency"], int(row["rank"]), row["customer_id"],
+                row["customer_name"], int(row["expected_recovery_cents"]),
+                int(row["dunnable_cents"]), int(row["overdue_cents"]),
+                round(float(row["payer_factor"]), 3), round(float(row["promise_factor"]), 3),
+                row["last_contact_at"], reason(row, as_of, timezone),
+            )
             for row in part
-        ]
+        ]  # fmt: skip
 
 
 def write_worklist(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> int:
-    """Replace the ``collection_worklist`` rows of ``as_of`` inside the caller's transaction;
-    the dunnable amounts are those of ``ar_aging`` (its default threshold). Returns the number
-    of rows written."""
+    """Replace the ``collection_worklist`` rows of ``as_of`` inside the caller's transaction
+    (bulk inserts: COPY on PostgreSQL); the dunnable amounts are those of ``ar_aging`` (its
+    default threshold). Returns the number of rows written."""
     connection.execute(collection_worklist.delete().where(collection_worklist.c.as_of == as_of))
     source = source_for(connection, as_of)
     snapshot = source if isinstance(source, SnapshotSource) else None
     written = 0
     for chunk in worklist_rows(connection, as_of, timezone, snapshot=snapshot):
-        connection.execute(collection_worklist.insert(), chunk)  # one executemany per chunk
+        bulk_insert(connection, collection_worklist, WORKLIST_COLUMNS, chunk)
         written += len(chunk)
     return written
 
