@@ -345,13 +345,12 @@ def run_and_report(
     return True
 
 
-def fill_trend(
-    defs: Any, first: dt.date, last: dt.date, instance: Any, daily_run_id: str
-) -> None:
-    """Materialize the ``ar_aging_summary`` partitions ``first``..``last`` (those the trend
-    has) in one run after the daily run ``daily_run_id``: a single-run backfill when there are
-    several. The run carries the run key the daemon's sensor would use for that daily run, so
-    with a daemon up the partition is not materialized twice (``ar_pipeline.defs.sensors``)."""
+def _run_after_daily(
+    job: Any, keys: list[str], tags: dict[str, str], instance: Any
+) -> tuple[str | None, Any]:
+    """Run ``job`` for the partitions ``keys`` (a single-run backfill when there are several)
+    under ``tags``, the run key the daemon's sensor would use after the same daily run, unless
+    a run with those tags exists already: then its id and no outcome."""
     import dagster as dg
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -359,6 +358,30 @@ def fill_trend(
     )
 
     from ar_pipeline.defs.runs import QUIET_LOGGING
+
+    already = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
+    if already:
+        return already[0].run_id, None
+    if len(keys) == 1:
+        partition = {"partition_key": keys[0]}
+    else:
+        partition = {}
+        tags = {**tags, ASSET_PARTITION_RANGE_START_TAG: keys[0],
+                ASSET_PARTITION_RANGE_END_TAG: keys[-1]}  # fmt: skip
+    outcome = job.execute_in_process(
+        instance=instance, run_config=QUIET_LOGGING, tags=tags, raise_on_error=False,
+        **partition,
+    )  # fmt: skip
+    return None, outcome
+
+
+def fill_trend(
+    defs: Any, first: dt.date, last: dt.date, instance: Any, daily_run_id: str
+) -> None:
+    """Materialize the ``ar_aging_summary`` partitions ``first``..``last`` (those the trend
+    has) in one run after the daily run ``daily_run_id``: a single-run backfill when there are
+    several. The run carries the run key the daemon's sensor would use for that daily run, so
+    with a daemon up the partition is not materialized twice (``ar_pipeline.defs.sensors``)."""
     from ar_pipeline.defs.sensors import trend_run_tags
 
     job = defs.resolve_job_def("ar_aging_summary_job")
@@ -367,23 +390,10 @@ def fill_trend(
     if not wanted:
         print(f"(no trend partition for {last}: AR_TREND_START_DATE is later)")
         return
-    tags = trend_run_tags(daily_run_id)
-    already = instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1)
+    already, outcome = _run_after_daily(job, wanted, trend_run_tags(daily_run_id), instance)
     if already:
-        print(f"(the trend partition of {last} was requested by the daemon: run "
-              f"{already[0].run_id})")  # fmt: skip
-        return
-    if len(wanted) == 1:
-        partition = {"partition_key": wanted[0]}
-    else:
-        partition = {}
-        tags.update({ASSET_PARTITION_RANGE_START_TAG: wanted[0],
-                     ASSET_PARTITION_RANGE_END_TAG: wanted[-1]})  # fmt: skip
-    outcome = job.execute_in_process(
-        instance=instance, run_config=QUIET_LOGGING, tags=tags, raise_on_error=False,
-        **partition,
-    )  # fmt: skip
-    if not outcome.success:
+        print(f"(the trend partition of {last} was requested by the daemon: run {already})")
+    elif not outcome.success:
         print(f"Trend {wanted[0]}..{wanted[-1]} FAILED: {'; '.join(_step_errors(outcome))}",
               file=sys.stderr)  # fmt: skip
 
@@ -391,10 +401,7 @@ def fill_trend(
 def fill_worklist(defs: Any, as_of: dt.date, instance: Any, daily_run_id: str) -> None:
     """Materialize the ``collection_worklist`` partition of ``as_of`` after the daily run
     ``daily_run_id``, under the run key the daemon's sensor would use (as :func:`fill_trend`)."""
-    import dagster as dg
-
     from ar_pipeline.defs.jobs import WORKLIST_JOB
-    from ar_pipeline.defs.runs import QUIET_LOGGING
     from ar_pipeline.defs.sensors import worklist_run_tags
 
     job = defs.resolve_job_def(WORKLIST_JOB)
@@ -402,13 +409,8 @@ def fill_worklist(defs: Any, as_of: dt.date, instance: Any, daily_run_id: str) -
         print(f"(no worklist partition for {as_of}: AR_TREND_START_DATE is later)")
         return
     tags = worklist_run_tags(daily_run_id)
-    if instance.get_runs(filters=dg.RunsFilter(tags=tags), limit=1):
-        return  # the daemon's sensor was first
-    outcome = job.execute_in_process(
-        instance=instance, run_config=QUIET_LOGGING, tags=tags, raise_on_error=False,
-        partition_key=as_of.isoformat(),
-    )  # fmt: skip
-    if not outcome.success:
+    already, outcome = _run_after_daily(job, [as_of.isoformat()], tags, instance)
+    if not already and not outcome.success:  # the daemon's sensor was first: nothing to say
         print(f"Worklist {as_of} FAILED: {'; '.join(_step_errors(outcome))}", file=sys.stderr)
 
 
