@@ -112,13 +112,10 @@ class Calibration:
     days, and the rates and payer factors they give on each morning (all SQL, shared CTEs)."""
 
     def __init__(self, as_of: dt.date, references: int = REFERENCE_DATES) -> None:
-        self.as_of = as_of
-        self.references = references
         dates = [_day(as_of, RECOVERY_DAYS * k) for k in range(references + 1)]
         on_dates = as_of_dates(dates)
         self.source = AgingSource(on_dates)
         items = self.source.open_items().cte("worklist_items")
-        self.items = items
         held = held_invoice_ids(on_dates).subquery("worklist_held")
         # overdue, undisputed items not held that day: what a call can be about
         self.overdue = (
