@@ -49,8 +49,10 @@ from sqlalchemy.sql import Select
 from ar_pipeline.rules.aging import as_of_dates, source_for
 from ar_pipeline.rules.drafts import (
     SALES_REP_TEMPLATE,
+    Drafter,
+    LetterLine,
     OverdueInvoice,
-    draft_letter,
+    letter_lines,
     totals_by_currency,
 )
 from ar_pipeline.rules.ledger_sanity import HeldBack
@@ -178,41 +180,40 @@ def _candidates(
         .order_by(tier_assignments.c.customer_id, items.c.due_date, items.c.invoice_id)
     )
     current: _Candidate | None = None
-    for row in connection.execute(query, execution_options={"yield_per": batch_size}):
-        if current is None or current.customer_id != row.customer_id:
+    # unpacked by position: a hundred thousand rows per million invoices, and a Row's
+    # attribute look-up costs more than the rest of the loop
+    for (
+        customer_id, tier, name, email, rep, invoice_id, number, due_date, currency, open_cents,
+        days_overdue, *broken,
+    ) in connection.execute(query, execution_options={"yield_per": batch_size}):  # fmt: skip
+        if current is None or current.customer_id != customer_id:
             if current is not None:
                 yield current
-            current = _Candidate(
-                row.customer_id, row.customer_name, row.billing_email, row.sales_rep_email,
-                row.proposed_tier, [], _broken_promise(row),
-            )  # fmt: skip
-        if row.invoice_id is not None:
+            current = _Candidate(customer_id, name, email, rep, tier, [], _broken_promise(broken))
+        if invoice_id is not None:
             current.invoices.append(
                 OverdueInvoice(
-                    row.invoice_id,
-                    row.invoice_number,
-                    row.due_date,
-                    row.currency,
-                    int(row.open_cents),
-                    int(row.days_overdue),
-                )  # fmt: skip
+                    invoice_id, number, due_date, currency, int(open_cents), int(days_overdue)
+                )
             )
     if current is not None:
         yield current
 
 
-def _broken_promise(row: Any) -> dict[str, Any] | None:
-    """The broken promise behind a step, as the letter's payload carries it."""
-    if row.broken_promise_id is None:
+def _broken_promise(broken: Sequence[Any]) -> dict[str, Any] | None:
+    """The broken promise behind a step, as the letter's payload carries it (``broken``: the
+    ``broken_*`` columns of :func:`_candidates`, in their order)."""
+    promise_id, currency, amount_cents, promised_date, arrived_cents, recorded_on, by = broken
+    if promise_id is None:
         return None
     return {
-        "promise_id": int(row.broken_promise_id),
-        "currency": row.broken_currency,
-        "amount_cents": int(row.broken_amount_cents),
-        "promised_date": row.broken_promised_date.isoformat(),
-        "arrived_cents": int(row.broken_arrived_cents),
-        "recorded_on": row.broken_recorded_on.isoformat(),
-        "recorded_by": row.broken_recorded_by,
+        "promise_id": int(promise_id),
+        "currency": currency,
+        "amount_cents": int(amount_cents),
+        "promised_date": promised_date.isoformat(),
+        "arrived_cents": int(arrived_cents),
+        "recorded_on": recorded_on.isoformat(),
+        "recorded_by": by,
     }
 
 
@@ -322,7 +323,10 @@ def _insert_new(
     result.already_staged += len(rows) - len(fresh)
     if fresh:
         columns = list(fresh[0])
-        bulk_insert(connection, proposed_actions, columns, [[r[c] for c in columns] for r in fresh])
+        bulk_insert(
+            connection, proposed_actions, columns, [[r[c] for c in columns] for r in fresh],
+            json_text=("payload_json",),
+        )  # fmt: skip
         known.update(r["idempotency_key"] for r in fresh)
         for r in fresh:
             result.count(r["action_type"] if r["tier"] is None else f"tier_{r['tier']}")
@@ -439,15 +443,25 @@ def supersede_held_back(
 LETTER_TYPES = ("collection_action", "email_to_customer")
 
 
+# json.dumps(material, sort_keys=True, separators=(",", ":"), default=str), its encoder made once
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def letter_fingerprint(action_type: str, tier: int, inputs: Mapping[str, Any]) -> str:
     """What makes two drafts of a letter the same letter (see the module docstring): a hash of
     its inputs, days overdue left out."""
     invoices = [
         {k: v for k, v in i.items() if k != "days_overdue"} for i in inputs.get("invoices", [])
     ]
-    material = {**inputs, "invoices": invoices, "action_type": action_type, "tier": tier}
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _fingerprint(
+        {**inputs, "invoices": invoices, "action_type": action_type, "tier": tier}
+    )
+
+
+def _fingerprint(material: Mapping[str, Any]) -> str:
+    """The sha256 of ``material`` as sorted, compact JSON: a letter's inputs with its invoices
+    (days overdue left out), its action type and tier (:func:`letter_fingerprint`)."""
+    return hashlib.sha256(_FINGERPRINT_JSON.encode(material).encode()).hexdigest()
 
 
 def pending_fingerprints(connection: sa.Connection, as_of: dt.date) -> dict[tuple[str, str], str]:
@@ -496,14 +510,17 @@ def stage_proposals(
     no_sales_rep: list[str] = []
 
     def row(action_type: str, customer_id: str, tier: int | None, **fields: Any) -> dict:
+        # the payload is serialized here, once: json.dumps as the JSON column would
         return {
             "idempotency_key": action_key(action_type, as_of, customer_id, tier),
             "envelope_id": envelope_id, "run_id": run_id, "as_of": as_of,
             "action_type": action_type, "customer_id": customer_id, "tier": tier,
             "program_type": fields.pop("program_type", None),
-            "payload_json": fields.pop("payload"), "status": "proposed", "proposed_at": now,
+            "payload_json": json.dumps(fields.pop("payload")), "status": "proposed",
+            "proposed_at": now,
         }  # fmt: skip
 
+    drafter = Drafter()  # each template loaded and compiled once for the run
     batch: list[dict[str, Any]] = []
     for candidate in _candidates(connection, as_of, threshold_days, batch_size):
         if candidate.customer_id in held_back:  # tier_assignments left it out already
@@ -523,12 +540,13 @@ def stage_proposals(
             if recipient_sources is None
             else recipient_sources.get(candidate.customer_id, "unknown")
         )
+        totals = totals_by_currency(candidate.invoices)
         common = {
             "customer_name": candidate.customer_name,
             "tier_name": tier.name,
             "to_source": to_source,
             "invoices": [i.as_payload() for i in candidate.invoices],
-            "totals_cents": totals_by_currency(candidate.invoices),
+            "totals_cents": totals,
             "unapplied_credit_cents": {c: v for c, v in credit.items() if v},
             "tier_rule": {
                 "min_days_overdue": max(tier.min_days_overdue, threshold_days),
@@ -543,14 +561,22 @@ def stage_proposals(
                 "min_days_overdue": max(threshold_days, 1), "min_dunnable": "0",
                 "broken_promise_id": candidate.broken_promise["promise_id"],
             }  # fmt: skip
-        letter_inputs = {**common, "to": [candidate.billing_email], "template": tier.template}
-        fingerprint = letter_fingerprint("collection_action", tier.tier, letter_inputs)
+        # letter_fingerprint's material, its invoices made without days overdue directly
+        material = {
+            **common,
+            "invoices": [i.fingerprint_payload() for i in candidate.invoices],
+            "to": [candidate.billing_email], "template": tier.template,
+            "action_type": "collection_action", "tier": tier.tier,
+        }  # fmt: skip
+        fingerprint = _fingerprint(material)
+        lines: list[LetterLine] | None = None  # the invoice lines, made once a letter is drafted
         if pending.get((candidate.customer_id, "collection_action")) == fingerprint:
             result.carried_over += 1
         else:
-            subject, body = draft_letter(
+            lines = letter_lines(candidate.invoices)
+            subject, body = drafter.draft(
                 tier.template, candidate.customer_name, tier.name, candidate.invoices, credit,
-                broken_promise=candidate.broken_promise,
+                broken_promise=candidate.broken_promise, lines=lines, totals=totals,
             )  # fmt: skip
             batch.append(
                 row(
@@ -564,16 +590,19 @@ def stage_proposals(
             if not candidate.sales_rep_email:
                 no_sales_rep.append(candidate.customer_id)
             else:
-                rep_inputs = {**letter_inputs, "cc": [candidate.sales_rep_email],
-                              "template": SALES_REP_TEMPLATE}  # fmt: skip
-                rep_print = letter_fingerprint("email_to_customer", tier.tier, rep_inputs)
+                rep_print = _fingerprint(
+                    {**material, "cc": [candidate.sales_rep_email],
+                     "template": SALES_REP_TEMPLATE, "action_type": "email_to_customer"}
+                )  # fmt: skip
                 if pending.get((candidate.customer_id, "email_to_customer")) == rep_print:
                     result.carried_over += 1
                 else:
-                    subject, body = draft_letter(
+                    subject, body = drafter.draft(
                         SALES_REP_TEMPLATE, candidate.customer_name, tier.name,
                         candidate.invoices, credit, candidate.sales_rep_email,
                         broken_promise=candidate.broken_promise,
+                        lines=lines if lines is not None else letter_lines(candidate.invoices),
+                        totals=totals,
                     )  # fmt: skip
                     batch.append(
                         row(
