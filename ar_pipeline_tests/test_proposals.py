@@ -18,7 +18,15 @@ import sqlalchemy as sa
 
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.defs.runs import run_daily_job
-from ar_pipeline.rules.proposals import letter_fingerprint, verify_staging
+from ar_pipeline.rules.drafts import OverdueInvoice
+from ar_pipeline.rules.proposals import (
+    _INVOICES,
+    _fingerprint,
+    _fingerprint_invoices_json,
+    _payload_invoices_json,
+    letter_fingerprint,
+    verify_staging,
+)
 from ar_pipeline.settings import load_settings
 from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import proposed_actions, tier_assignments
@@ -323,3 +331,28 @@ def test_bulk_insert_stores_serialized_json_as_the_json_column_would(engine):
             .order_by(pa.idempotency_key)
         ).all()  # fmt: skip
     assert [tuple(r) for r in rows] == [("object", text, payload), ("text", text, payload)]
+
+
+def test_invoices_are_serialized_as_json_dumps_would():
+    """The invoices written directly are the text json.dumps makes of the payload's and of the
+    fingerprint's invoices (non-ASCII escaped, a quote escaped)."""
+    invoices = [
+        OverdueInvoice("I1", 'Nº "7"', dt.date(2026, 1, 20), "EUR", 80_000, 70),
+        OverdueInvoice("I2", "N-2", dt.date(2026, 2, 1), "JPY", -5, 0),
+    ]
+    assert _payload_invoices_json(invoices) == (
+        '[{"invoice_id": "I1", "invoice_number": "N\\u00ba \\"7\\"", "due_date": "2026-01-20", '
+        '"currency": "EUR", "open_cents": 80000, "days_overdue": 70}, {"invoice_id": "I2", '
+        '"invoice_number": "N-2", "due_date": "2026-02-01", "currency": "JPY", "open_cents": -5, '
+        '"days_overdue": 0}]'
+    )
+    assert _fingerprint_invoices_json(invoices) == (
+        '[{"currency":"EUR","due_date":"2026-01-20","invoice_id":"I1","invoice_number":'
+        '"N\\u00ba \\"7\\"","open_cents":80000},{"currency":"JPY","due_date":"2026-02-01",'
+        '"invoice_id":"I2","invoice_number":"N-2","open_cents":-5}]'
+    )
+    assert _payload_invoices_json([]) == _fingerprint_invoices_json([]) == "[]"
+    # a customer name that looks like the marker's key does not take the invoices' place
+    inputs = {"customer_name": '"invoices":"x"', "invoices": [i.as_payload() for i in invoices]}
+    material = {**inputs, "invoices": _INVOICES, "action_type": "collection_action", "tier": 1}
+    assert _fingerprint(material, invoices) == letter_fingerprint("collection_action", 1, inputs)

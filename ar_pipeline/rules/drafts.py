@@ -47,16 +47,6 @@ class OverdueInvoice(NamedTuple):
             "days_overdue": self.days_overdue,
         }
 
-    def fingerprint_payload(self) -> dict[str, object]:
-        """:meth:`as_payload` without days overdue, as a letter's fingerprint takes it."""
-        return {
-            "invoice_id": self.invoice_id,
-            "invoice_number": self.invoice_number,
-            "due_date": self.due_date.isoformat(),
-            "currency": self.currency,
-            "open_cents": self.open_cents,
-        }
-
 
 def totals_by_currency(invoices: Sequence[OverdueInvoice]) -> dict[str, int]:
     totals: dict[str, int] = {}

@@ -453,15 +453,61 @@ def letter_fingerprint(action_type: str, tier: int, inputs: Mapping[str, Any]) -
     invoices = [
         {k: v for k, v in i.items() if k != "days_overdue"} for i in inputs.get("invoices", [])
     ]
-    return _fingerprint(
-        {**inputs, "invoices": invoices, "action_type": action_type, "tier": tier}
-    )
-
-
-def _fingerprint(material: Mapping[str, Any]) -> str:
-    """The sha256 of ``material`` as sorted, compact JSON: a letter's inputs with its invoices
-    (days overdue left out), its action type and tier (:func:`letter_fingerprint`)."""
+    material = {**inputs, "invoices": invoices, "action_type": action_type, "tier": tier}
     return hashlib.sha256(_FINGERPRINT_JSON.encode(material).encode()).hexdigest()
+
+
+def _fingerprint(material: Mapping[str, Any], invoices: Sequence[OverdueInvoice]) -> str:
+    """:func:`letter_fingerprint` of ``material`` (a letter's inputs, its action type and tier)
+    whose ``"invoices"`` is :data:`_INVOICES`, standing in for ``invoices``."""
+    text = _FINGERPRINT_JSON.encode(material)
+    text = _splice_invoices(text, ":", _fingerprint_invoices_json(invoices))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# The invoices are most of a letter's values: rather than a dict per invoice for the payload
+# and another for the fingerprint, each serialized by the encoder, the encoder serializes the
+# rest with this marker in their place, and the invoices' JSON, written directly, replaces it.
+# Inside a JSON string every '"' is escaped, so '"invoices": <marker>' is found only as the key.
+_INVOICES = "\x00invoices\x00"
+_INVOICES_JSON = json.dumps(_INVOICES)
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps does with a str
+
+
+def _json_str(value: Any) -> str:
+    return _encode_str(value) if type(value) is str else json.dumps(value)
+
+
+def _payload_invoices_json(invoices: Sequence[OverdueInvoice]) -> str:
+    """``json.dumps([i.as_payload() for i in invoices])``, the same text, written directly."""
+    return "[" + ", ".join(
+        f'{{"invoice_id": {_json_str(i.invoice_id)}, '
+        f'"invoice_number": {_json_str(i.invoice_number)}, '
+        f'"due_date": "{i.due_date.isoformat()}", "currency": {_json_str(i.currency)}, '
+        f'"open_cents": {int(i.open_cents)}, "days_overdue": {int(i.days_overdue)}}}'
+        for i in invoices
+    ) + "]"  # fmt: skip
+
+
+def _fingerprint_invoices_json(invoices: Sequence[OverdueInvoice]) -> str:
+    """The invoices as :func:`letter_fingerprint` serializes them (sorted keys, compact, no
+    days overdue), the same text, written directly."""
+    return "[" + ",".join(
+        f'{{"currency":{_json_str(i.currency)},"due_date":"{i.due_date.isoformat()}",'
+        f'"invoice_id":{_json_str(i.invoice_id)},'
+        f'"invoice_number":{_json_str(i.invoice_number)},"open_cents":{int(i.open_cents)}}}'
+        for i in invoices
+    ) + "]"  # fmt: skip
+
+
+def _splice_invoices(text: str, key_separator: str, invoices_json: str) -> str:
+    """``text`` with the :data:`_INVOICES` marker as the value of ``"invoices"`` replaced by
+    ``invoices_json``."""
+    key = f'"invoices"{key_separator}'
+    head, found, tail = text.partition(key + _INVOICES_JSON)
+    if not found:
+        raise ValueError("no invoices marker in the serialized letter")
+    return f"{head}{key}{invoices_json}{tail}"
 
 
 def pending_fingerprints(connection: sa.Connection, as_of: dt.date) -> dict[tuple[str, str], str]:
@@ -509,15 +555,20 @@ def stage_proposals(
     cannot_contact: list[dict[str, Any]] = []
     no_sales_rep: list[str] = []
 
-    def row(action_type: str, customer_id: str, tier: int | None, **fields: Any) -> dict:
-        # the payload is serialized here, once: json.dumps as the JSON column would
+    def row(
+        action_type: str, customer_id: str, tier: int | None, **fields: Any
+    ) -> dict[str, Any]:
+        # the payload is serialized here, once: the text json.dumps makes, as the JSON column
+        # would; a letter's invoices (``invoices``) are spliced in for their marker
+        payload = json.dumps(fields.pop("payload"))
+        if "invoices" in fields:
+            payload = _splice_invoices(payload, ": ", _payload_invoices_json(fields["invoices"]))
         return {
             "idempotency_key": action_key(action_type, as_of, customer_id, tier),
             "envelope_id": envelope_id, "run_id": run_id, "as_of": as_of,
             "action_type": action_type, "customer_id": customer_id, "tier": tier,
             "program_type": fields.pop("program_type", None),
-            "payload_json": json.dumps(fields.pop("payload")), "status": "proposed",
-            "proposed_at": now,
+            "payload_json": payload, "status": "proposed", "proposed_at": now,
         }  # fmt: skip
 
     drafter = Drafter()  # each template loaded and compiled once for the run
@@ -545,7 +596,7 @@ def stage_proposals(
             "customer_name": candidate.customer_name,
             "tier_name": tier.name,
             "to_source": to_source,
-            "invoices": [i.as_payload() for i in candidate.invoices],
+            "invoices": _INVOICES,  # spliced in when serialized
             "totals_cents": totals,
             "unapplied_credit_cents": {c: v for c, v in credit.items() if v},
             "tier_rule": {
@@ -561,14 +612,13 @@ def stage_proposals(
                 "min_days_overdue": max(threshold_days, 1), "min_dunnable": "0",
                 "broken_promise_id": candidate.broken_promise["promise_id"],
             }  # fmt: skip
-        # letter_fingerprint's material, its invoices made without days overdue directly
+        # letter_fingerprint's material, the invoices spliced in when serialized
         material = {
             **common,
-            "invoices": [i.fingerprint_payload() for i in candidate.invoices],
             "to": [candidate.billing_email], "template": tier.template,
             "action_type": "collection_action", "tier": tier.tier,
         }  # fmt: skip
-        fingerprint = _fingerprint(material)
+        fingerprint = _fingerprint(material, candidate.invoices)
         lines: list[LetterLine] | None = None  # the invoice lines, made once a letter is drafted
         if pending.get((candidate.customer_id, "collection_action")) == fingerprint:
             result.carried_over += 1
@@ -584,6 +634,7 @@ def stage_proposals(
                     payload={"to": [candidate.billing_email], "cc": [], "reply_to": None,
                              "subject": subject, "body": body, "template": tier.template,
                              **common, "fingerprint": fingerprint},
+                    invoices=candidate.invoices,
                 )
             )  # fmt: skip
         if tier.involves_sales_rep:
@@ -592,7 +643,8 @@ def stage_proposals(
             else:
                 rep_print = _fingerprint(
                     {**material, "cc": [candidate.sales_rep_email],
-                     "template": SALES_REP_TEMPLATE, "action_type": "email_to_customer"}
+                     "template": SALES_REP_TEMPLATE, "action_type": "email_to_customer"},
+                    candidate.invoices,
                 )  # fmt: skip
                 if pending.get((candidate.customer_id, "email_to_customer")) == rep_print:
                     result.carried_over += 1
@@ -614,6 +666,7 @@ def stage_proposals(
                                      "subject": subject, "body": body,
                                      "template": SALES_REP_TEMPLATE, **common,
                                      "fingerprint": rep_print},
+                            invoices=candidate.invoices,
                         )
                     )  # fmt: skip
         if len(batch) >= batch_size:
