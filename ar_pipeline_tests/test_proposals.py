@@ -10,14 +10,25 @@ As of 2026-03-31 (build_dunning_ledger):
 """
 
 import datetime as dt
+import hashlib
+import json
 
 import dagster as dg
 import sqlalchemy as sa
 
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.defs.runs import run_daily_job
-from ar_pipeline.rules.proposals import verify_staging
+from ar_pipeline.rules.drafts import OverdueInvoice
+from ar_pipeline.rules.proposals import (
+    _INVOICES,
+    _fingerprint,
+    _fingerprint_invoices_json,
+    _payload_invoices_json,
+    letter_fingerprint,
+    verify_staging,
+)
 from ar_pipeline.settings import load_settings
+from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import proposed_actions, tier_assignments
 from ar_pipeline_tests.ledger_builder import add_payment, build_dunning_ledger
 
@@ -232,3 +243,116 @@ def test_rerun_after_decisions_counts_decided_letters_as_a_record(engine, databa
     with engine.connect() as connection:
         check = verify_staging(connection, AS_OF)
     assert check.unexpected == 1 and not check.passed
+
+
+# A's letter and rep e-mail as letter_fingerprint hashes them: sorted keys, no spaces, invoices
+# without days overdue. Written out by hand; the two digests below are also what the code
+# before the fast staging path (one serialization per row) stored, so letters pending from a
+# day staged by it are still recognised as unchanged.
+A_LETTER_MATERIAL = (
+    '{"action_type":"collection_action","customer_name":"Alpha GmbH","invoices":[{"currency":'
+    '"EUR","due_date":"2026-01-20","invoice_id":"A1","invoice_number":"N-A1","open_cents":80000}]'
+    ',"template":"final_notice","tier":3,"tier_name":"final_notice","tier_rule":{"min_days_overdue'
+    '":30,"min_dunnable":"100.00"},"to":["ap@alpha.example.com"],"to_source":"billing_email",'
+    '"totals_cents":{"EUR":80000},"unapplied_credit_cents":{}}'
+)
+A_EMAIL_MATERIAL = (
+    '{"action_type":"email_to_customer","cc":["rep@sales.example.com"],"customer_name":'
+    '"Alpha GmbH","invoices":[{"currency":"EUR","due_date":"2026-01-20","invoice_id":"A1",'
+    '"invoice_number":"N-A1","open_cents":80000}],"template":"sales_rep_email","tier":3,'
+    '"tier_name":"final_notice","tier_rule":{"min_days_overdue":30,"min_dunnable":"100.00"},'
+    '"to":["ap@alpha.example.com"],"to_source":"billing_email","totals_cents":{"EUR":80000},'
+    '"unapplied_credit_cents":{}}'
+)
+
+
+def test_fingerprints_and_payload_text_are_those_of_the_documented_serialization(
+    engine, database_url, tmp_path
+):
+    """The fingerprint is sha256 of the letter's inputs as sorted compact JSON, and the stored
+    payload is its ``json.dumps`` text (default separators, in the payload's key order)."""
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    run_job(database_url, tmp_path)
+    pa = proposed_actions.c
+    with engine.connect() as connection:
+        stored = dict(
+            connection.execute(
+                sa.select(pa.action_type, sa.cast(pa.payload_json, sa.Text)).where(
+                    pa.customer_id == "A", pa.as_of == AS_OF
+                )
+            ).all()
+        )
+    letter_print = hashlib.sha256(A_LETTER_MATERIAL.encode()).hexdigest()
+    email_print = hashlib.sha256(A_EMAIL_MATERIAL.encode()).hexdigest()
+    assert letter_print == "8183ded8871cb56c8d7538e138760b6b49e5bb20676236046f31798b9d11afd9"
+    assert email_print == "10be41fd96e8bc0cd9af0906882194cadfd171a8452121209e844e04e655cfff"
+    assert letter_fingerprint("collection_action", 3, json.loads(A_LETTER_MATERIAL)) == (
+        letter_print
+    )
+    letter_text = (
+        '{"to": ["ap@alpha.example.com"], "cc": [], "reply_to": null, "subject": "Final notice '
+        'before further action", "body": "Dear Alpha GmbH,\\n\\nthe following invoices remain '
+        'unpaid after two reminders:\\n\\n  N-A1  due 2026-01-20  800.00 EUR\\n\\nTotal overdue: '
+        "800.00 EUR\\n\\nUnless we receive payment within 10 days we will have to consider "
+        "suspending service.\\nYour account manager is in copy of this letter.\\n\\nKind "
+        'regards,\\nAccounts Receivable\\n", "template": "final_notice", "customer_name": '
+        '"Alpha GmbH", "tier_name": "final_notice", "to_source": "billing_email", "invoices": '
+        '[{"invoice_id": "A1", "invoice_number": "N-A1", "due_date": "2026-01-20", "currency": '
+        '"EUR", "open_cents": 80000, "days_overdue": 70}], "totals_cents": {"EUR": 80000}, '
+        '"unapplied_credit_cents": {}, "tier_rule": {"min_days_overdue": 30, "min_dunnable": '
+        f'"100.00"}}, "fingerprint": "{letter_print}"}}'
+    )
+    assert stored["collection_action"] == letter_text
+    assert json.loads(stored["email_to_customer"])["fingerprint"] == email_print
+    assert stored["email_to_customer"].startswith(
+        '{"to": ["ap@alpha.example.com"], "cc": ["rep@sales.example.com"], "reply_to": '
+        '"rep@sales.example.com", "on_behalf_of": "rep@sales.example.com", "subject": "Alpha '
+        'GmbH: your overdue invoices with us", "body": "Dear Alpha GmbH,\\n\\nI am writing '
+    )
+
+
+def test_bulk_insert_stores_serialized_json_as_the_json_column_would(engine):
+    """``json_text``: the JSON text is stored as it is, the same text the JSON type stores for
+    the object, and read back as the object (SQLite's executemany and PostgreSQL's COPY)."""
+    pa = proposed_actions.c
+    columns = ["idempotency_key", "as_of", "action_type", "status", "proposed_at", "payload_json"]
+    now = dt.datetime(2026, 3, 31, 6, 0, tzinfo=dt.UTC)
+    payload = {"to": ["a@b.example"], "n": 1, "s": "café\ttab", "none": None}
+    text = '{"to": ["a@b.example"], "n": 1, "s": "caf\\u00e9\\ttab", "none": null}'
+    with engine.begin() as connection:
+        bulk_insert(connection, proposed_actions, columns,
+                    [("text", AS_OF, "collection_action", "proposed", now, text)],
+                    json_text=("payload_json",))  # fmt: skip
+        bulk_insert(connection, proposed_actions, columns,
+                    [("object", AS_OF, "collection_action", "proposed", now, payload)])  # fmt: skip
+        rows = connection.execute(
+            sa.select(pa.idempotency_key, sa.cast(pa.payload_json, sa.Text), pa.payload_json)
+            .order_by(pa.idempotency_key)
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [("object", text, payload), ("text", text, payload)]
+
+
+def test_invoices_are_serialized_as_json_dumps_would():
+    """The invoices written directly are the text json.dumps makes of the payload's and of the
+    fingerprint's invoices (non-ASCII escaped, a quote escaped)."""
+    invoices = [
+        OverdueInvoice("I1", 'Nº "7"', dt.date(2026, 1, 20), "EUR", 80_000, 70),
+        OverdueInvoice("I2", "N-2", dt.date(2026, 2, 1), "JPY", -5, 0),
+    ]
+    assert _payload_invoices_json(invoices) == (
+        '[{"invoice_id": "I1", "invoice_number": "N\\u00ba \\"7\\"", "due_date": "2026-01-20", '
+        '"currency": "EUR", "open_cents": 80000, "days_overdue": 70}, {"invoice_id": "I2", '
+        '"invoice_number": "N-2", "due_date": "2026-02-01", "currency": "JPY", "open_cents": -5, '
+        '"days_overdue": 0}]'
+    )
+    assert _fingerprint_invoices_json(invoices) == (
+        '[{"currency":"EUR","due_date":"2026-01-20","invoice_id":"I1","invoice_number":'
+        '"N\\u00ba \\"7\\"","open_cents":80000},{"currency":"JPY","due_date":"2026-02-01",'
+        '"invoice_id":"I2","invoice_number":"N-2","open_cents":-5}]'
+    )
+    assert _payload_invoices_json([]) == _fingerprint_invoices_json([]) == "[]"
+    # a customer name that looks like the marker's key does not take the invoices' place
+    inputs = {"customer_name": '"invoices":"x"', "invoices": [i.as_payload() for i in invoices]}
+    material = {**inputs, "invoices": _INVOICES, "action_type": "collection_action", "tier": 1}
+    assert _fingerprint(material, invoices) == letter_fingerprint("collection_action", 1, inputs)

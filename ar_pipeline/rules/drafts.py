@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
+from jinja2.runtime import new_context
 
 from ar_pipeline.rules.money import format_amount, format_money
 from ar_pipeline.rules.tiering import TEMPLATE_SUFFIX, TEMPLATES_DIR
@@ -27,8 +27,9 @@ _environment = jinja2.Environment(
 )
 
 
-@dataclass(frozen=True)
-class OverdueInvoice:
+class OverdueInvoice(NamedTuple):
+    """One open item a letter lists (a named tuple: one is made per item, cheaply)."""
+
     invoice_id: str
     invoice_number: str
     due_date: dt.date
@@ -59,13 +60,103 @@ def money_list(amounts: Mapping[str, int]) -> str:
     return "; ".join(format_money(cents, currency) for currency, cents in amounts.items())
 
 
+class LetterLine(dict):  # type: ignore[type-arg]
+    """An invoice line as a template sees it: a dict whose keys are also attributes. Jinja
+    looks ``inv.open`` up as an attribute first and only then as a key; found as an attribute
+    it costs no failed lookup, and the template prints the same text either way."""
+
+
+def letter_line(line: dict[str, Any]) -> LetterLine:
+    made = LetterLine(line)
+    made.__dict__ = line  # the same keys and values: an attribute of the line is its key
+    return made
+
+
+def letter_lines(invoices: Sequence[OverdueInvoice]) -> list[LetterLine]:
+    """The invoices as the templates list them (``inv.invoice_number``, ``inv.open``, ...)."""
+    return [
+        letter_line(
+            {
+                "invoice_number": i.invoice_number,
+                "due_date": i.due_date.isoformat(),
+                "open": format_amount(i.open_cents, i.currency),
+                "currency": i.currency,
+                "days_overdue": i.days_overdue,
+            }
+        )
+        for i in invoices
+    ]
+
+
+class Drafter:
+    """Renders letters from the templates, each template loaded and compiled once per drafter
+    (one drafter per staging run: a template edited between runs is read afresh by the next).
+    The text is what ``Template.render`` prints: the same context (the template's globals and
+    the letter's values), without copying the globals again for every letter."""
+
+    def __init__(self, environment: jinja2.Environment | None = None) -> None:
+        self._environment = environment or _environment
+        self._templates: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}
+
+    def _template(self, template: str) -> tuple[jinja2.Template, dict[str, Any]]:
+        loaded = self._templates.get(template)
+        if loaded is None:
+            compiled = self._environment.get_template(f"{template}{TEMPLATE_SUFFIX}")
+            loaded = self._templates[template] = (compiled, dict(compiled.globals))
+        return loaded
+
+    def render(self, template: str, **context: object) -> tuple[str, str]:
+        """Render ``template`` and split it into (subject, body)."""
+        compiled, globals_ = self._template(template)
+        environment = self._environment
+        # what Template.render does, with the globals merged from a copy made once
+        variables = {**globals_, **context}
+        ctx = new_context(
+            environment, compiled.name, compiled.blocks, variables, True, compiled.globals
+        )
+        try:
+            text = environment.concat(compiled.root_render_func(ctx))  # type: ignore[attr-defined]
+        except Exception:
+            environment.handle_exception()
+        first, _, body = text.partition("\n")
+        if not first.startswith("Subject:"):
+            raise ValueError(f"template {template!r} must start with a 'Subject:' line")
+        return first.removeprefix("Subject:").strip(), body.lstrip("\n")
+
+    def draft(
+        self,
+        template: str,
+        customer_name: str,
+        tier_name: str,
+        invoices: Sequence[OverdueInvoice],
+        credit: Mapping[str, int],
+        sales_rep_email: str | None = None,
+        broken_promise: Mapping[str, Any] | None = None,
+        *,
+        lines: Sequence[LetterLine] | None = None,
+        totals: Mapping[str, int] | None = None,
+    ) -> tuple[str, str]:
+        """Subject and body of a dunning letter listing the overdue invoices and their totals;
+        ``broken_promise`` (a payload's ``broken_promise``) is stated in the letter when given.
+        ``lines`` (:func:`letter_lines`) and ``totals`` (:func:`totals_by_currency`) of the
+        same ``invoices`` may be passed when already made, e.g. for a letter and a rep e-mail
+        of the same customer."""
+        return self.render(
+            template,
+            customer_name=customer_name,
+            tier_name=tier_name,
+            sales_rep_email=sales_rep_email or "",
+            overdue_count=len(invoices),
+            invoices=letter_lines(invoices) if lines is None else lines,
+            totals=money_list(totals_by_currency(invoices) if totals is None else totals),
+            credit=money_list({c: v for c, v in credit.items() if v > 0}),
+            broken_promise=broken_promise_in_words(broken_promise) if broken_promise else "",
+        )
+
+
 def render(template: str, **context: object) -> tuple[str, str]:
     """Render ``template`` and split it into (subject, body)."""
-    text = _environment.get_template(f"{template}{TEMPLATE_SUFFIX}").render(**context)
-    first, _, body = text.partition("\n")
-    if not first.startswith("Subject:"):
-        raise ValueError(f"template {template!r} must start with a 'Subject:' line")
-    return first.removeprefix("Subject:").strip(), body.lstrip("\n")
+    return Drafter().render(template, **context)
 
 
 def draft_letter(
@@ -78,26 +169,10 @@ def draft_letter(
     broken_promise: Mapping[str, Any] | None = None,
 ) -> tuple[str, str]:
     """Subject and body of a dunning letter listing the overdue invoices and their totals;
-    ``broken_promise`` (a payload's ``broken_promise``) is stated in the letter when given."""
-    return render(
-        template,
-        customer_name=customer_name,
-        tier_name=tier_name,
-        sales_rep_email=sales_rep_email or "",
-        overdue_count=len(invoices),
-        invoices=[
-            {
-                "invoice_number": i.invoice_number,
-                "due_date": i.due_date.isoformat(),
-                "open": format_amount(i.open_cents, i.currency),
-                "currency": i.currency,
-                "days_overdue": i.days_overdue,
-            }
-            for i in invoices
-        ],
-        totals=money_list(totals_by_currency(invoices)),
-        credit=money_list({c: v for c, v in credit.items() if v > 0}),
-        broken_promise=broken_promise_in_words(broken_promise) if broken_promise else "",
+    ``broken_promise`` (a payload's ``broken_promise``) is stated in the letter when given.
+    Many letters: one :class:`Drafter` for all of them."""
+    return Drafter().draft(
+        template, customer_name, tier_name, invoices, credit, sales_rep_email, broken_promise
     )
 
 

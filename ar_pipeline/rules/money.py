@@ -28,6 +28,11 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
 def format_amount(minor: int, currency: str) -> str:
     """Minor units in major units: ``format_amount(123456, 'EUR') == '1,234.56'``."""
     exponent = currency_exponent(currency)
+    if type(minor) is int:  # integer arithmetic: the same text, without a Decimal per amount
+        if exponent == 0:
+            return f"{minor:,}"
+        major, fraction = divmod(-minor if minor < 0 else minor, 10**exponent)
+        return f"{'-' if minor < 0 else ''}{major:,}.{fraction:0{exponent}d}"
     return f"{Decimal(minor).scaleb(-exponent):,.{exponent}f}"
 
 

@@ -49,8 +49,10 @@ from sqlalchemy.sql import Select
 from ar_pipeline.rules.aging import as_of_dates, source_for
 from ar_pipeline.rules.drafts import (
     SALES_REP_TEMPLATE,
+    Drafter,
+    LetterLine,
     OverdueInvoice,
-    draft_letter,
+    letter_lines,
     totals_by_currency,
 )
 from ar_pipeline.rules.ledger_sanity import HeldBack
@@ -178,41 +180,40 @@ def _candidates(
         .order_by(tier_assignments.c.customer_id, items.c.due_date, items.c.invoice_id)
     )
     current: _Candidate | None = None
-    for row in connection.execute(query, execution_options={"yield_per": batch_size}):
-        if current is None or current.customer_id != row.customer_id:
+    # unpacked by position: a hundred thousand rows per million invoices, and a Row's
+    # attribute look-up costs more than the rest of the loop
+    for (
+        customer_id, tier, name, email, rep, invoice_id, number, due_date, currency, open_cents,
+        days_overdue, *broken,
+    ) in connection.execute(query, execution_options={"yield_per": batch_size}):  # fmt: skip
+        if current is None or current.customer_id != customer_id:
             if current is not None:
                 yield current
-            current = _Candidate(
-                row.customer_id, row.customer_name, row.billing_email, row.sales_rep_email,
-                row.proposed_tier, [], _broken_promise(row),
-            )  # fmt: skip
-        if row.invoice_id is not None:
+            current = _Candidate(customer_id, name, email, rep, tier, [], _broken_promise(broken))
+        if invoice_id is not None:
             current.invoices.append(
                 OverdueInvoice(
-                    row.invoice_id,
-                    row.invoice_number,
-                    row.due_date,
-                    row.currency,
-                    int(row.open_cents),
-                    int(row.days_overdue),
-                )  # fmt: skip
+                    invoice_id, number, due_date, currency, int(open_cents), int(days_overdue)
+                )
             )
     if current is not None:
         yield current
 
 
-def _broken_promise(row: Any) -> dict[str, Any] | None:
-    """The broken promise behind a step, as the letter's payload carries it."""
-    if row.broken_promise_id is None:
+def _broken_promise(broken: Sequence[Any]) -> dict[str, Any] | None:
+    """The broken promise behind a step, as the letter's payload carries it (``broken``: the
+    ``broken_*`` columns of :func:`_candidates`, in their order)."""
+    promise_id, currency, amount_cents, promised_date, arrived_cents, recorded_on, by = broken
+    if promise_id is None:
         return None
     return {
-        "promise_id": int(row.broken_promise_id),
-        "currency": row.broken_currency,
-        "amount_cents": int(row.broken_amount_cents),
-        "promised_date": row.broken_promised_date.isoformat(),
-        "arrived_cents": int(row.broken_arrived_cents),
-        "recorded_on": row.broken_recorded_on.isoformat(),
-        "recorded_by": row.broken_recorded_by,
+        "promise_id": int(promise_id),
+        "currency": currency,
+        "amount_cents": int(amount_cents),
+        "promised_date": promised_date.isoformat(),
+        "arrived_cents": int(arrived_cents),
+        "recorded_on": recorded_on.isoformat(),
+        "recorded_by": by,
     }
 
 
@@ -322,7 +323,10 @@ def _insert_new(
     result.already_staged += len(rows) - len(fresh)
     if fresh:
         columns = list(fresh[0])
-        bulk_insert(connection, proposed_actions, columns, [[r[c] for c in columns] for r in fresh])
+        bulk_insert(
+            connection, proposed_actions, columns, [[r[c] for c in columns] for r in fresh],
+            json_text=("payload_json",),
+        )  # fmt: skip
         known.update(r["idempotency_key"] for r in fresh)
         for r in fresh:
             result.count(r["action_type"] if r["tier"] is None else f"tier_{r['tier']}")
@@ -439,6 +443,10 @@ def supersede_held_back(
 LETTER_TYPES = ("collection_action", "email_to_customer")
 
 
+# json.dumps(material, sort_keys=True, separators=(",", ":"), default=str), its encoder made once
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def letter_fingerprint(action_type: str, tier: int, inputs: Mapping[str, Any]) -> str:
     """What makes two drafts of a letter the same letter (see the module docstring): a hash of
     its inputs, days overdue left out."""
@@ -446,8 +454,60 @@ def letter_fingerprint(action_type: str, tier: int, inputs: Mapping[str, Any]) -
         {k: v for k, v in i.items() if k != "days_overdue"} for i in inputs.get("invoices", [])
     ]
     material = {**inputs, "invoices": invoices, "action_type": action_type, "tier": tier}
-    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(_FINGERPRINT_JSON.encode(material).encode()).hexdigest()
+
+
+def _fingerprint(material: Mapping[str, Any], invoices: Sequence[OverdueInvoice]) -> str:
+    """:func:`letter_fingerprint` of ``material`` (a letter's inputs, its action type and tier)
+    whose ``"invoices"`` is :data:`_INVOICES`, standing in for ``invoices``."""
+    text = _FINGERPRINT_JSON.encode(material)
+    text = _splice_invoices(text, ":", _fingerprint_invoices_json(invoices))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# The invoices are most of a letter's values: rather than a dict per invoice for the payload
+# and another for the fingerprint, each serialized by the encoder, the encoder serializes the
+# rest with this marker in their place, and the invoices' JSON, written directly, replaces it.
+# Inside a JSON string every '"' is escaped, so '"invoices": <marker>' is found only as the key.
+_INVOICES = "\x00invoices\x00"
+_INVOICES_JSON = json.dumps(_INVOICES)
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps does with a str
+
+
+def _json_str(value: Any) -> str:
+    return _encode_str(value) if type(value) is str else json.dumps(value)
+
+
+def _payload_invoices_json(invoices: Sequence[OverdueInvoice]) -> str:
+    """``json.dumps([i.as_payload() for i in invoices])``, the same text, written directly."""
+    return "[" + ", ".join(
+        f'{{"invoice_id": {_json_str(i.invoice_id)}, '
+        f'"invoice_number": {_json_str(i.invoice_number)}, '
+        f'"due_date": "{i.due_date.isoformat()}", "currency": {_json_str(i.currency)}, '
+        f'"open_cents": {int(i.open_cents)}, "days_overdue": {int(i.days_overdue)}}}'
+        for i in invoices
+    ) + "]"  # fmt: skip
+
+
+def _fingerprint_invoices_json(invoices: Sequence[OverdueInvoice]) -> str:
+    """The invoices as :func:`letter_fingerprint` serializes them (sorted keys, compact, no
+    days overdue), the same text, written directly."""
+    return "[" + ",".join(
+        f'{{"currency":{_json_str(i.currency)},"due_date":"{i.due_date.isoformat()}",'
+        f'"invoice_id":{_json_str(i.invoice_id)},'
+        f'"invoice_number":{_json_str(i.invoice_number)},"open_cents":{int(i.open_cents)}}}'
+        for i in invoices
+    ) + "]"  # fmt: skip
+
+
+def _splice_invoices(text: str, key_separator: str, invoices_json: str) -> str:
+    """``text`` with the :data:`_INVOICES` marker as the value of ``"invoices"`` replaced by
+    ``invoices_json``."""
+    key = f'"invoices"{key_separator}'
+    head, found, tail = text.partition(key + _INVOICES_JSON)
+    if not found:
+        raise ValueError("no invoices marker in the serialized letter")
+    return f"{head}{key}{invoices_json}{tail}"
 
 
 def pending_fingerprints(connection: sa.Connection, as_of: dt.date) -> dict[tuple[str, str], str]:
@@ -495,15 +555,23 @@ def stage_proposals(
     cannot_contact: list[dict[str, Any]] = []
     no_sales_rep: list[str] = []
 
-    def row(action_type: str, customer_id: str, tier: int | None, **fields: Any) -> dict:
+    def row(
+        action_type: str, customer_id: str, tier: int | None, **fields: Any
+    ) -> dict[str, Any]:
+        # the payload is serialized here, once: the text json.dumps makes, as the JSON column
+        # would; a letter's invoices (``invoices``) are spliced in for their marker
+        payload = json.dumps(fields.pop("payload"))
+        if "invoices" in fields:
+            payload = _splice_invoices(payload, ": ", _payload_invoices_json(fields["invoices"]))
         return {
             "idempotency_key": action_key(action_type, as_of, customer_id, tier),
             "envelope_id": envelope_id, "run_id": run_id, "as_of": as_of,
             "action_type": action_type, "customer_id": customer_id, "tier": tier,
             "program_type": fields.pop("program_type", None),
-            "payload_json": fields.pop("payload"), "status": "proposed", "proposed_at": now,
+            "payload_json": payload, "status": "proposed", "proposed_at": now,
         }  # fmt: skip
 
+    drafter = Drafter()  # each template loaded and compiled once for the run
     batch: list[dict[str, Any]] = []
     for candidate in _candidates(connection, as_of, threshold_days, batch_size):
         if candidate.customer_id in held_back:  # tier_assignments left it out already
@@ -523,12 +591,13 @@ def stage_proposals(
             if recipient_sources is None
             else recipient_sources.get(candidate.customer_id, "unknown")
         )
+        totals = totals_by_currency(candidate.invoices)
         common = {
             "customer_name": candidate.customer_name,
             "tier_name": tier.name,
             "to_source": to_source,
-            "invoices": [i.as_payload() for i in candidate.invoices],
-            "totals_cents": totals_by_currency(candidate.invoices),
+            "invoices": _INVOICES,  # spliced in when serialized
+            "totals_cents": totals,
             "unapplied_credit_cents": {c: v for c, v in credit.items() if v},
             "tier_rule": {
                 "min_days_overdue": max(tier.min_days_overdue, threshold_days),
@@ -543,14 +612,21 @@ def stage_proposals(
                 "min_days_overdue": max(threshold_days, 1), "min_dunnable": "0",
                 "broken_promise_id": candidate.broken_promise["promise_id"],
             }  # fmt: skip
-        letter_inputs = {**common, "to": [candidate.billing_email], "template": tier.template}
-        fingerprint = letter_fingerprint("collection_action", tier.tier, letter_inputs)
+        # letter_fingerprint's material, the invoices spliced in when serialized
+        material = {
+            **common,
+            "to": [candidate.billing_email], "template": tier.template,
+            "action_type": "collection_action", "tier": tier.tier,
+        }  # fmt: skip
+        fingerprint = _fingerprint(material, candidate.invoices)
+        lines: list[LetterLine] | None = None  # the invoice lines, made once a letter is drafted
         if pending.get((candidate.customer_id, "collection_action")) == fingerprint:
             result.carried_over += 1
         else:
-            subject, body = draft_letter(
+            lines = letter_lines(candidate.invoices)
+            subject, body = drafter.draft(
                 tier.template, candidate.customer_name, tier.name, candidate.invoices, credit,
-                broken_promise=candidate.broken_promise,
+                broken_promise=candidate.broken_promise, lines=lines, totals=totals,
             )  # fmt: skip
             batch.append(
                 row(
@@ -558,22 +634,27 @@ def stage_proposals(
                     payload={"to": [candidate.billing_email], "cc": [], "reply_to": None,
                              "subject": subject, "body": body, "template": tier.template,
                              **common, "fingerprint": fingerprint},
+                    invoices=candidate.invoices,
                 )
             )  # fmt: skip
         if tier.involves_sales_rep:
             if not candidate.sales_rep_email:
                 no_sales_rep.append(candidate.customer_id)
             else:
-                rep_inputs = {**letter_inputs, "cc": [candidate.sales_rep_email],
-                              "template": SALES_REP_TEMPLATE}  # fmt: skip
-                rep_print = letter_fingerprint("email_to_customer", tier.tier, rep_inputs)
+                rep_print = _fingerprint(
+                    {**material, "cc": [candidate.sales_rep_email],
+                     "template": SALES_REP_TEMPLATE, "action_type": "email_to_customer"},
+                    candidate.invoices,
+                )  # fmt: skip
                 if pending.get((candidate.customer_id, "email_to_customer")) == rep_print:
                     result.carried_over += 1
                 else:
-                    subject, body = draft_letter(
+                    subject, body = drafter.draft(
                         SALES_REP_TEMPLATE, candidate.customer_name, tier.name,
                         candidate.invoices, credit, candidate.sales_rep_email,
                         broken_promise=candidate.broken_promise,
+                        lines=lines if lines is not None else letter_lines(candidate.invoices),
+                        totals=totals,
                     )  # fmt: skip
                     batch.append(
                         row(
@@ -585,6 +666,7 @@ def stage_proposals(
                                      "subject": subject, "body": body,
                                      "template": SALES_REP_TEMPLATE, **common,
                                      "fingerprint": rep_print},
+                            invoices=candidate.invoices,
                         )
                     )  # fmt: skip
         if len(batch) >= batch_size:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +107,23 @@ def is_postgres(connection: Connection | Engine) -> bool:
 
 
 def bulk_insert(
-    connection: Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    connection: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    json_text: Collection[str] = (),
 ) -> None:
     """Insert many rows at once: COPY on PostgreSQL, one executemany elsewhere.
 
-    ``rows`` are tuples in the order of ``columns``; ``None`` is NULL.
+    ``rows`` are tuples in the order of ``columns``; ``None`` is NULL. The values of the JSON
+    columns named in ``json_text`` are their JSON text already (``json.dumps``): stored as they
+    are, not serialized again.
     """
     rows = list(rows)
     if not rows:
+        return
+    if json_text and not is_postgres(connection):
+        _insert_json_text(connection, table, columns, rows, json_text)
         return
     if is_postgres(connection):
         raw = connection.connection.driver_connection
@@ -133,6 +142,23 @@ def bulk_insert(
                 cursor.copy_expert(copy_sql, buffer)
         return
     connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _insert_json_text(
+    connection: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: list[Sequence[Any]],
+    json_text: Collection[str],
+) -> None:
+    # the JSON type would serialize a str again (as a JSON string): bind that text as Text
+    names = {c: f"{c}_json_text" if c in json_text else c for c in columns}
+    statement = table.insert().values(
+        {c: sa.bindparam(names[c], type_=sa.Text()) for c in json_text}
+    )
+    connection.execute(
+        statement, [{names[c]: v for c, v in zip(columns, row, strict=True)} for row in rows]
+    )
 
 
 def _copy_value(value: Any) -> Any:
