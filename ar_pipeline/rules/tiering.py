@@ -53,7 +53,7 @@ from ar_pipeline.rules.aging import (
     as_of_dates,
     source_for,
 )
-from ar_pipeline.rules.levers import broken_promises_calling
+from ar_pipeline.rules.levers import broken_promises_calling, held_invoice_ids
 from ar_pipeline.rules.money import to_minor_units
 from ar_pipeline.settings import MAX_DAYS, parse_amount
 from ar_pipeline.store.database import bulk_insert
@@ -65,7 +65,7 @@ from ar_pipeline.store.schema import (
     proposed_actions,
     tier_assignments,
 )
-from ar_pipeline.store.sql_functions import non_negative
+from ar_pipeline.store.sql_functions import bound_date, non_negative
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
@@ -390,6 +390,95 @@ def dunning_positions(
     return sa.select(*columns).select_from(joined).order_by(aged.c.customer_id, aged.c.currency)
 
 
+def tier_positions(
+    as_of: dt.date,
+    from_days: Sequence[int],
+    source: Any,
+    in_flight: Select | None = None,
+    broken: Select | None = None,
+) -> Select:
+    """The rows of :func:`dunning_positions` that tiering needs, read straight from the day's
+    balances (``source``: the snapshot, the incremental balances or the ledger) instead of
+    through the whole aging aggregation: per (customer, currency) with an undisputed, unheld
+    item at least ``min(from_days[0], 1)`` days overdue or with unapplied credit.
+
+    The other (customer, currency) rows of :func:`dunning_positions` have every ``due_from_<n>``
+    0 and no credit: a tier amount of 0 in them meets only a tier whose minimum is 0, which the
+    row that makes the customer dunnable (a tier amount > 0) meets as well, so no decision
+    changes without them. Ordered by customer."""
+    dates = as_of_dates([as_of])
+    lowest = min(min(from_days), 1)  # the oldest overdue due date needs days_overdue >= 1
+    items = source.open_items().subquery("tier_items")
+    held = held_invoice_ids(dates).subquery("held")
+    i = items.c
+    days = i.days_overdue
+
+    def cents_from(day: int) -> sa.ColumnElement[int]:
+        # cast: PostgreSQL sums BIGINT into NUMERIC, and the outer sums of NUMERIC are slow
+        return sa.cast(sa.func.sum(sa.case((days >= day, i.open_cents), else_=0)), sa.BigInteger)
+
+    due = (
+        sa.select(
+            i.customer_id,
+            i.currency,
+            *[cents_from(n).label(f"due_from_{n}") for n in from_days],
+            sa.literal(0, sa.BigInteger).label("credit_cents"),
+            sa.func.min(sa.case((days > 0, i.due_date))).label("oldest_overdue_due_date"),
+        )
+        .select_from(items.outerjoin(held, held.c.invoice_id == i.invoice_id))
+        .where(days >= lowest, ~i.disputed, held.c.invoice_id.is_(None))
+        .group_by(i.customer_id, i.currency)
+    )
+    credit = source.unapplied_credit().subquery("tier_credit")
+    zero = sa.literal(0, sa.BigInteger)
+    credits = sa.select(
+        credit.c.customer_id,
+        credit.c.currency,
+        *[zero.label(f"due_from_{n}") for n in from_days],
+        sa.cast(credit.c.unapplied_credit_cents, sa.BigInteger).label("credit_cents"),
+        sa.null().label("oldest_overdue_due_date"),
+    )
+    parts = sa.union_all(due, credits).subquery("tier_parts")
+    q = parts.c
+    per_currency = (
+        sa.select(
+            q.customer_id,
+            q.currency,
+            *[sa.cast(sa.func.sum(q[f"due_from_{n}"]), sa.BigInteger).label(f"due_from_{n}")
+              for n in from_days],
+            sa.cast(sa.func.sum(q.credit_cents), sa.BigInteger).label("credit_cents"),
+            sa.func.min(q.oldest_overdue_due_date).label("oldest_overdue_due_date"),
+        )
+        .group_by(q.customer_id, q.currency)
+        .subquery("tier_amounts")
+    )  # fmt: skip
+    a = per_currency.c
+    columns = [
+        bound_date(as_of).label("as_of"),
+        a.customer_id,
+        a.currency,
+        *[a[f"due_from_{n}"] for n in from_days],
+        a.credit_cents,
+        a.oldest_overdue_due_date,
+        customers.c.dunning_paused_until,
+        prior_actions.c.tier.label("last_tier"),
+        prior_actions.c.applied_at.label("last_applied_at"),
+    ]
+    joined = per_currency.join(customers, customers.c.customer_id == a.customer_id).outerjoin(
+        prior_actions,
+        sa.and_(prior_actions.c.customer_id == a.customer_id, prior_actions.c.as_of == as_of),
+    )
+    if in_flight is not None:
+        flying = in_flight.subquery("flying")
+        columns.append(flying.c.in_flight_tier)
+        joined = joined.outerjoin(flying, flying.c.customer_id == a.customer_id)
+    if broken is not None:
+        calling = broken.subquery("calling")
+        columns.append(calling.c.broken_promise_id)
+        joined = joined.outerjoin(calling, calling.c.customer_id == a.customer_id)
+    return sa.select(*columns).select_from(joined).order_by(a.customer_id, a.currency)
+
+
 def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> int:
     """Replace the ``prior_actions`` snapshot of ``as_of`` in one INSERT ... SELECT."""
     connection.execute(prior_actions.delete().where(prior_actions.c.as_of == as_of))
@@ -433,14 +522,22 @@ def decide_tiers(
     ``with_applied_step_only`` decides only customers with an applied step.
     """
     from_days = boundaries(tiers, threshold_days)
-    query = _positions_query(connection, as_of, from_days, timezone)
     if with_applied_step_only:  # the others are decided in SQL (first_step_decisions_sql)
+        # read the balances of these customers only: on most days they are few
+        stepped = sa.union(
+            sa.select(prior_actions.c.customer_id).where(prior_actions.c.as_of == as_of),
+            sa.select(broken_promises_calling(as_of).subquery("called").c.customer_id),
+        )
+        query = _positions_query(connection, as_of, from_days, timezone, only=sa.select(
+            stepped.subquery("stepped").c.customer_id))  # fmt: skip
         query = query.where(
             sa.or_(
                 prior_actions.c.tier.is_not(None),
                 query.selected_columns.broken_promise_id.is_not(None),
             )
         )
+    else:  # the specification's own reading: every row of the whole aging aggregation
+        query = _positions_query(connection, as_of, from_days, timezone, lean=False)
     result = connection.execute(query, execution_options={"yield_per": batch_size})
 
     current_id: str | None = None
@@ -487,15 +584,29 @@ def decide_tiers(
 
 
 def _positions_query(
-    connection: sa.Connection, as_of: dt.date, from_days: Sequence[int], timezone: ZoneInfo
+    connection: sa.Connection,
+    as_of: dt.date,
+    from_days: Sequence[int],
+    timezone: ZoneInfo,
+    only: Select | None = None,
+    lean: bool = True,
 ) -> Select:
-    source = source_for(connection, as_of)
+    """Positions of ``as_of`` (:func:`tier_positions`, or with ``lean=False`` the whole
+    :func:`dunning_positions`), of the customers ``only`` selects (None: all)."""
+    source = source_for(connection, as_of, only)
     if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
-        source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
+        owing = _owing(connection, as_of)
+        if owing is None:
+            owing = only
+        elif only is not None:
+            owing = owing.where(ar_aging.c.customer_id.in_(only))
+        source = AgingSource(as_of_dates([as_of]), owing)
+    in_flight, broken = in_flight_steps(as_of, timezone), broken_promises_calling(as_of)
+    if lean:
+        return tier_positions(as_of, from_days, source, in_flight, broken)
     return dunning_positions(
-        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone),
-        broken=broken_promises_calling(as_of),
-    )  # fmt: skip
+        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight, broken=broken
+    )
 
 
 def _currencies(connection: sa.Connection, as_of: dt.date) -> list[str]:
