@@ -394,8 +394,8 @@ def tier_positions(
     as_of: dt.date,
     from_days: Sequence[int],
     source: Any,
-    in_flight: Select | None = None,
-    broken: Select | None = None,
+    in_flight: Select,
+    broken: Select,
 ) -> Select:
     """The rows of :func:`dunning_positions` that tiering needs, read straight from the day's
     balances (``source``: the snapshot, the incremental balances or the ledger) instead of
@@ -405,7 +405,8 @@ def tier_positions(
     The other (customer, currency) rows of :func:`dunning_positions` have every ``due_from_<n>``
     0 and no credit: a tier amount of 0 in them meets only a tier whose minimum is 0, which the
     row that makes the customer dunnable (a tier amount > 0) meets as well, so no decision
-    changes without them. Ordered by customer."""
+    changes without them. ``dunning_paused_until`` is only a pause lasting until ``as_of`` or
+    later (an earlier one is over and changes nothing). Not ordered."""
     dates = as_of_dates([as_of])
     lowest = min(min(from_days), 1)  # the oldest overdue due date needs days_overdue >= 1
     items = source.open_items().subquery("tier_items")
@@ -415,14 +416,16 @@ def tier_positions(
 
     def cents_from(day: int) -> sa.ColumnElement[int]:
         # cast: PostgreSQL sums BIGINT into NUMERIC, and the outer sums of NUMERIC are slow
-        return sa.cast(sa.func.sum(sa.case((days >= day, i.open_cents), else_=0)), sa.BigInteger)
+        summed = sa.func.sum(i.open_cents).filter(days >= day) if day > lowest else sa.func.sum(
+            i.open_cents
+        )
+        return sa.cast(sa.func.coalesce(summed, 0), sa.BigInteger)
 
     due = (
         sa.select(
             i.customer_id,
             i.currency,
             *[cents_from(n).label(f"due_from_{n}") for n in from_days],
-            sa.literal(0, sa.BigInteger).label("credit_cents"),
             sa.func.min(sa.case((days > 0, i.due_date))).label("oldest_overdue_due_date"),
         )
         .select_from(items.outerjoin(held, held.c.invoice_id == i.invoice_id))
@@ -430,53 +433,80 @@ def tier_positions(
         .group_by(i.customer_id, i.currency)
     )
     credit = source.unapplied_credit().subquery("tier_credit")
-    zero = sa.literal(0, sa.BigInteger)
-    credits = sa.select(
-        credit.c.customer_id,
-        credit.c.currency,
-        *[zero.label(f"due_from_{n}") for n in from_days],
-        sa.cast(credit.c.unapplied_credit_cents, sa.BigInteger).label("credit_cents"),
-        sa.null().label("oldest_overdue_due_date"),
-    )
-    parts = sa.union_all(due, credits).subquery("tier_parts")
-    q = parts.c
+    # each side has one row per (customer, currency): a full join pairs them, no second GROUP BY
+    due_by_currency = due.subquery("tier_due")
+    d, c = due_by_currency.c, credit.c
     per_currency = (
         sa.select(
-            q.customer_id,
-            q.currency,
-            *[sa.cast(sa.func.sum(q[f"due_from_{n}"]), sa.BigInteger).label(f"due_from_{n}")
-              for n in from_days],
-            sa.cast(sa.func.sum(q.credit_cents), sa.BigInteger).label("credit_cents"),
-            sa.func.min(q.oldest_overdue_due_date).label("oldest_overdue_due_date"),
+            sa.func.coalesce(d.customer_id, c.customer_id).label("customer_id"),
+            sa.func.coalesce(d.currency, c.currency).label("currency"),
+            *[sa.func.coalesce(d[f"due_from_{n}"], 0).label(f"due_from_{n}") for n in from_days],
+            sa.cast(sa.func.coalesce(c.unapplied_credit_cents, 0), sa.BigInteger).label(
+                "credit_cents"
+            ),
+            d.oldest_overdue_due_date,
         )
-        .group_by(q.customer_id, q.currency)
+        .select_from(
+            due_by_currency.join(
+                credit,
+                sa.and_(d.customer_id == c.customer_id, d.currency == c.currency),
+                full=True,
+            )
+        )
         .subquery("tier_amounts")
-    )  # fmt: skip
+    )
     a = per_currency.c
-    columns = [
+    facts = _customer_facts(as_of, in_flight, broken)
+    f = facts.c
+    return sa.select(
         bound_date(as_of).label("as_of"),
         a.customer_id,
         a.currency,
         *[a[f"due_from_{n}"] for n in from_days],
         a.credit_cents,
         a.oldest_overdue_due_date,
-        customers.c.dunning_paused_until,
-        prior_actions.c.tier.label("last_tier"),
-        prior_actions.c.applied_at.label("last_applied_at"),
-    ]
-    joined = per_currency.join(customers, customers.c.customer_id == a.customer_id).outerjoin(
-        prior_actions,
-        sa.and_(prior_actions.c.customer_id == a.customer_id, prior_actions.c.as_of == as_of),
+        f.dunning_paused_until,
+        f.last_tier,
+        f.last_applied_at,
+        f.in_flight_tier,
+        f.broken_promise_id,
+    ).select_from(per_currency.outerjoin(facts, f.customer_id == a.customer_id))
+
+
+def _customer_facts(as_of: dt.date, in_flight: Select, broken: Select) -> FromClause:
+    """Per customer with any: a pause lasting until ``as_of`` or later (an earlier one is over
+    and changes nothing), the ``prior_actions`` row of ``as_of``, the tier in flight, the broken
+    promise calling. A few customers, gathered in one small set so that the day's positions
+    need one hash join rather than a look-up per customer."""
+    flying, calling = in_flight.subquery("flying"), broken.subquery("calling")
+    pa, cu = prior_actions.c, customers.c
+    kinds = {
+        "dunning_paused_until": sa.Date(), "last_tier": sa.Integer(),
+        "last_applied_at": sa.DateTime(timezone=True), "in_flight_tier": sa.Integer(),
+        "broken_promise_id": sa.BigInteger(),
+    }  # fmt: skip
+
+    def fact(customer_id: sa.ColumnElement, **values: sa.ColumnElement) -> Select:
+        return sa.select(
+            customer_id.label("customer_id"),
+            *[values.get(n, sa.cast(sa.null(), kind)).label(n) for n, kind in kinds.items()],
+        )
+
+    rows = sa.union_all(
+        fact(cu.customer_id, dunning_paused_until=cu.dunning_paused_until).where(
+            cu.dunning_paused_until >= as_of
+        ),
+        fact(pa.customer_id, last_tier=pa.tier, last_applied_at=pa.applied_at).where(
+            pa.as_of == as_of
+        ),
+        fact(flying.c.customer_id, in_flight_tier=flying.c.in_flight_tier),
+        fact(calling.c.customer_id, broken_promise_id=calling.c.broken_promise_id),
+    ).subquery("fact_rows")
+    return (
+        sa.select(rows.c.customer_id, *[sa.func.max(rows.c[n]).label(n) for n in kinds])
+        .group_by(rows.c.customer_id)
+        .subquery("customer_facts")
     )
-    if in_flight is not None:
-        flying = in_flight.subquery("flying")
-        columns.append(flying.c.in_flight_tier)
-        joined = joined.outerjoin(flying, flying.c.customer_id == a.customer_id)
-    if broken is not None:
-        calling = broken.subquery("calling")
-        columns.append(calling.c.broken_promise_id)
-        joined = joined.outerjoin(calling, calling.c.customer_id == a.customer_id)
-    return sa.select(*columns).select_from(joined).order_by(a.customer_id, a.currency)
 
 
 def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> int:
@@ -530,12 +560,10 @@ def decide_tiers(
         )
         query = _positions_query(connection, as_of, from_days, timezone, only=sa.select(
             stepped.subquery("stepped").c.customer_id))  # fmt: skip
+        by = query.selected_columns
         query = query.where(
-            sa.or_(
-                prior_actions.c.tier.is_not(None),
-                query.selected_columns.broken_promise_id.is_not(None),
-            )
-        )
+            sa.or_(by.last_tier.is_not(None), by.broken_promise_id.is_not(None))
+        ).order_by(by.customer_id, by.currency)
     else:  # the specification's own reading: every row of the whole aging aggregation
         query = _positions_query(connection, as_of, from_days, timezone, lean=False)
     result = connection.execute(query, execution_options={"yield_per": batch_size})
@@ -675,9 +703,14 @@ def first_step_decisions_sql(
             sa.func.max(p.dunning_paused_until).label("paused_until"),
             sa.func.max(p.in_flight_tier).label("in_flight_tier"),
         )
-        .where(p.last_tier.is_(None), p.broken_promise_id.is_(None))
         .group_by(p.customer_id)
-        .having(sa.func.max(amount_from(threshold_days)) > 0)
+        # in HAVING, not WHERE: both are the same on every row of a customer, and a filter on
+        # them before grouping makes PostgreSQL expect almost no rows and sort them all
+        .having(
+            sa.func.max(p.last_tier).is_(None),
+            sa.func.max(p.broken_promise_id).is_(None),
+            sa.func.max(amount_from(threshold_days)) > 0,
+        )
         .subquery("first_steps")
     )
     c = per_customer.c
