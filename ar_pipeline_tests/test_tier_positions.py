@@ -55,6 +55,8 @@ EXPECTED = {
     "I": (3, 1, 2, None),
     # J: 15.00 one day overdue -> tier 1 only
     "J": (1, None, 1, None),
+    # K: KWD 15.000 (exponent 3: 15000 minor units) at 40 days -> tier 2; tier 3 needs 100.000
+    "K": (2, None, 1, None),
 }
 
 
@@ -92,6 +94,8 @@ def _ledger(connection) -> None:
     add_invoice(connection, "H2", "H", 2_000, "2026-02-14", "2026-03-16", currency="USD")
     add_customer(connection, "J")
     add_invoice(connection, "J1", "J", 1_500, "2026-02-28", "2026-03-30")
+    add_customer(connection, "K")
+    add_invoice(connection, "K1", "K", 15_000, "2026-01-20", "2026-02-19", currency="KWD")
 
 
 def _decided(engine, with_aging: bool):

@@ -54,7 +54,7 @@ from ar_pipeline.rules.aging import (
     source_for,
 )
 from ar_pipeline.rules.levers import broken_promises_calling, held_invoice_ids
-from ar_pipeline.rules.money import to_minor_units
+from ar_pipeline.rules.money import CURRENCY_EXPONENTS, to_minor_units
 from ar_pipeline.settings import MAX_DAYS, parse_amount
 from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import (
@@ -637,21 +637,20 @@ def _positions_query(
     )
 
 
-def _currencies(connection: sa.Connection, as_of: dt.date) -> list[str]:
-    """The currencies tiering can meet on ``as_of``: those of the day's aging."""
-    rows = connection.execute(
-        sa.select(ar_aging.c.currency).where(ar_aging.c.as_of == as_of).distinct()
-    ).scalars()
-    found = set(rows)
-    if not found:  # no aging of the day: the ledger's own
-        from ar_pipeline.store.schema import invoices, payments
-
-        found = set(
-            connection.execute(
-                sa.union(sa.select(invoices.c.currency), sa.select(payments.c.currency))
-            ).scalars()
-        )
-    return sorted(found)
+def _minimum_cents(amount: Decimal, currency: sa.ColumnElement[str]) -> sa.ColumnElement[int]:
+    """:func:`ar_pipeline.rules.money.to_minor_units` of ``amount`` in SQL, for the currency in
+    the column ``currency``: one constant per ISO 4217 exponent, so no list of the day's
+    currencies is needed."""
+    by_exponent: dict[int, list[str]] = {}
+    for code, exponent in CURRENCY_EXPONENTS.items():
+        by_exponent.setdefault(exponent, []).append(code)
+    code = sa.func.upper(currency)
+    return sa.case(
+        *[(code.in_(sorted(codes)), to_minor_units(amount, codes[0]))
+          for _, codes in sorted(by_exponent.items())],
+        # a currency not listed has the exponent 2 (money.currency_exponent), as EUR has
+        else_=to_minor_units(amount, "EUR"),
+    )  # fmt: skip
 
 
 def first_step_decisions_sql(
@@ -659,13 +658,11 @@ def first_step_decisions_sql(
     as_of: dt.date,
     tiers: Sequence[TierDefinition],
     threshold_days: int,
-    currencies: Sequence[str],
 ) -> Select:
     """:func:`assign_tier` in SQL for the customers with no applied step yet and no broken
     promise calling (the bulk on any day): one row per customer with a dunnable amount > 0,
     columns those of ``tier_assignments``. ``positions`` are :func:`dunning_positions` rows;
-    ``currencies`` must name every currency in them (each tier's minimum is converted to its
-    minor units here).
+    Each tier's minimum is converted to the minor units of the row's currency here.
 
     With no last applied tier the rule reduces to: target = highest tier met in any currency
     (none: ``below_minimum``); ``paused``; the step is tier 1, so ``in_flight`` when any tier is
@@ -680,10 +677,7 @@ def first_step_decisions_sql(
         return sa.func.coalesce(p[f"due_from_{day}"], 0) - credit
 
     def minimum(tier: TierDefinition) -> sa.ColumnElement[int]:
-        return sa.case(
-            *[(p.currency == c, to_minor_units(tier.min_dunnable, c)) for c in currencies],
-            else_=sa.null(),
-        )
+        return _minimum_cents(tier.min_dunnable, p.currency)
 
     # the highest tier this currency meets; a tier amount is never below zero
     met_here = sa.case(
@@ -754,9 +748,7 @@ def write_tier_assignments(
     ]  # fmt: skip
     from_days = boundaries(tiers, threshold_days)
     positions = _positions_query(connection, as_of, from_days, timezone).subquery("positions")
-    first_steps = first_step_decisions_sql(
-        positions, as_of, tiers, threshold_days, _currencies(connection, as_of)
-    )
+    first_steps = first_step_decisions_sql(positions, as_of, tiers, threshold_days)
     connection.execute(tier_assignments.insert().from_select(columns, first_steps))
     batch: list[tuple[Any, ...]] = []
     decisions = decide_tiers(
