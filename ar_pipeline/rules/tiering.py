@@ -661,8 +661,9 @@ def first_step_decisions_sql(
 ) -> Select:
     """:func:`assign_tier` in SQL for the customers with no applied step yet and no broken
     promise calling (the bulk on any day): one row per customer with a dunnable amount > 0,
-    columns those of ``tier_assignments``. ``positions`` are :func:`dunning_positions` rows;
-    Each tier's minimum is converted to the minor units of the row's currency here.
+    columns those of ``tier_assignments``. ``positions`` are :func:`tier_positions` (or
+    :func:`dunning_positions`) rows; each tier's minimum is converted to the minor units of the
+    row's currency here.
 
     With no last applied tier the rule reduces to: target = highest tier met in any currency
     (none: ``below_minimum``); ``paused``; the step is tier 1, so ``in_flight`` when any tier is
