@@ -53,8 +53,8 @@ from ar_pipeline.rules.aging import (
     as_of_dates,
     source_for,
 )
-from ar_pipeline.rules.levers import broken_promises_calling
-from ar_pipeline.rules.money import to_minor_units
+from ar_pipeline.rules.levers import broken_promises_calling, held_invoice_ids
+from ar_pipeline.rules.money import CURRENCY_EXPONENTS, to_minor_units
 from ar_pipeline.settings import MAX_DAYS, parse_amount
 from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import (
@@ -65,7 +65,7 @@ from ar_pipeline.store.schema import (
     proposed_actions,
     tier_assignments,
 )
-from ar_pipeline.store.sql_functions import non_negative
+from ar_pipeline.store.sql_functions import bound_date, non_negative
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
@@ -390,6 +390,125 @@ def dunning_positions(
     return sa.select(*columns).select_from(joined).order_by(aged.c.customer_id, aged.c.currency)
 
 
+def tier_positions(
+    as_of: dt.date,
+    from_days: Sequence[int],
+    source: Any,
+    in_flight: Select,
+    broken: Select,
+) -> Select:
+    """The rows of :func:`dunning_positions` that tiering needs, read straight from the day's
+    balances (``source``: the snapshot, the incremental balances or the ledger) instead of
+    through the whole aging aggregation: per (customer, currency) with an undisputed, unheld
+    item at least ``min(from_days[0], 1)`` days overdue or with unapplied credit.
+
+    The other (customer, currency) rows of :func:`dunning_positions` have every ``due_from_<n>``
+    0 and no credit: a tier amount of 0 in them meets only a tier whose minimum is 0, which the
+    row that makes the customer dunnable (a tier amount > 0) meets as well, so no decision
+    changes without them. ``dunning_paused_until`` is only a pause lasting until ``as_of`` or
+    later (an earlier one is over and changes nothing). Not ordered."""
+    dates = as_of_dates([as_of])
+    lowest = min(min(from_days), 1)  # the oldest overdue due date needs days_overdue >= 1
+    items = source.open_items().subquery("tier_items")
+    held = held_invoice_ids(dates).subquery("held")
+    i = items.c
+    days = i.days_overdue
+
+    def cents_from(day: int) -> sa.ColumnElement[int]:
+        # cast: PostgreSQL sums BIGINT into NUMERIC, and the outer sums of NUMERIC are slow
+        summed = sa.func.sum(i.open_cents).filter(days >= day) if day > lowest else sa.func.sum(
+            i.open_cents
+        )
+        return sa.cast(sa.func.coalesce(summed, 0), sa.BigInteger)
+
+    due = (
+        sa.select(
+            i.customer_id,
+            i.currency,
+            *[cents_from(n).label(f"due_from_{n}") for n in from_days],
+            sa.func.min(sa.case((days > 0, i.due_date))).label("oldest_overdue_due_date"),
+        )
+        .select_from(items.outerjoin(held, held.c.invoice_id == i.invoice_id))
+        .where(days >= lowest, ~i.disputed, held.c.invoice_id.is_(None))
+        .group_by(i.customer_id, i.currency)
+    )
+    credit = source.unapplied_credit().subquery("tier_credit")
+    # each side has one row per (customer, currency): a full join pairs them, no second GROUP BY
+    due_by_currency = due.subquery("tier_due")
+    d, c = due_by_currency.c, credit.c
+    per_currency = (
+        sa.select(
+            sa.func.coalesce(d.customer_id, c.customer_id).label("customer_id"),
+            sa.func.coalesce(d.currency, c.currency).label("currency"),
+            *[sa.func.coalesce(d[f"due_from_{n}"], 0).label(f"due_from_{n}") for n in from_days],
+            sa.cast(sa.func.coalesce(c.unapplied_credit_cents, 0), sa.BigInteger).label(
+                "credit_cents"
+            ),
+            d.oldest_overdue_due_date,
+        )
+        .select_from(
+            due_by_currency.join(
+                credit,
+                sa.and_(d.customer_id == c.customer_id, d.currency == c.currency),
+                full=True,
+            )
+        )
+        .subquery("tier_amounts")
+    )
+    a = per_currency.c
+    facts = _customer_facts(as_of, in_flight, broken)
+    f = facts.c
+    return sa.select(
+        bound_date(as_of).label("as_of"),
+        a.customer_id,
+        a.currency,
+        *[a[f"due_from_{n}"] for n in from_days],
+        a.credit_cents,
+        a.oldest_overdue_due_date,
+        f.dunning_paused_until,
+        f.last_tier,
+        f.last_applied_at,
+        f.in_flight_tier,
+        f.broken_promise_id,
+    ).select_from(per_currency.outerjoin(facts, f.customer_id == a.customer_id))
+
+
+def _customer_facts(as_of: dt.date, in_flight: Select, broken: Select) -> FromClause:
+    """Per customer with any: a pause lasting until ``as_of`` or later (an earlier one is over
+    and changes nothing), the ``prior_actions`` row of ``as_of``, the tier in flight, the broken
+    promise calling. A few customers, gathered in one small set so that the day's positions
+    need one hash join rather than a look-up per customer."""
+    flying, calling = in_flight.subquery("flying"), broken.subquery("calling")
+    pa, cu = prior_actions.c, customers.c
+    kinds = {
+        "dunning_paused_until": sa.Date(), "last_tier": sa.Integer(),
+        "last_applied_at": sa.DateTime(timezone=True), "in_flight_tier": sa.Integer(),
+        "broken_promise_id": sa.BigInteger(),
+    }  # fmt: skip
+
+    def fact(customer_id: sa.ColumnElement, **values: sa.ColumnElement) -> Select:
+        return sa.select(
+            customer_id.label("customer_id"),
+            *[values.get(n, sa.cast(sa.null(), kind)).label(n) for n, kind in kinds.items()],
+        )
+
+    rows = sa.union_all(
+        fact(cu.customer_id, dunning_paused_until=cu.dunning_paused_until).where(
+            cu.dunning_paused_until >= as_of
+        ),
+        fact(pa.customer_id, last_tier=pa.tier, last_applied_at=pa.applied_at).where(
+            pa.as_of == as_of
+        ),
+        fact(flying.c.customer_id, in_flight_tier=flying.c.in_flight_tier),
+        fact(calling.c.customer_id, broken_promise_id=calling.c.broken_promise_id),
+    ).subquery("fact_rows")
+    return (
+        sa.select(rows.c.customer_id, *[sa.func.max(rows.c[n]).label(n) for n in kinds])
+        .group_by(rows.c.customer_id)
+        .subquery("customer_facts")
+    )
+
+
 def write_prior_actions(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> int:
     """Replace the ``prior_actions`` snapshot of ``as_of`` in one INSERT ... SELECT."""
     connection.execute(prior_actions.delete().where(prior_actions.c.as_of == as_of))
@@ -433,14 +552,20 @@ def decide_tiers(
     ``with_applied_step_only`` decides only customers with an applied step.
     """
     from_days = boundaries(tiers, threshold_days)
-    query = _positions_query(connection, as_of, from_days, timezone)
     if with_applied_step_only:  # the others are decided in SQL (first_step_decisions_sql)
-        query = query.where(
-            sa.or_(
-                prior_actions.c.tier.is_not(None),
-                query.selected_columns.broken_promise_id.is_not(None),
-            )
+        # read the balances of these customers only: on most days they are few
+        stepped = sa.union(
+            sa.select(prior_actions.c.customer_id).where(prior_actions.c.as_of == as_of),
+            sa.select(broken_promises_calling(as_of).subquery("called").c.customer_id),
         )
+        query = _positions_query(connection, as_of, from_days, timezone, only=sa.select(
+            stepped.subquery("stepped").c.customer_id))  # fmt: skip
+        by = query.selected_columns
+        query = query.where(
+            sa.or_(by.last_tier.is_not(None), by.broken_promise_id.is_not(None))
+        ).order_by(by.customer_id, by.currency)
+    else:  # the specification's own reading: every row of the whole aging aggregation
+        query = _positions_query(connection, as_of, from_days, timezone, lean=False)
     result = connection.execute(query, execution_options={"yield_per": batch_size})
 
     current_id: str | None = None
@@ -487,32 +612,45 @@ def decide_tiers(
 
 
 def _positions_query(
-    connection: sa.Connection, as_of: dt.date, from_days: Sequence[int], timezone: ZoneInfo
+    connection: sa.Connection,
+    as_of: dt.date,
+    from_days: Sequence[int],
+    timezone: ZoneInfo,
+    only: Select | None = None,
+    lean: bool = True,
 ) -> Select:
-    source = source_for(connection, as_of)
+    """Positions of ``as_of`` (:func:`tier_positions`, or with ``lean=False`` the whole
+    :func:`dunning_positions`), of the customers ``only`` selects (None: all)."""
+    source = source_for(connection, as_of, only)
     if isinstance(source, AgingSource):  # no snapshot: read only the customers who owe
-        source = AgingSource(as_of_dates([as_of]), _owing(connection, as_of))
+        owing = _owing(connection, as_of)
+        if owing is None:
+            owing = only
+        elif only is not None:
+            owing = owing.where(ar_aging.c.customer_id.in_(only))
+        source = AgingSource(as_of_dates([as_of]), owing)
+    in_flight, broken = in_flight_steps(as_of, timezone), broken_promises_calling(as_of)
+    if lean:
+        return tier_positions(as_of, from_days, source, in_flight, broken)
     return dunning_positions(
-        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight_steps(as_of, timezone),
-        broken=broken_promises_calling(as_of),
+        as_of_dates([as_of]), from_days, source=source, in_flight=in_flight, broken=broken
+    )
+
+
+def _minimum_cents(amount: Decimal, currency: sa.ColumnElement[str]) -> sa.ColumnElement[int]:
+    """:func:`ar_pipeline.rules.money.to_minor_units` of ``amount`` in SQL, for the currency in
+    the column ``currency``: one constant per ISO 4217 exponent, so no list of the day's
+    currencies is needed."""
+    by_exponent: dict[int, list[str]] = {}
+    for code, exponent in CURRENCY_EXPONENTS.items():
+        by_exponent.setdefault(exponent, []).append(code)
+    code = sa.func.upper(currency)
+    return sa.case(
+        *[(code.in_(sorted(codes)), to_minor_units(amount, codes[0]))
+          for _, codes in sorted(by_exponent.items())],
+        # a currency not listed has the exponent 2 (money.currency_exponent), as EUR has
+        else_=to_minor_units(amount, "EUR"),
     )  # fmt: skip
-
-
-def _currencies(connection: sa.Connection, as_of: dt.date) -> list[str]:
-    """The currencies tiering can meet on ``as_of``: those of the day's aging."""
-    rows = connection.execute(
-        sa.select(ar_aging.c.currency).where(ar_aging.c.as_of == as_of).distinct()
-    ).scalars()
-    found = set(rows)
-    if not found:  # no aging of the day: the ledger's own
-        from ar_pipeline.store.schema import invoices, payments
-
-        found = set(
-            connection.execute(
-                sa.union(sa.select(invoices.c.currency), sa.select(payments.c.currency))
-            ).scalars()
-        )
-    return sorted(found)
 
 
 def first_step_decisions_sql(
@@ -520,13 +658,12 @@ def first_step_decisions_sql(
     as_of: dt.date,
     tiers: Sequence[TierDefinition],
     threshold_days: int,
-    currencies: Sequence[str],
 ) -> Select:
     """:func:`assign_tier` in SQL for the customers with no applied step yet and no broken
     promise calling (the bulk on any day): one row per customer with a dunnable amount > 0,
-    columns those of ``tier_assignments``. ``positions`` are :func:`dunning_positions` rows;
-    ``currencies`` must name every currency in them (each tier's minimum is converted to its
-    minor units here).
+    columns those of ``tier_assignments``. ``positions`` are :func:`tier_positions` (or
+    :func:`dunning_positions`) rows; each tier's minimum is converted to the minor units of the
+    row's currency here.
 
     With no last applied tier the rule reduces to: target = highest tier met in any currency
     (none: ``below_minimum``); ``paused``; the step is tier 1, so ``in_flight`` when any tier is
@@ -541,10 +678,7 @@ def first_step_decisions_sql(
         return sa.func.coalesce(p[f"due_from_{day}"], 0) - credit
 
     def minimum(tier: TierDefinition) -> sa.ColumnElement[int]:
-        return sa.case(
-            *[(p.currency == c, to_minor_units(tier.min_dunnable, c)) for c in currencies],
-            else_=sa.null(),
-        )
+        return _minimum_cents(tier.min_dunnable, p.currency)
 
     # the highest tier this currency meets; a tier amount is never below zero
     met_here = sa.case(
@@ -564,9 +698,14 @@ def first_step_decisions_sql(
             sa.func.max(p.dunning_paused_until).label("paused_until"),
             sa.func.max(p.in_flight_tier).label("in_flight_tier"),
         )
-        .where(p.last_tier.is_(None), p.broken_promise_id.is_(None))
         .group_by(p.customer_id)
-        .having(sa.func.max(amount_from(threshold_days)) > 0)
+        # in HAVING, not WHERE: both are the same on every row of a customer, and a filter on
+        # them before grouping makes PostgreSQL expect almost no rows and sort them all
+        .having(
+            sa.func.max(p.last_tier).is_(None),
+            sa.func.max(p.broken_promise_id).is_(None),
+            sa.func.max(amount_from(threshold_days)) > 0,
+        )
         .subquery("first_steps")
     )
     c = per_customer.c
@@ -610,9 +749,7 @@ def write_tier_assignments(
     ]  # fmt: skip
     from_days = boundaries(tiers, threshold_days)
     positions = _positions_query(connection, as_of, from_days, timezone).subquery("positions")
-    first_steps = first_step_decisions_sql(
-        positions, as_of, tiers, threshold_days, _currencies(connection, as_of)
-    )
+    first_steps = first_step_decisions_sql(positions, as_of, tiers, threshold_days)
     connection.execute(tier_assignments.insert().from_select(columns, first_steps))
     batch: list[tuple[Any, ...]] = []
     decisions = decide_tiers(
