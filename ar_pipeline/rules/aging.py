@@ -345,6 +345,98 @@ class AgingSource:
         )
         return _only(query, invoices.c.customer_id, self.only).cte("balances")
 
+    def one_pass(self) -> Select:
+        """For one date: every eligible invoice with a non-zero balance and every unapplied
+        group of settlements, from one join of the settlements with the invoices.
+
+        The settlements are summed per (named invoice, customer, currency) and joined in full
+        with the eligible invoices issued by the date on those three keys. A matched group is
+        what is applied to that invoice; a group that matches none (it names no invoice, or one
+        that is not eligible, not yet issued, of another customer or in another currency) is
+        the customer's on-account credit in its currency. That is the events summed up to the
+        date (:meth:`_balances_on_dates`): a settlement that came before its invoice was issued
+        is credit until then and applied from then on, so it is one or the other on any day.
+
+        Columns: as_of, invoice_id (NULL on a credit row), customer_id, invoice_number,
+        currency, due_date, disputed, balance_cents (the invoice's, capped at its amount; NULL
+        on a credit row) and credit_cents (the group's sum; NULL on an invoice row)."""
+        if self.point is None:
+            raise ValueError("one_pass evaluates one date")
+        day = bound_date(self.point)
+        paid = _only(
+            sa.select(
+                payments.c.invoice_id.label("names"), payments.c.customer_id,
+                payments.c.currency, payments.c.amount_cents,
+            ).where(payments.c.received_date <= day, within_bound(payments.c.amount_cents)),
+            payments.c.customer_id,
+            self.only,
+        )  # fmt: skip
+        credited = _only(
+            sa.select(
+                invoices.c.applies_to_invoice_id, invoices.c.customer_id, invoices.c.currency,
+                invoices.c.amount_cents,
+            ).where(
+                invoices.c.kind == "credit_note",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= day,
+                within_bound(invoices.c.amount_cents),
+            ),
+            invoices.c.customer_id,
+            self.only,
+        )  # fmt: skip
+        settled = sa.union_all(paid, credited).subquery("settled")
+        grouped = (
+            sa.select(
+                settled.c.names, settled.c.customer_id, settled.c.currency,
+                # cast: PostgreSQL sums BIGINT into NUMERIC, slow in the join's arithmetic
+                sa.cast(sa.func.sum(settled.c.amount_cents), sa.BigInteger).label("cents"),
+            )
+            .group_by(settled.c.names, settled.c.customer_id, settled.c.currency)
+            .subquery("settled_groups")
+        )  # fmt: skip
+        eligible = _only(
+            sa.select(
+                invoices.c.invoice_id, invoices.c.customer_id, invoices.c.invoice_number,
+                invoices.c.currency, invoices.c.due_date, invoices.c.disputed,
+                invoices.c.amount_cents,
+            ).where(
+                invoices.c.kind == "invoice",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= day,
+                within_bound(invoices.c.amount_cents),
+            ),
+            invoices.c.customer_id,
+            self.only,
+        ).subquery("eligible")  # fmt: skip
+        e, g = eligible.c, grouped.c
+        balance = _capped(e.amount_cents - sa.func.coalesce(g.cents, 0), e.amount_cents)
+        unapplied = e.invoice_id.is_(None)
+        return (
+            sa.select(
+                bound_date(self.point).label("as_of"),
+                e.invoice_id,
+                sa.case((unapplied, g.customer_id), else_=e.customer_id).label("customer_id"),
+                e.invoice_number,
+                sa.case((unapplied, g.currency), else_=e.currency).label("currency"),
+                e.due_date,
+                e.disputed,
+                sa.case((unapplied, sa.null()), else_=balance).label("balance_cents"),
+                sa.case((unapplied, g.cents)).label("credit_cents"),
+            )
+            .select_from(
+                eligible.outerjoin(
+                    grouped,
+                    sa.and_(
+                        g.names == e.invoice_id,
+                        g.customer_id == e.customer_id,
+                        g.currency == e.currency,
+                    ),
+                    full=True,
+                )
+            )
+            .where(sa.or_(unapplied, balance != 0))
+        )
+
     def balances(self) -> FromClause:
         """Every non-zero invoice balance on each date with the invoice's attributes: (as_of,
         customer_id, invoice_id, invoice_number, currency, due_date, disputed, balance_cents).
@@ -512,7 +604,8 @@ SNAPSHOT_KEEP_DAYS = 7
 
 def write_snapshot(connection: Connection, as_of: dt.date) -> None:
     """Store the invoice balances and on-account credit of ``as_of`` (one pass over the
-    ledger's events), replacing that date; snapshots older than a week before it are dropped."""
+    ledger, :meth:`AgingSource.one_pass`), replacing that date; snapshots older than a week
+    before it are dropped."""
     from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
 
     tables = (aging_open_items, aging_credits, aging_snapshots)
@@ -521,16 +614,46 @@ def write_snapshot(connection: Connection, as_of: dt.date) -> None:
         connection.execute(
             table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
         )
-    source = AgingSource(as_of_dates([as_of]))
-    connection.execute(
-        aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), source.aged_balances())
+    # The pass is kept in a temporary table (a few rows per open item) that both inserts read,
+    # so that the ledger is joined once. Dropped at commit on PostgreSQL (also after an
+    # error), and at the end here or before the next use on SQLite.
+    scratch = sa.Table(
+        "aging_pass",
+        sa.MetaData(),
+        sa.Column("as_of", sa.Date),
+        sa.Column("invoice_id", sa.Text),
+        sa.Column("customer_id", sa.Text),
+        sa.Column("invoice_number", sa.Text),
+        sa.Column("currency", sa.CHAR(3)),
+        sa.Column("due_date", sa.Date),
+        sa.Column("disputed", sa.Boolean),
+        sa.Column("balance_cents", sa.BigInteger),
+        sa.Column("credit_cents", sa.BigInteger),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
     )
+    scratch.drop(connection, checkfirst=True)
+    scratch.create(connection)
+    connection.execute(
+        scratch.insert().from_select(
+            [c.name for c in scratch.columns], AgingSource(as_of_dates([as_of])).one_pass()
+        )
+    )
+    balances = sa.select(scratch).where(scratch.c.invoice_id.is_not(None)).subquery("balances")
+    connection.execute(
+        aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), aged_from(balances))
+    )
+    credit = sa.func.sum(scratch.c.credit_cents)
     connection.execute(
         aging_credits.insert().from_select(
             ["as_of", "customer_id", "currency", "unapplied_credit_cents"],
-            source.on_account_credit(),
+            sa.select(scratch.c.as_of, scratch.c.customer_id, scratch.c.currency, credit)
+            .where(scratch.c.invoice_id.is_(None))
+            .group_by(scratch.c.as_of, scratch.c.customer_id, scratch.c.currency)
+            .having(credit != 0),
         )
     )
+    scratch.drop(connection)
     connection.execute(
         aging_snapshots.insert().values(as_of=as_of, written_at=dt.datetime.now(dt.UTC))
     )
