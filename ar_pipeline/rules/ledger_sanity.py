@@ -143,54 +143,48 @@ def findings(
         p.amount_cents < 0,
         p.invoice_id.is_not(None),
     )
-    keys = (sa.select(p.invoice_id, p.customer_id, p.currency).where(reversal).distinct()).subquery(
-        "reversed_keys"
-    )
+    keys = (
+        sa.select(p.invoice_id, p.customer_id, p.currency).where(reversal).distinct()
+    ).subquery("reversed_keys")
     paid, note = payments.alias("paid"), invoices.alias("note")
-    zero = sa.literal(0, sa.BigInteger)
-    parts = sa.union_all(
-        sa.select(keys, paid.c.amount_cents.label("paid_cents"), zero.label("credited_cents"))
-        .select_from(
-            keys.join(
-                paid,
-                sa.and_(
-                    paid.c.invoice_id == keys.c.invoice_id,
-                    paid.c.customer_id == keys.c.customer_id,
-                    paid.c.currency == keys.c.currency,
-                ),
-            )
-        )
-        .where(paid.c.received_date <= day, within_bound(paid.c.amount_cents)),
-        sa.select(keys, zero.label("paid_cents"), note.c.amount_cents.label("credited_cents"))
-        .select_from(
-            keys.join(
-                note,
-                sa.and_(
-                    note.c.applies_to_invoice_id == keys.c.invoice_id,
-                    note.c.customer_id == keys.c.customer_id,
-                    note.c.currency == keys.c.currency,
-                ),
-            )
-        )
+    # per key, one lookup of its payments and of its credit notes (the indexes on invoice_id
+    # and applies_to_invoice_id): a join would read every payment and invoice for a few keys
+    net_paid = (
+        sa.select(sa.func.sum(paid.c.amount_cents))
         .where(
+            paid.c.invoice_id == keys.c.invoice_id,
+            paid.c.customer_id == keys.c.customer_id,
+            paid.c.currency == keys.c.currency,
+            paid.c.received_date <= day,
+            within_bound(paid.c.amount_cents),
+        )
+        .scalar_subquery()
+    )
+    credited = (
+        sa.select(sa.func.coalesce(sa.func.sum(note.c.amount_cents), 0))
+        .where(
+            note.c.applies_to_invoice_id == keys.c.invoice_id,
+            note.c.customer_id == keys.c.customer_id,
+            note.c.currency == keys.c.currency,
             note.c.kind == "credit_note",
             note.c.status == "issued",
             note.c.issue_date <= day,
             within_bound(note.c.amount_cents),
-        ),
-    ).subquery("reversed_parts")
-    net_paid = sa.func.sum(parts.c.paid_cents)
-    net = (
-        sa.select(
-            parts.c.invoice_id,
-            parts.c.customer_id,
-            parts.c.currency,
-            net_paid.label("net_paid_cents"),
-            (net_paid + sa.func.sum(parts.c.credited_cents)).label("net_settled_cents"),
         )
-        .group_by(parts.c.invoice_id, parts.c.customer_id, parts.c.currency)
-        .cte("reversed_nets")
+        .scalar_subquery()
     )
+    # the payments of a key include its reversal: their sum is never NULL
+    per_key = sa.select(
+        keys.c.invoice_id, keys.c.customer_id, keys.c.currency,
+        net_paid.label("net_paid_cents"), credited.label("credited_cents"),
+    ).subquery("reversed_sums")  # fmt: skip
+    net = sa.select(
+        per_key.c.invoice_id,
+        per_key.c.customer_id,
+        per_key.c.currency,
+        per_key.c.net_paid_cents,
+        (per_key.c.net_paid_cents + per_key.c.credited_cents).label("net_settled_cents"),
+    ).cte("reversed_nets")
     over_reversed = (
         sa.select(
             *_finding(
