@@ -359,7 +359,8 @@ class AgingSource:
 
         Columns: as_of, invoice_id (NULL on a credit row), customer_id, invoice_number,
         currency, due_date, disputed, balance_cents (the invoice's, capped at its amount; NULL
-        on a credit row) and credit_cents (the group's sum; NULL on an invoice row)."""
+        on a credit row), credit_cents (the group's sum; NULL on an invoice row) and names (the
+        invoice a credit row's settlements name, if any)."""
         if self.point is None:
             raise ValueError("one_pass evaluates one date")
         day = bound_date(self.point)
@@ -422,6 +423,7 @@ class AgingSource:
                 e.disputed,
                 sa.case((unapplied, sa.null()), else_=balance).label("balance_cents"),
                 sa.case((unapplied, g.cents)).label("credit_cents"),
+                sa.case((unapplied, g.names)).label("names"),
             )
             .select_from(
                 eligible.outerjoin(
@@ -602,10 +604,32 @@ SNAPSHOT_COLUMNS = (
 SNAPSHOT_KEEP_DAYS = 7
 
 
-def write_snapshot(connection: Connection, as_of: dt.date) -> None:
+# The day's pass over the ledger (AgingSource.one_pass), kept while the run's snapshot is written
+# and, on request, for the ledger check (unapplied_settlements). Temporary: dropped at commit on
+# PostgreSQL (also after an error), explicitly or before the next use on SQLite.
+AGING_PASS = sa.Table(
+    "aging_pass",
+    sa.MetaData(),
+    sa.Column("as_of", sa.Date),
+    sa.Column("invoice_id", sa.Text),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("currency", sa.CHAR(3)),
+    sa.Column("due_date", sa.Date),
+    sa.Column("disputed", sa.Boolean),
+    sa.Column("balance_cents", sa.BigInteger),
+    sa.Column("credit_cents", sa.BigInteger),
+    sa.Column("names", sa.Text),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+def write_snapshot(connection: Connection, as_of: dt.date, keep_pass: bool = False) -> None:
     """Store the invoice balances and on-account credit of ``as_of`` (one pass over the
     ledger, :meth:`AgingSource.one_pass`), replacing that date; snapshots older than a week
-    before it are dropped."""
+    before it are dropped. ``keep_pass``: leave the pass for :func:`unapplied_settlements`
+    until :func:`drop_pass` or (PostgreSQL) the end of the transaction."""
     from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
 
     tables = (aging_open_items, aging_credits, aging_snapshots)
@@ -614,25 +638,10 @@ def write_snapshot(connection: Connection, as_of: dt.date) -> None:
         connection.execute(
             table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
         )
-    # The pass is kept in a temporary table (a few rows per open item) that both inserts read,
-    # so that the ledger is joined once. Dropped at commit on PostgreSQL (also after an
-    # error), and at the end here or before the next use on SQLite.
-    scratch = sa.Table(
-        "aging_pass",
-        sa.MetaData(),
-        sa.Column("as_of", sa.Date),
-        sa.Column("invoice_id", sa.Text),
-        sa.Column("customer_id", sa.Text),
-        sa.Column("invoice_number", sa.Text),
-        sa.Column("currency", sa.CHAR(3)),
-        sa.Column("due_date", sa.Date),
-        sa.Column("disputed", sa.Boolean),
-        sa.Column("balance_cents", sa.BigInteger),
-        sa.Column("credit_cents", sa.BigInteger),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
-    scratch.drop(connection, checkfirst=True)
+    # the pass (a row per non-zero balance or unapplied group) is read by both inserts, so
+    # that the ledger is joined once
+    scratch = AGING_PASS
+    drop_pass(connection)
     scratch.create(connection)
     connection.execute(
         scratch.insert().from_select(
@@ -653,10 +662,35 @@ def write_snapshot(connection: Connection, as_of: dt.date) -> None:
             .having(credit != 0),
         )
     )
-    scratch.drop(connection)
+    if keep_pass:
+        if connection.dialect.name == "postgresql":
+            # the ledger check joins a few of its rows by index: it needs their number
+            connection.execute(sa.text(f"ANALYZE {scratch.name}"))
+    else:
+        drop_pass(connection)
     connection.execute(
         aging_snapshots.insert().values(as_of=as_of, written_at=dt.datetime.now(dt.UTC))
     )
+
+
+def unapplied_settlements(as_of: dt.date) -> FromClause:
+    """Of the pass kept by ``write_snapshot(..., keep_pass=True)`` for ``as_of``: the keys
+    (names, customer_id, currency) of the settlements within the amount bound that name an
+    invoice and are applied to none (it is not eligible, not issued by then, or of another
+    customer or currency). A settlement within the bound that names an invoice of another
+    customer or currency has one of these keys
+    (:func:`ar_pipeline.rules.ledger_sanity.findings`)."""
+    p = AGING_PASS.c
+    return (
+        sa.select(p.names, p.customer_id, p.currency)
+        .where(p.as_of == bound_date(as_of), p.invoice_id.is_(None), p.names.is_not(None))
+        .subquery("unapplied_settlements")
+    )
+
+
+def drop_pass(connection: Connection) -> None:
+    """Drop the pass of :func:`write_snapshot`, if any."""
+    AGING_PASS.drop(connection, checkfirst=True)
 
 
 def source_for(connection: Connection, as_of: dt.date, only: Customers = None):
@@ -824,12 +858,15 @@ def aging_by_customer(
 AR_AGING_COLUMNS = [c.name for c in ar_aging.columns]
 
 
-def write_ar_aging(connection: Connection, as_of: dt.date, from_state: bool = False) -> int:
+def write_ar_aging(
+    connection: Connection, as_of: dt.date, from_state: bool = False, keep_pass: bool = False
+) -> int:
     """Replace the ``ar_aging`` rows of ``as_of`` with a fresh aggregation, inside the caller's
     transaction, with one INSERT ... SELECT. The day's balances are either stored once
     (:func:`write_snapshot`, one pass over the ledger's events) or, ``from_state``, read from
     the incremental balances, which the caller brought to ``as_of`` (the day's snapshot is then
-    dropped: they are the day's balances). Returns the number of rows written."""
+    dropped: they are the day's balances). ``keep_pass``: see :func:`write_snapshot`. Returns
+    the number of rows written."""
     connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
     if from_state:
         from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
@@ -840,7 +877,7 @@ def write_ar_aging(connection: Connection, as_of: dt.date, from_state: bool = Fa
                 table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
             )
     else:
-        write_snapshot(connection, as_of)
+        write_snapshot(connection, as_of, keep_pass=keep_pass)
     source = aging_by_customer(
         as_of_dates([as_of]), source=SnapshotSource(as_of, from_state=from_state)
     ).subquery("aging")

@@ -98,7 +98,9 @@ def _finding(
 
 
 def findings(
-    as_of: dt.date, only: Select | CompoundSelect | Sequence[str] | None = None
+    as_of: dt.date,
+    only: Select | CompoundSelect | Sequence[str] | None = None,
+    unapplied: FromClause | None = None,
 ) -> Select:
     """Every finding as of ``as_of`` (see the module docstring), one row per (row, reason,
     customer): customer_id, reason, row_kind (``invoice``, ``credit_note``, ``payment``),
@@ -109,7 +111,14 @@ def findings(
 
     ``only`` (a list or a SELECT of customer ids) reads only those customers' rows and returns
     only their findings. A customer-mismatch finding involves two customers: it is found when
-    both are in ``only`` (:func:`counterparts` lists the other side)."""
+    both are in ``only`` (:func:`counterparts` lists the other side).
+
+    ``unapplied``: the aging's unapplied settlements of ``as_of``
+    (:func:`ar_pipeline.rules.aging.unapplied_settlements`, keys names, customer_id,
+    currency). A settlement within the bound that names an invoice of its own customer and
+    currency, eligible and issued by then, is applied to it: no mismatch. So the mismatch rules
+    read only the rows of those keys and the rows beyond the bound, instead of joining every
+    payment and credit note with the invoices."""
     day = bound_date(as_of, "ledger_as_of")
     p, inv = payments.c, invoices.c
     issued = sa.and_(inv.status == "issued", inv.issue_date <= day)
@@ -231,16 +240,51 @@ def findings(
     )  # fmt: skip
 
     # 4. settlements naming an invoice of another currency or another customer
-    naming = sa.union_all(
-        sa.select(
-            p.customer_id, _text("payment").label("row_kind"), p.payment_id.label("row_id"),
-            p.invoice_id, p.currency, p.amount_cents,
-        ).where(p.received_date <= day, p.invoice_id.is_not(None), paid_in_scope),
-        sa.select(
-            inv.customer_id, _text("credit_note"), inv.invoice_id,
-            inv.applies_to_invoice_id, inv.currency, inv.amount_cents,
-        ).where(inv.kind == "credit_note", issued, inv.applies_to_invoice_id.is_not(None)),
-    ).subquery("naming")  # fmt: skip
+    paying = sa.and_(p.received_date <= day, p.invoice_id.is_not(None), paid_in_scope)
+    noting = sa.and_(inv.kind == "credit_note", issued, inv.applies_to_invoice_id.is_not(None))
+    payment_columns = [
+        p.customer_id, _text("payment").label("row_kind"), p.payment_id.label("row_id"),
+        p.invoice_id, p.currency, p.amount_cents,
+    ]  # fmt: skip
+    note_columns = [
+        inv.customer_id, _text("credit_note"), inv.invoice_id, inv.applies_to_invoice_id,
+        inv.currency, inv.amount_cents,
+    ]  # fmt: skip
+    if unapplied is None:
+        naming = sa.union_all(
+            sa.select(*payment_columns).where(paying),
+            sa.select(*note_columns).where(noting),
+        ).subquery("naming")
+    else:
+        u = unapplied.c
+        naming = sa.union_all(
+            sa.select(*payment_columns)
+            .select_from(
+                payments.join(
+                    unapplied,
+                    sa.and_(
+                        u.names == p.invoice_id,
+                        u.customer_id == p.customer_id,
+                        u.currency == p.currency,
+                    ),
+                )
+            )
+            .where(paying, within_bound(p.amount_cents)),
+            sa.select(*payment_columns).where(paying, ~within_bound(p.amount_cents)),
+            sa.select(*note_columns)
+            .select_from(
+                invoices.join(
+                    unapplied,
+                    sa.and_(
+                        u.names == inv.applies_to_invoice_id,
+                        u.customer_id == inv.customer_id,
+                        u.currency == inv.currency,
+                    ),
+                )
+            )
+            .where(noting, within_bound(inv.amount_cents)),
+            sa.select(*note_columns).where(noting, ~within_bound(inv.amount_cents)),
+        ).subquery("naming")
     named = invoices.alias("named")
     mismatched = (
         sa.select(
@@ -367,11 +411,15 @@ class Finding:
 
 
 def _ordered_findings(
-    as_of: dt.date, only: Collection[str] | None = None, stored: FromClause | None = None
+    as_of: dt.date,
+    only: Collection[str] | None = None,
+    stored: FromClause | None = None,
+    unapplied: FromClause | None = None,
 ) -> Select:
     """The findings with the customer's name, in a stable order; ``only`` these customers.
-    ``stored``: the findings of ``as_of`` already computed (the incremental state's table)."""
-    found = findings(as_of).subquery("findings") if stored is None else stored
+    ``stored``: the findings of ``as_of`` already computed (the incremental state's table);
+    ``unapplied``: see :func:`findings`."""
+    found = findings(as_of, unapplied=unapplied).subquery("findings") if stored is None else stored
     query = sa.select(found, customers.c.customer_name).select_from(
         found.outerjoin(customers, customers.c.customer_id == found.c.customer_id)
     )
@@ -455,13 +503,17 @@ def review_ledger(
     as_of: dt.date,
     batch_size: int = 5000,
     stored: FromClause | None = None,
+    unapplied: FromClause | None = None,
 ) -> LedgerReview:
     """Run every rule as of ``as_of`` in one statement, streaming the findings (memory stays
     small however many there are). ``stored``: read the findings of ``as_of`` kept by the
-    incremental state (``ar_pipeline.rules.incremental``) instead."""
+    incremental state (``ar_pipeline.rules.incremental``) instead. ``unapplied``: the aging's
+    unapplied settlements of ``as_of``, which spare the mismatch rules a join of the whole
+    ledger (:func:`findings`)."""
     review = LedgerReview(as_of)
     result = connection.execute(
-        _ordered_findings(as_of, stored=stored), execution_options={"yield_per": batch_size}
+        _ordered_findings(as_of, stored=stored, unapplied=unapplied),
+        execution_options={"yield_per": batch_size},
     )
     for row in result:
         finding = _finding_of(row)
