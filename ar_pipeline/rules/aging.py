@@ -640,36 +640,58 @@ def write_snapshot(connection: Connection, as_of: dt.date, keep_pass: bool = Fal
         )
     # the pass (a row per non-zero balance or unapplied group) is read by both inserts, so
     # that the ledger is joined once
-    scratch = AGING_PASS
-    drop_pass(connection)
-    scratch.create(connection)
-    connection.execute(
-        scratch.insert().from_select(
-            [c.name for c in scratch.columns], AgingSource(as_of_dates([as_of])).one_pass()
-        )
-    )
-    balances = sa.select(scratch).where(scratch.c.invoice_id.is_not(None)).subquery("balances")
+    fill_pass(connection, as_of, analyze=keep_pass)
+    balances = pass_balances().subquery("balances")
     connection.execute(
         aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), aged_from(balances))
     )
-    credit = sa.func.sum(scratch.c.credit_cents)
     connection.execute(
         aging_credits.insert().from_select(
-            ["as_of", "customer_id", "currency", "unapplied_credit_cents"],
-            sa.select(scratch.c.as_of, scratch.c.customer_id, scratch.c.currency, credit)
-            .where(scratch.c.invoice_id.is_(None))
-            .group_by(scratch.c.as_of, scratch.c.customer_id, scratch.c.currency)
-            .having(credit != 0),
+            ["as_of", "customer_id", "currency", "unapplied_credit_cents"], pass_credit()
         )
     )
-    if keep_pass:
-        if connection.dialect.name == "postgresql":
-            # the ledger check joins a few of its rows by index: it needs their number
-            connection.execute(sa.text(f"ANALYZE {scratch.name}"))
-    else:
+    if not keep_pass:
         drop_pass(connection)
     connection.execute(
         aging_snapshots.insert().values(as_of=as_of, written_at=dt.datetime.now(dt.UTC))
+    )
+
+
+def fill_pass(
+    connection: Connection, as_of: dt.date, only: Customers = None, analyze: bool = False
+) -> None:
+    """(Re)create the temporary pass table with :meth:`AgingSource.one_pass` of ``as_of``
+    (``only`` these customers). ``analyze``: give PostgreSQL its statistics, for a reader
+    that joins a few of its rows by index (the ledger check)."""
+    drop_pass(connection)
+    AGING_PASS.create(connection)
+    connection.execute(
+        AGING_PASS.insert().from_select(
+            [c.name for c in AGING_PASS.columns], AgingSource(as_of_dates([as_of]), only).one_pass()
+        )
+    )
+    if analyze and connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"ANALYZE {AGING_PASS.name}"))
+
+
+def pass_balances() -> Select:
+    """The pass's invoice balances: the columns of :meth:`AgingSource.balances`."""
+    p = AGING_PASS.c
+    return sa.select(
+        p.as_of, p.customer_id, p.invoice_id, p.invoice_number, p.currency, p.due_date,
+        p.disputed, p.balance_cents,
+    ).where(p.invoice_id.is_not(None))  # fmt: skip
+
+
+def pass_credit() -> Select:
+    """The pass's on-account credit: the rows of :meth:`AgingSource.on_account_credit`."""
+    p = AGING_PASS.c
+    credit = sa.func.sum(p.credit_cents)
+    return (
+        sa.select(p.as_of, p.customer_id, p.currency, credit.label("unapplied_credit_cents"))
+        .where(p.invoice_id.is_(None))
+        .group_by(p.as_of, p.customer_id, p.currency)
+        .having(credit != 0)
     )
 
 

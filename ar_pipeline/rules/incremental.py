@@ -147,24 +147,28 @@ def _recompute_all(connection: Connection, as_of: dt.date) -> None:
 
 
 def _insert_for(connection: Connection, as_of: dt.date, only: Select | None) -> None:
-    source = AgingSource(as_of_dates([as_of]), only)
-    balances = source.balances()
+    # one pass over the ledger (AgingSource.one_pass) gives the balances and the credit; the
+    # ledger check reads its unapplied settlements instead of joining the ledger again
+    aging.fill_pass(connection, as_of, only, analyze=True)
+    balances = aging.pass_balances().subquery("balances")
     connection.execute(
         ledger_balances.insert().from_select(
             list(BALANCE_COLUMNS), sa.select(*[balances.c[c] for c in BALANCE_COLUMNS])
         )
     )
-    credit = source.on_account_credit().subquery("credit")
+    credit = aging.pass_credit().subquery("credit")
     connection.execute(
         ledger_credits.insert().from_select(
             list(CREDIT_COLUMNS), sa.select(*[credit.c[c] for c in CREDIT_COLUMNS])
         )
     )
     # the ledger check's findings: each belongs to one customer (the row's), like a balance
-    found = ledger_sanity.findings(as_of, only).subquery("found")
+    unapplied = aging.unapplied_settlements(as_of)
+    found = ledger_sanity.findings(as_of, only, unapplied).subquery("found")
     columns = [c.name for c in ledger_findings.columns]
     query = sa.select(*[found.c[c] for c in columns])
     connection.execute(ledger_findings.insert().from_select(columns, query))
+    aging.drop_pass(connection)
 
 
 def changed_customers(since: dt.date, as_of: dt.date, watermark: int, head: int) -> Select:
