@@ -640,7 +640,7 @@ def write_snapshot(connection: Connection, as_of: dt.date, keep_pass: bool = Fal
         )
     # the pass (a row per non-zero balance or unapplied group) is read by both inserts, so
     # that the ledger is joined once
-    fill_pass(connection, as_of, analyze=keep_pass)
+    fill_pass(connection, as_of)
     balances = pass_balances().subquery("balances")
     connection.execute(
         aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), aged_from(balances))
@@ -657,12 +657,10 @@ def write_snapshot(connection: Connection, as_of: dt.date, keep_pass: bool = Fal
     )
 
 
-def fill_pass(
-    connection: Connection, as_of: dt.date, only: Customers = None, analyze: bool = False
-) -> None:
+def fill_pass(connection: Connection, as_of: dt.date, only: Customers = None) -> None:
     """(Re)create the temporary pass table with :meth:`AgingSource.one_pass` of ``as_of``
-    (``only`` these customers). ``analyze``: give PostgreSQL its statistics, for a reader
-    that joins a few of its rows by index (the ledger check)."""
+    (``only`` these customers). Not analyzed: unanalyzed, PostgreSQL estimates few unapplied
+    rows and looks their payments up by index, which is the plan the ledger check wants."""
     drop_pass(connection)
     AGING_PASS.create(connection)
     connection.execute(
@@ -670,8 +668,6 @@ def fill_pass(
             [c.name for c in AGING_PASS.columns], AgingSource(as_of_dates([as_of]), only).one_pass()
         )
     )
-    if analyze and connection.dialect.name == "postgresql":
-        connection.execute(sa.text(f"ANALYZE {AGING_PASS.name}"))
 
 
 def pass_balances() -> Select:

@@ -149,7 +149,7 @@ def _recompute_all(connection: Connection, as_of: dt.date) -> None:
 def _insert_for(connection: Connection, as_of: dt.date, only: Select | None) -> None:
     # one pass over the ledger (AgingSource.one_pass) gives the balances and the credit; the
     # ledger check reads its unapplied settlements instead of joining the ledger again
-    aging.fill_pass(connection, as_of, only, analyze=True)
+    aging.fill_pass(connection, as_of, only)
     balances = aging.pass_balances().subquery("balances")
     connection.execute(
         ledger_balances.insert().from_select(
