@@ -356,6 +356,7 @@ class AgingSource:
         the customer's on-account credit in its currency. That is the events summed up to the
         date (:meth:`_balances_on_dates`): a settlement that came before its invoice was issued
         is credit until then and applied from then on, so it is one or the other on any day.
+        (A FULL JOIN: SQLite 3.39 or later.)
 
         Columns: as_of, invoice_id (NULL on a credit row), customer_id, invoice_number,
         currency, due_date, disputed, balance_cents (the invoice's, capped at its amount; NULL
