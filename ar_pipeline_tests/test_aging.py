@@ -6,8 +6,13 @@ import sqlalchemy as sa
 
 from ar_pipeline.rules.aging import write_ar_aging
 from ar_pipeline.rules.views import upgrade_database
-from ar_pipeline.store.schema import ar_aging
-from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, build_reference_ledger
+from ar_pipeline.store.schema import aging_credits, aging_open_items, ar_aging
+from ar_pipeline_tests.ledger_builder import (
+    add_customer,
+    add_invoice,
+    add_payment,
+    build_reference_ledger,
+)
 
 AS_OF = dt.date(2026, 3, 31)
 
@@ -209,3 +214,57 @@ def test_upgrade_is_idempotent(engine):
     upgrade_database(engine)
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM v_ar_aging")).scalar_one() == 0
+
+
+def test_a_settlement_applies_only_to_an_eligible_invoice_of_its_customer_and_currency(engine):
+    """The one pass of the daily run (settlements summed per named invoice, customer and
+    currency, joined with the eligible invoices). As of 03-31, Delta EUR:
+      D1 100.00 issued 03-10, due 04-09 (-9 days, current); PD1 40.00 of 03-01 names it, before
+         it was issued: applied once D1 is issued -> 60.00 open
+      D2 50.00 issued 04-05, after the as-of date; PD2 20.00 of 03-20 names it -> credit 20.00
+      D3 30.00 issued 02-01, due 03-03: 28 days -> 1_30, 30.00 open; Echo's PE1 10.00 names it
+         (another customer) -> Echo's credit 10.00 EUR, D3 stays open
+      PD3 15.00 USD of 03-15 names D1 (another currency) -> Delta's credit 15.00 USD
+    Delta EUR: total 90.00, overdue 30.00, credit 20.00, net 70.00 (invoices D1 + D3 = 130.00
+    less payments PD1 + PD2 = 60.00), dunnable 30.00 - 20.00 = 10.00."""
+    with engine.begin() as connection:
+        add_customer(connection, "D", "Delta AB")
+        add_customer(connection, "E", "Echo Srl")
+        add_invoice(connection, "D1", "D", 10_000, "2026-03-10", "2026-04-09")
+        add_payment(connection, "PD1", "D", 4_000, "2026-03-01", "D1")
+        add_invoice(connection, "D2", "D", 5_000, "2026-04-05", "2026-05-05")
+        add_payment(connection, "PD2", "D", 2_000, "2026-03-20", "D2")
+        add_invoice(connection, "D3", "D", 3_000, "2026-02-01", "2026-03-03")
+        add_payment(connection, "PE1", "E", 1_000, "2026-03-25", "D3")
+        add_payment(connection, "PD3", "D", 1_500, "2026-03-15", "D1", currency="USD")
+        assert write_ar_aging(connection, AS_OF) == 3
+    with engine.connect() as connection:
+        rows = _aging_rows(connection, AS_OF)
+        items = connection.execute(
+            sa.select(
+                aging_open_items.c.invoice_id, aging_open_items.c.balance_cents,
+                aging_open_items.c.days_overdue, aging_open_items.c.bucket,
+            )
+            .where(aging_open_items.c.as_of == AS_OF)
+            .order_by(aging_open_items.c.invoice_id)
+        ).all()  # fmt: skip
+        credits = connection.execute(
+            sa.select(
+                aging_credits.c.customer_id, aging_credits.c.currency,
+                aging_credits.c.unapplied_credit_cents,
+            )
+            .where(aging_credits.c.as_of == AS_OF)
+            .order_by(aging_credits.c.customer_id, aging_credits.c.currency)
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in items] == [("D1", 6_000, -9, "current"), ("D3", 3_000, 28, "1_30")]
+    assert [tuple(r) for r in credits] == [("D", "EUR", 2_000), ("D", "USD", 1_500),
+                                           ("E", "EUR", 1_000)]  # fmt: skip
+    delta = rows[("D", "EUR")]
+    assert (delta["total_open_cents"], delta["overdue_cents"], delta["current_cents"]) == (
+        9_000, 3_000, 6_000
+    )
+    assert delta["days_1_30_cents"] == 3_000 and delta["unapplied_credit_cents"] == 2_000
+    assert (delta["net_balance_cents"], delta["dunnable_cents"]) == (7_000, 1_000)
+    assert delta["oldest_overdue_invoice_id"] == "D3" and delta["open_item_count"] == 2
+    assert rows[("D", "USD")]["net_balance_cents"] == -1_500
+    assert rows[("E", "EUR")]["net_balance_cents"] == -1_000

@@ -93,6 +93,15 @@ def huge_payment(c):
     add_payment(c, "P-HUGE", "P", -(BOUND + 1), "2026-02-20", "P1")
 
 
+def huge_mismatch(c):
+    # S's payment beyond the bound names Q's invoice: left out of the aging (Q1's 80.00 stays
+    # open, S has no credit) and a customer mismatch all the same, named for both
+    add_customer(c, "Q", "Quebec Inc")
+    add_invoice(c, "Q1", "Q", 8_000, "2026-01-10", "2026-02-09")
+    add_customer(c, "S", "Sierra SpA")
+    add_payment(c, "S-HUGE", "S", BOUND + 1, "2026-02-20", "Q1")
+
+
 R_REASON = (
     "invoice R1: settlements net -50,000.00 EUR, which would leave 50,100.00 EUR open on an "
     "invoice of 100.00 EUR; aged as 100.00 EUR open; payment R-REV: a reversal of -50,000.00 EUR "
@@ -153,6 +162,22 @@ CASES = {
           "100,000,000,000.00 EUR; left out of the aging")],
         {("P", "EUR"): 7_000},
         {("P", "EUR"): 7_000},
+    ),
+    "huge_mismatch": (
+        huge_mismatch,
+        [("Q", "customer_mismatch", "payment", "S-HUGE"),
+         ("S", "amount_out_of_bounds", "payment", "S-HUGE"),
+         ("S", "customer_mismatch", "payment", "S-HUGE")],
+        [("Q", "Quebec Inc", ["customer_mismatch"],
+          "payment S-HUGE: 100,000,000,000.01 EUR names invoice Q1; the row and the invoice "
+          "belong to different customers (Q and S)"),
+         ("S", "Sierra SpA", ["amount_out_of_bounds", "customer_mismatch"],
+          "payment S-HUGE: 100,000,000,000.01 EUR is beyond the bound of +/- "
+          "100,000,000,000.00 EUR; left out of the aging; payment S-HUGE: 100,000,000,000.01 "
+          "EUR names invoice Q1; the row and the invoice belong to different customers "
+          "(S and Q)")],
+        {("Q", "EUR"): 8_000},
+        {("Q", "EUR"): 8_000},
     ),
 }  # fmt: skip
 FINE_OPEN = {("B", "EUR"): BOUND, ("G", "EUR"): 20_000, ("L", "EUR"): 10_000}
@@ -326,16 +351,17 @@ def test_trend_of_a_ledger_with_every_corrupt_row(engine):
     """The trend (many-day evaluation, credit sales summed straight from the invoices) neither
     overflows nor counts the rows beyond the bound. EUR open as of 03-31:
     B 10^13 + G 200.00 + L 100.00 + R 100.00 + C 300.00 + K 500.00 + N 60.00 + H 30,000.00
-    + P 70.00 = 10^13 + 31,330.00. Credit sales over (12-31, 03-31]: B1, G1, L1, R1, C1, K1,
-    P1 on 01-10 and N1 on 02-01 = 10^13 + 1,330.00 (H1 and H2 are left out, H3 is older)."""
+    + P 70.00 + Q 80.00 = 10^13 + 31,410.00. Credit sales over (12-31, 03-31]: B1, G1, L1,
+    R1, C1, K1, P1, Q1 on 01-10 and N1 on 02-01 = 10^13 + 1,410.00 (H1 and H2 are left out,
+    H3 is older)."""
     with engine.begin() as connection:
         add_fine_customers(connection)
         for build, *_ in CASES.values():
             build(connection)
         rows = write_summary(connection, AS_OF, AS_OF, ZoneInfo("UTC"))
     eur = next(r for r in rows if r["currency"] == "EUR")
-    assert eur["total_open_cents"] == BOUND + 3_133_000
-    assert eur["credit_sales_3m_cents"] == BOUND + 133_000
+    assert eur["total_open_cents"] == BOUND + 3_141_000
+    assert eur["credit_sales_3m_cents"] == BOUND + 141_000
 
 
 def test_held_back_pending_proposals_are_superseded_and_restaged_once_fixed(

@@ -345,6 +345,101 @@ class AgingSource:
         )
         return _only(query, invoices.c.customer_id, self.only).cte("balances")
 
+    def one_pass(self) -> Select:
+        """For one date: every eligible invoice with a non-zero balance and every unapplied
+        group of settlements, from one join of the settlements with the invoices.
+
+        The settlements are summed per (named invoice, customer, currency) and joined in full
+        with the eligible invoices issued by the date on those three keys. A matched group is
+        what is applied to that invoice; a group that matches none (it names no invoice, or one
+        that is not eligible, not yet issued, of another customer or in another currency) is
+        the customer's on-account credit in its currency. That is the events summed up to the
+        date (:meth:`_balances_on_dates`): a settlement that came before its invoice was issued
+        is credit until then and applied from then on, so it is one or the other on any day.
+        (A FULL JOIN: SQLite 3.39 or later.)
+
+        Columns: as_of, invoice_id (NULL on a credit row), customer_id, invoice_number,
+        currency, due_date, disputed, balance_cents (the invoice's, capped at its amount; NULL
+        on a credit row), credit_cents (the group's sum; NULL on an invoice row) and names (the
+        invoice a credit row's settlements name, if any)."""
+        if self.point is None:
+            raise ValueError("one_pass evaluates one date")
+        day = bound_date(self.point)
+        paid = _only(
+            sa.select(
+                payments.c.invoice_id.label("names"), payments.c.customer_id,
+                payments.c.currency, payments.c.amount_cents,
+            ).where(payments.c.received_date <= day, within_bound(payments.c.amount_cents)),
+            payments.c.customer_id,
+            self.only,
+        )  # fmt: skip
+        credited = _only(
+            sa.select(
+                invoices.c.applies_to_invoice_id, invoices.c.customer_id, invoices.c.currency,
+                invoices.c.amount_cents,
+            ).where(
+                invoices.c.kind == "credit_note",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= day,
+                within_bound(invoices.c.amount_cents),
+            ),
+            invoices.c.customer_id,
+            self.only,
+        )  # fmt: skip
+        settled = sa.union_all(paid, credited).subquery("settled")
+        grouped = (
+            sa.select(
+                settled.c.names, settled.c.customer_id, settled.c.currency,
+                # cast: PostgreSQL sums BIGINT into NUMERIC, slow in the join's arithmetic
+                sa.cast(sa.func.sum(settled.c.amount_cents), sa.BigInteger).label("cents"),
+            )
+            .group_by(settled.c.names, settled.c.customer_id, settled.c.currency)
+            .subquery("settled_groups")
+        )  # fmt: skip
+        eligible = _only(
+            sa.select(
+                invoices.c.invoice_id, invoices.c.customer_id, invoices.c.invoice_number,
+                invoices.c.currency, invoices.c.due_date, invoices.c.disputed,
+                invoices.c.amount_cents,
+            ).where(
+                invoices.c.kind == "invoice",
+                invoices.c.status == "issued",
+                invoices.c.issue_date <= day,
+                within_bound(invoices.c.amount_cents),
+            ),
+            invoices.c.customer_id,
+            self.only,
+        ).subquery("eligible")  # fmt: skip
+        e, g = eligible.c, grouped.c
+        balance = _capped(e.amount_cents - sa.func.coalesce(g.cents, 0), e.amount_cents)
+        unapplied = e.invoice_id.is_(None)
+        return (
+            sa.select(
+                bound_date(self.point).label("as_of"),
+                e.invoice_id,
+                sa.case((unapplied, g.customer_id), else_=e.customer_id).label("customer_id"),
+                e.invoice_number,
+                sa.case((unapplied, g.currency), else_=e.currency).label("currency"),
+                e.due_date,
+                e.disputed,
+                sa.case((unapplied, sa.null()), else_=balance).label("balance_cents"),
+                sa.case((unapplied, g.cents)).label("credit_cents"),
+                sa.case((unapplied, g.names)).label("names"),
+            )
+            .select_from(
+                eligible.outerjoin(
+                    grouped,
+                    sa.and_(
+                        g.names == e.invoice_id,
+                        g.customer_id == e.customer_id,
+                        g.currency == e.currency,
+                    ),
+                    full=True,
+                )
+            )
+            .where(sa.or_(unapplied, balance != 0))
+        )
+
     def balances(self) -> FromClause:
         """Every non-zero invoice balance on each date with the invoice's attributes: (as_of,
         customer_id, invoice_id, invoice_number, currency, due_date, disputed, balance_cents).
@@ -510,9 +605,32 @@ SNAPSHOT_COLUMNS = (
 SNAPSHOT_KEEP_DAYS = 7
 
 
-def write_snapshot(connection: Connection, as_of: dt.date) -> None:
+# The day's pass over the ledger (AgingSource.one_pass), kept while the run's snapshot is written
+# and, on request, for the ledger check (unapplied_settlements). Temporary: dropped at commit on
+# PostgreSQL (also after an error), explicitly or before the next use on SQLite.
+AGING_PASS = sa.Table(
+    "aging_pass",
+    sa.MetaData(),
+    sa.Column("as_of", sa.Date),
+    sa.Column("invoice_id", sa.Text),
+    sa.Column("customer_id", sa.Text),
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("currency", sa.CHAR(3)),
+    sa.Column("due_date", sa.Date),
+    sa.Column("disputed", sa.Boolean),
+    sa.Column("balance_cents", sa.BigInteger),
+    sa.Column("credit_cents", sa.BigInteger),
+    sa.Column("names", sa.Text),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+
+def write_snapshot(connection: Connection, as_of: dt.date, keep_pass: bool = False) -> None:
     """Store the invoice balances and on-account credit of ``as_of`` (one pass over the
-    ledger's events), replacing that date; snapshots older than a week before it are dropped."""
+    ledger, :meth:`AgingSource.one_pass`), replacing that date; snapshots older than a week
+    before it are dropped. ``keep_pass``: leave the pass for :func:`unapplied_settlements`
+    until :func:`drop_pass` or (PostgreSQL) the end of the transaction."""
     from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
 
     tables = (aging_open_items, aging_credits, aging_snapshots)
@@ -521,19 +639,77 @@ def write_snapshot(connection: Connection, as_of: dt.date) -> None:
         connection.execute(
             table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
         )
-    source = AgingSource(as_of_dates([as_of]))
+    # the pass (a row per non-zero balance or unapplied group) is read by both inserts, so
+    # that the ledger is joined once
+    fill_pass(connection, as_of)
+    balances = pass_balances().subquery("balances")
     connection.execute(
-        aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), source.aged_balances())
+        aging_open_items.insert().from_select(list(SNAPSHOT_COLUMNS), aged_from(balances))
     )
     connection.execute(
         aging_credits.insert().from_select(
-            ["as_of", "customer_id", "currency", "unapplied_credit_cents"],
-            source.on_account_credit(),
+            ["as_of", "customer_id", "currency", "unapplied_credit_cents"], pass_credit()
         )
     )
+    if not keep_pass:
+        drop_pass(connection)
     connection.execute(
         aging_snapshots.insert().values(as_of=as_of, written_at=dt.datetime.now(dt.UTC))
     )
+
+
+def fill_pass(connection: Connection, as_of: dt.date, only: Customers = None) -> None:
+    """(Re)create the temporary pass table with :meth:`AgingSource.one_pass` of ``as_of``
+    (``only`` these customers). Not analyzed: unanalyzed, PostgreSQL estimates few unapplied
+    rows and looks their payments up by index, which is the plan the ledger check wants."""
+    drop_pass(connection)
+    AGING_PASS.create(connection)
+    connection.execute(
+        AGING_PASS.insert().from_select(
+            [c.name for c in AGING_PASS.columns], AgingSource(as_of_dates([as_of]), only).one_pass()
+        )
+    )
+
+
+def pass_balances() -> Select:
+    """The pass's invoice balances: the columns of :meth:`AgingSource.balances`."""
+    p = AGING_PASS.c
+    return sa.select(
+        p.as_of, p.customer_id, p.invoice_id, p.invoice_number, p.currency, p.due_date,
+        p.disputed, p.balance_cents,
+    ).where(p.invoice_id.is_not(None))  # fmt: skip
+
+
+def pass_credit() -> Select:
+    """The pass's on-account credit: the rows of :meth:`AgingSource.on_account_credit`."""
+    p = AGING_PASS.c
+    credit = sa.func.sum(p.credit_cents)
+    return (
+        sa.select(p.as_of, p.customer_id, p.currency, credit.label("unapplied_credit_cents"))
+        .where(p.invoice_id.is_(None))
+        .group_by(p.as_of, p.customer_id, p.currency)
+        .having(credit != 0)
+    )
+
+
+def unapplied_settlements(as_of: dt.date) -> FromClause:
+    """Of the pass kept by ``write_snapshot(..., keep_pass=True)`` for ``as_of``: the keys
+    (names, customer_id, currency) of the settlements within the amount bound that name an
+    invoice and are applied to none (it is not eligible, not issued by then, or of another
+    customer or currency). A settlement within the bound that names an invoice of another
+    customer or currency has one of these keys
+    (:func:`ar_pipeline.rules.ledger_sanity.findings`)."""
+    p = AGING_PASS.c
+    return (
+        sa.select(p.names, p.customer_id, p.currency)
+        .where(p.as_of == bound_date(as_of), p.invoice_id.is_(None), p.names.is_not(None))
+        .subquery("unapplied_settlements")
+    )
+
+
+def drop_pass(connection: Connection) -> None:
+    """Drop the pass of :func:`write_snapshot`, if any."""
+    AGING_PASS.drop(connection, checkfirst=True)
 
 
 def source_for(connection: Connection, as_of: dt.date, only: Customers = None):
@@ -701,12 +877,15 @@ def aging_by_customer(
 AR_AGING_COLUMNS = [c.name for c in ar_aging.columns]
 
 
-def write_ar_aging(connection: Connection, as_of: dt.date, from_state: bool = False) -> int:
+def write_ar_aging(
+    connection: Connection, as_of: dt.date, from_state: bool = False, keep_pass: bool = False
+) -> int:
     """Replace the ``ar_aging`` rows of ``as_of`` with a fresh aggregation, inside the caller's
     transaction, with one INSERT ... SELECT. The day's balances are either stored once
     (:func:`write_snapshot`, one pass over the ledger's events) or, ``from_state``, read from
     the incremental balances, which the caller brought to ``as_of`` (the day's snapshot is then
-    dropped: they are the day's balances). Returns the number of rows written."""
+    dropped: they are the day's balances). ``keep_pass``: see :func:`write_snapshot`. Returns
+    the number of rows written."""
     connection.execute(ar_aging.delete().where(ar_aging.c.as_of == as_of))
     if from_state:
         from ar_pipeline.store.schema import aging_credits, aging_open_items, aging_snapshots
@@ -717,7 +896,7 @@ def write_ar_aging(connection: Connection, as_of: dt.date, from_state: bool = Fa
                 table.delete().where(sa.or_(table.c.as_of == as_of, table.c.as_of < cutoff))
             )
     else:
-        write_snapshot(connection, as_of)
+        write_snapshot(connection, as_of, keep_pass=keep_pass)
     source = aging_by_customer(
         as_of_dates([as_of]), source=SnapshotSource(as_of, from_state=from_state)
     ).subquery("aging")

@@ -147,24 +147,28 @@ def _recompute_all(connection: Connection, as_of: dt.date) -> None:
 
 
 def _insert_for(connection: Connection, as_of: dt.date, only: Select | None) -> None:
-    source = AgingSource(as_of_dates([as_of]), only)
-    balances = source.balances()
+    # one pass over the ledger (AgingSource.one_pass) gives the balances and the credit; the
+    # ledger check reads its unapplied settlements instead of joining the ledger again
+    aging.fill_pass(connection, as_of, only)
+    balances = aging.pass_balances().subquery("balances")
     connection.execute(
         ledger_balances.insert().from_select(
             list(BALANCE_COLUMNS), sa.select(*[balances.c[c] for c in BALANCE_COLUMNS])
         )
     )
-    credit = source.on_account_credit().subquery("credit")
+    credit = aging.pass_credit().subquery("credit")
     connection.execute(
         ledger_credits.insert().from_select(
             list(CREDIT_COLUMNS), sa.select(*[credit.c[c] for c in CREDIT_COLUMNS])
         )
     )
     # the ledger check's findings: each belongs to one customer (the row's), like a balance
-    found = ledger_sanity.findings(as_of, only).subquery("found")
+    unapplied = aging.unapplied_settlements(as_of)
+    found = ledger_sanity.findings(as_of, only, unapplied).subquery("found")
     columns = [c.name for c in ledger_findings.columns]
     query = sa.select(*[found.c[c] for c in columns])
     connection.execute(ledger_findings.insert().from_select(columns, query))
+    aging.drop_pass(connection)
 
 
 def changed_customers(since: dt.date, as_of: dt.date, watermark: int, head: int) -> Select:
@@ -337,17 +341,24 @@ def compare_with_full(
 
 
 def review_ledger(
-    connection: Connection, as_of: dt.date, refresh: Refresh
+    connection: Connection, as_of: dt.date, refresh: Refresh, with_pass: bool = False
 ) -> ledger_sanity.LedgerReview:
     """The ledger check's review of ``as_of``: from the state's findings when the state is as
-    of that date, else from the ledger."""
+    of that date, else from the ledger. ``with_pass``: :func:`write_ar_aging` kept the
+    aging's pass (``keep_pass``), which the check reads then (and drops)."""
     if refresh.mode in ("past", "off"):
-        return ledger_sanity.review_ledger(connection, as_of)
+        if not with_pass:
+            return ledger_sanity.review_ledger(connection, as_of)
+        review = ledger_sanity.review_ledger(
+            connection, as_of, unapplied=aging.unapplied_settlements(as_of)
+        )
+        aging.drop_pass(connection)
+        return review
     return ledger_sanity.review_ledger(connection, as_of, stored=ledger_findings)
 
 
 def write_ar_aging(
-    connection: Connection, as_of: dt.date, enabled: bool = True
+    connection: Connection, as_of: dt.date, enabled: bool = True, keep_pass: bool = False
 ) -> tuple[int, Refresh]:
     """The daily aging of ``as_of`` (:func:`ar_pipeline.rules.aging.write_ar_aging`) from the
     incremental balances when ``as_of`` is on or after the state's date, else from the ledger.
@@ -357,11 +368,14 @@ def write_ar_aging(
 
     After an incremental refresh a sample of customers is compared with a full recomputation;
     any difference (a writer that skipped the journal) recomputes everything at once, so the
-    day's figures never come from a state known to be wrong."""
+    day's figures never come from a state known to be wrong.
+
+    ``keep_pass``: when the day's balances come from the ledger, leave the aging's pass for
+    :func:`review_ledger` (``with_pass``)."""
     if not enabled:
         invalidate(connection)
         refresh = Refresh(as_of, "off", "AR_INCREMENTAL_BALANCES is off: from the ledger")
-        return aging.write_ar_aging(connection, as_of), refresh
+        return aging.write_ar_aging(connection, as_of, keep_pass=keep_pass), refresh
     refresh = refresh_balances(connection, as_of)
     if refresh.mode == "incremental":
         compared = compare_with_full(connection, as_of, sample_customers(connection, as_of))
@@ -369,5 +383,5 @@ def write_ar_aging(
             refresh = refresh_balances(connection, as_of, force_full=True)
             refresh = Refresh(as_of, "full", f"sample disagreed: {compared}")
     if refresh.mode == "past":
-        return aging.write_ar_aging(connection, as_of), refresh
+        return aging.write_ar_aging(connection, as_of, keep_pass=keep_pass), refresh
     return aging.write_ar_aging(connection, as_of, from_state=True), refresh

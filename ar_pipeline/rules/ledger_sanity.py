@@ -98,7 +98,9 @@ def _finding(
 
 
 def findings(
-    as_of: dt.date, only: Select | CompoundSelect | Sequence[str] | None = None
+    as_of: dt.date,
+    only: Select | CompoundSelect | Sequence[str] | None = None,
+    unapplied: FromClause | None = None,
 ) -> Select:
     """Every finding as of ``as_of`` (see the module docstring), one row per (row, reason,
     customer): customer_id, reason, row_kind (``invoice``, ``credit_note``, ``payment``),
@@ -109,7 +111,14 @@ def findings(
 
     ``only`` (a list or a SELECT of customer ids) reads only those customers' rows and returns
     only their findings. A customer-mismatch finding involves two customers: it is found when
-    both are in ``only`` (:func:`counterparts` lists the other side)."""
+    both are in ``only`` (:func:`counterparts` lists the other side).
+
+    ``unapplied``: the aging's unapplied settlements of ``as_of``
+    (:func:`ar_pipeline.rules.aging.unapplied_settlements`, keys names, customer_id,
+    currency). A settlement within the bound that names an invoice of its own customer and
+    currency, eligible and issued by then, is applied to it: no mismatch. So the mismatch rules
+    read only the rows of those keys and the rows beyond the bound, instead of joining every
+    payment and credit note with the invoices."""
     day = bound_date(as_of, "ledger_as_of")
     p, inv = payments.c, invoices.c
     issued = sa.and_(inv.status == "issued", inv.issue_date <= day)
@@ -143,54 +152,48 @@ def findings(
         p.amount_cents < 0,
         p.invoice_id.is_not(None),
     )
-    keys = (sa.select(p.invoice_id, p.customer_id, p.currency).where(reversal).distinct()).subquery(
-        "reversed_keys"
-    )
+    keys = (
+        sa.select(p.invoice_id, p.customer_id, p.currency).where(reversal).distinct()
+    ).subquery("reversed_keys")
     paid, note = payments.alias("paid"), invoices.alias("note")
-    zero = sa.literal(0, sa.BigInteger)
-    parts = sa.union_all(
-        sa.select(keys, paid.c.amount_cents.label("paid_cents"), zero.label("credited_cents"))
-        .select_from(
-            keys.join(
-                paid,
-                sa.and_(
-                    paid.c.invoice_id == keys.c.invoice_id,
-                    paid.c.customer_id == keys.c.customer_id,
-                    paid.c.currency == keys.c.currency,
-                ),
-            )
-        )
-        .where(paid.c.received_date <= day, within_bound(paid.c.amount_cents)),
-        sa.select(keys, zero.label("paid_cents"), note.c.amount_cents.label("credited_cents"))
-        .select_from(
-            keys.join(
-                note,
-                sa.and_(
-                    note.c.applies_to_invoice_id == keys.c.invoice_id,
-                    note.c.customer_id == keys.c.customer_id,
-                    note.c.currency == keys.c.currency,
-                ),
-            )
-        )
+    # per key, one lookup of its payments and of its credit notes (the indexes on invoice_id
+    # and applies_to_invoice_id): a join would read every payment and invoice for a few keys
+    net_paid = (
+        sa.select(sa.func.sum(paid.c.amount_cents))
         .where(
+            paid.c.invoice_id == keys.c.invoice_id,
+            paid.c.customer_id == keys.c.customer_id,
+            paid.c.currency == keys.c.currency,
+            paid.c.received_date <= day,
+            within_bound(paid.c.amount_cents),
+        )
+        .scalar_subquery()
+    )
+    credited = (
+        sa.select(sa.func.coalesce(sa.func.sum(note.c.amount_cents), 0))
+        .where(
+            note.c.applies_to_invoice_id == keys.c.invoice_id,
+            note.c.customer_id == keys.c.customer_id,
+            note.c.currency == keys.c.currency,
             note.c.kind == "credit_note",
             note.c.status == "issued",
             note.c.issue_date <= day,
             within_bound(note.c.amount_cents),
-        ),
-    ).subquery("reversed_parts")
-    net_paid = sa.func.sum(parts.c.paid_cents)
-    net = (
-        sa.select(
-            parts.c.invoice_id,
-            parts.c.customer_id,
-            parts.c.currency,
-            net_paid.label("net_paid_cents"),
-            (net_paid + sa.func.sum(parts.c.credited_cents)).label("net_settled_cents"),
         )
-        .group_by(parts.c.invoice_id, parts.c.customer_id, parts.c.currency)
-        .cte("reversed_nets")
+        .scalar_subquery()
     )
+    # the payments of a key include its reversal: their sum is never NULL
+    per_key = sa.select(
+        keys.c.invoice_id, keys.c.customer_id, keys.c.currency,
+        net_paid.label("net_paid_cents"), credited.label("credited_cents"),
+    ).subquery("reversed_sums")  # fmt: skip
+    net = sa.select(
+        per_key.c.invoice_id,
+        per_key.c.customer_id,
+        per_key.c.currency,
+        per_key.c.net_paid_cents,
+        (per_key.c.net_paid_cents + per_key.c.credited_cents).label("net_settled_cents"),
+    ).cte("reversed_nets")
     over_reversed = (
         sa.select(
             *_finding(
@@ -237,16 +240,51 @@ def findings(
     )  # fmt: skip
 
     # 4. settlements naming an invoice of another currency or another customer
-    naming = sa.union_all(
-        sa.select(
-            p.customer_id, _text("payment").label("row_kind"), p.payment_id.label("row_id"),
-            p.invoice_id, p.currency, p.amount_cents,
-        ).where(p.received_date <= day, p.invoice_id.is_not(None), paid_in_scope),
-        sa.select(
-            inv.customer_id, _text("credit_note"), inv.invoice_id,
-            inv.applies_to_invoice_id, inv.currency, inv.amount_cents,
-        ).where(inv.kind == "credit_note", issued, inv.applies_to_invoice_id.is_not(None)),
-    ).subquery("naming")  # fmt: skip
+    paying = sa.and_(p.received_date <= day, p.invoice_id.is_not(None), paid_in_scope)
+    noting = sa.and_(inv.kind == "credit_note", issued, inv.applies_to_invoice_id.is_not(None))
+    payment_columns = [
+        p.customer_id, _text("payment").label("row_kind"), p.payment_id.label("row_id"),
+        p.invoice_id, p.currency, p.amount_cents,
+    ]  # fmt: skip
+    note_columns = [
+        inv.customer_id, _text("credit_note"), inv.invoice_id, inv.applies_to_invoice_id,
+        inv.currency, inv.amount_cents,
+    ]  # fmt: skip
+    if unapplied is None:
+        naming = sa.union_all(
+            sa.select(*payment_columns).where(paying),
+            sa.select(*note_columns).where(noting),
+        ).subquery("naming")
+    else:
+        u = unapplied.c
+        naming = sa.union_all(
+            sa.select(*payment_columns)
+            .select_from(
+                payments.join(
+                    unapplied,
+                    sa.and_(
+                        u.names == p.invoice_id,
+                        u.customer_id == p.customer_id,
+                        u.currency == p.currency,
+                    ),
+                )
+            )
+            .where(paying, within_bound(p.amount_cents)),
+            sa.select(*payment_columns).where(paying, ~within_bound(p.amount_cents)),
+            sa.select(*note_columns)
+            .select_from(
+                invoices.join(
+                    unapplied,
+                    sa.and_(
+                        u.names == inv.applies_to_invoice_id,
+                        u.customer_id == inv.customer_id,
+                        u.currency == inv.currency,
+                    ),
+                )
+            )
+            .where(noting, within_bound(inv.amount_cents)),
+            sa.select(*note_columns).where(noting, ~within_bound(inv.amount_cents)),
+        ).subquery("naming")
     named = invoices.alias("named")
     mismatched = (
         sa.select(
@@ -309,6 +347,9 @@ def counterpart_selects(only: Select) -> list[Select]:
     p, inv = payments.c, invoices.c
     named = invoices.alias("named_invoice")
     note = invoices.alias("naming_note")
+    # implied by the joins; said outright, it lets PostgreSQL plan on the few credit notes
+    # that name an invoice (their index) instead of every invoice
+    naming = note.c.applies_to_invoice_id.is_not(None)
     return [
         # rows of ``only`` naming another customer's invoice
         sa.select(named.c.customer_id)
@@ -316,14 +357,14 @@ def counterpart_selects(only: Select) -> list[Select]:
         .where(p.customer_id.in_(only), named.c.customer_id != p.customer_id),
         sa.select(named.c.customer_id)
         .select_from(note.join(named, named.c.invoice_id == note.c.applies_to_invoice_id))
-        .where(note.c.customer_id.in_(only), named.c.customer_id != note.c.customer_id),
+        .where(naming, note.c.customer_id.in_(only), named.c.customer_id != note.c.customer_id),
         # rows of others naming an invoice of ``only``
         sa.select(p.customer_id)
         .select_from(invoices.join(payments, p.invoice_id == inv.invoice_id))
         .where(inv.customer_id.in_(only), p.customer_id != inv.customer_id),
         sa.select(note.c.customer_id)
         .select_from(invoices.join(note, note.c.applies_to_invoice_id == inv.invoice_id))
-        .where(inv.customer_id.in_(only), note.c.customer_id != inv.customer_id),
+        .where(naming, inv.customer_id.in_(only), note.c.customer_id != inv.customer_id),
     ]
 
 
@@ -373,11 +414,15 @@ class Finding:
 
 
 def _ordered_findings(
-    as_of: dt.date, only: Collection[str] | None = None, stored: FromClause | None = None
+    as_of: dt.date,
+    only: Collection[str] | None = None,
+    stored: FromClause | None = None,
+    unapplied: FromClause | None = None,
 ) -> Select:
     """The findings with the customer's name, in a stable order; ``only`` these customers.
-    ``stored``: the findings of ``as_of`` already computed (the incremental state's table)."""
-    found = findings(as_of).subquery("findings") if stored is None else stored
+    ``stored``: the findings of ``as_of`` already computed (the incremental state's table);
+    ``unapplied``: see :func:`findings`."""
+    found = findings(as_of, unapplied=unapplied).subquery("findings") if stored is None else stored
     query = sa.select(found, customers.c.customer_name).select_from(
         found.outerjoin(customers, customers.c.customer_id == found.c.customer_id)
     )
@@ -461,13 +506,17 @@ def review_ledger(
     as_of: dt.date,
     batch_size: int = 5000,
     stored: FromClause | None = None,
+    unapplied: FromClause | None = None,
 ) -> LedgerReview:
     """Run every rule as of ``as_of`` in one statement, streaming the findings (memory stays
     small however many there are). ``stored``: read the findings of ``as_of`` kept by the
-    incremental state (``ar_pipeline.rules.incremental``) instead."""
+    incremental state (``ar_pipeline.rules.incremental``) instead. ``unapplied``: the aging's
+    unapplied settlements of ``as_of``, which spare the mismatch rules a join of the whole
+    ledger (:func:`findings`)."""
     review = LedgerReview(as_of)
     result = connection.execute(
-        _ordered_findings(as_of, stored=stored), execution_options={"yield_per": batch_size}
+        _ordered_findings(as_of, stored=stored, unapplied=unapplied),
+        execution_options={"yield_per": batch_size},
     )
     for row in result:
         finding = _finding_of(row)
