@@ -359,8 +359,6 @@ proposed_actions = sa.Table(
     sa.Index(None, "customer_id", "action_type", "status"),
     sa.Index(None, "status"),
     sa.Index(None, "envelope_id"),
-    # the day's rows: staging's known keys, superseding and the envelope's counts read by date
-    sa.Index(None, "as_of", "action_type"),
 )
 
 # What the apply side (the Dagster code location that runs the apply job) says its settings are,
