@@ -183,6 +183,12 @@ def test_stepped_customers_hand_worked(engine):
         # F: tier 1 applied 03-24 22:30 UTC = 03-24 23:30 in Berlin: 7 days, cooldown over
         _owes_200_from_02_19(connection, "F")
         add_applied_action(connection, "F", 1, _utc("2026-03-24 22:30"), "f-1")
+        # N: tier 1 applied 02-18 23:00 UTC, the very start of 02-19 in Berlin: it counts
+        _owes_200_from_02_19(connection, "N")
+        add_applied_action(connection, "N", 1, _utc("2026-02-18 23:00"), "n-1")
+        # O: tier 1 applied 03-24 23:00 UTC, the very start of 03-25 in Berlin: 6 days
+        _owes_200_from_02_19(connection, "O")
+        add_applied_action(connection, "O", 1, _utc("2026-03-24 23:00"), "o-1")
         # G: tier 3 applied 03-01: the next step (3) is not beyond it
         _owes_200_from_02_19(connection, "G")
         add_applied_action(connection, "G", 3, _utc("2026-03-01 10:00"), "g-3")
@@ -217,6 +223,8 @@ def test_stepped_customers_hand_worked(engine):
         "D": (3, None, 1, None, None),
         "E": (3, 1, None, "cooldown", None),
         "F": (3, 1, 2, None, None),
+        "N": (3, 1, 2, None, None),
+        "O": (3, 1, None, "cooldown", None),
         "G": (3, 3, None, "already_at_tier", None),
         "H": (3, 1, None, "in_flight", None),
         "I": (3, 1, 3, None, promise_i),
