@@ -31,6 +31,15 @@ The rules, for a customer as of date D with a dunnable amount > 0 in some curren
   no decision that day.
 * **Held back.** A customer that the ledger check holds back (``ar_pipeline.rules.ledger_sanity``)
   gets no decision and no row that day.
+
+:func:`assign_tier` is the rule as a plain function, the specification. ``tier_assignments`` is
+written by the same rule in SQL (:func:`tier_decisions_sql`), for every customer in one
+INSERT ... SELECT, on SQLite and PostgreSQL alike. The episode and the cooldown compare the date
+of the last step in ``AR_TIMEZONE`` with dates; SQLite cannot convert time zones, so the SQL
+compares the step's UTC instant with day starts computed in Python instead (the day starts of
+due dates in a small temporary calendar, the cooldown's first day as one bound instant per
+tier), which decides the same: a date is before day D exactly when its instant is before the
+start of D.
 """
 
 from __future__ import annotations
