@@ -31,6 +31,15 @@ The rules, for a customer as of date D with a dunnable amount > 0 in some curren
   no decision that day.
 * **Held back.** A customer that the ledger check holds back (``ar_pipeline.rules.ledger_sanity``)
   gets no decision and no row that day.
+
+:func:`assign_tier` is the rule as a plain function, the specification. ``tier_assignments`` is
+written by the same rule in SQL (:func:`tier_decisions_sql`), for every customer in one
+INSERT ... SELECT, on SQLite and PostgreSQL alike. The episode and the cooldown compare the date
+of the last step in ``AR_TIMEZONE`` with dates; SQLite cannot convert time zones, so the SQL
+compares the step's UTC instant with day starts computed in Python instead (the day starts of
+due dates in a small temporary calendar, the cooldown's first day as one bound instant per
+tier), which decides the same: a date is before day D exactly when its instant is before the
+start of D.
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ from ar_pipeline.settings import MAX_DAYS, parse_amount
 from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import (
     IN_FLIGHT_STATUSES,
+    Timestamp,
     ar_aging,
     customers,
     prior_actions,
@@ -549,10 +559,12 @@ def decide_tiers(
 
     Reads the ``prior_actions`` snapshot of ``as_of``, so write that first. The SQL result is
     streamed in batches, so memory stays flat however many customers there are.
-    ``with_applied_step_only`` decides only customers with an applied step.
+    ``with_applied_step_only`` decides only customers with an applied step or a broken promise
+    calling. This is the specification's reading; ``tier_assignments`` is written by
+    :func:`tier_decisions_sql`.
     """
     from_days = boundaries(tiers, threshold_days)
-    if with_applied_step_only:  # the others are decided in SQL (first_step_decisions_sql)
+    if with_applied_step_only:
         # read the balances of these customers only: on most days they are few
         stepped = sa.union(
             sa.select(prior_actions.c.customer_id).where(prior_actions.c.as_of == as_of),
@@ -653,23 +665,80 @@ def _minimum_cents(amount: Decimal, currency: sa.ColumnElement[str]) -> sa.Colum
     )  # fmt: skip
 
 
-def first_step_decisions_sql(
+def tier_calendar_table() -> sa.Table:
+    """A temporary table of day starts, ``(day, starts_at)``: the UTC instant at which each day
+    begins in ``AR_TIMEZONE`` (:func:`day_start_utc`), written in Python because SQLite cannot
+    convert time zones. One row per day, a few hundred to a few thousand rows."""
+    return sa.Table(
+        "tier_calendar",
+        sa.MetaData(),
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("starts_at", Timestamp, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def write_tier_calendar(connection: sa.Connection, as_of: dt.date, timezone: ZoneInfo) -> sa.Table:
+    """Create (anew) and fill :func:`tier_calendar_table` for the decisions of ``as_of``: from
+    the date in ``timezone`` of the earliest step in the ``prior_actions`` snapshot of ``as_of``
+    to ``as_of``. A due date before that start is before every step's date, so no step is
+    before it and the calendar needs no row for it (:func:`tier_decisions_sql`). Drop the table
+    when done (``calendar.drop(connection)``)."""
+    calendar = tier_calendar_table()
+    calendar.drop(connection, checkfirst=True)
+    calendar.create(connection)
+    earliest = connection.execute(
+        sa.select(sa.func.min(prior_actions.c.applied_at)).where(prior_actions.c.as_of == as_of)
+    ).scalar_one()
+    if earliest is not None:
+        first = min(earliest.astimezone(timezone).date(), as_of)
+        days = (as_of - first).days + 1
+        bulk_insert(
+            connection,
+            calendar,
+            ["day", "starts_at"],
+            (
+                (day, day_start_utc(day, timezone))
+                for day in (first + dt.timedelta(days=n) for n in range(days))
+            ),
+        )
+    return calendar
+
+
+def tier_decisions_sql(
     positions: FromClause,
+    calendar: FromClause,
     as_of: dt.date,
     tiers: Sequence[TierDefinition],
     threshold_days: int,
+    timezone: ZoneInfo,
 ) -> Select:
-    """:func:`assign_tier` in SQL for the customers with no applied step yet and no broken
-    promise calling (the bulk on any day): one row per customer with a dunnable amount > 0,
-    columns those of ``tier_assignments``. ``positions`` are :func:`tier_positions` (or
-    :func:`dunning_positions`) rows; each tier's minimum is converted to the minor units of the
-    row's currency here.
+    """:func:`assign_tier` in SQL for every customer: one row per customer with a dunnable
+    amount > 0 (in any currency, its tier amount from ``threshold_days`` on is > 0), columns
+    those of ``tier_assignments``. ``positions`` are :func:`tier_positions` (or
+    :func:`dunning_positions`) rows, one per (customer, currency): the customer's facts are the
+    same on each, its target is the highest tier met in any currency, its oldest overdue due
+    date the earliest of its currencies'. Each tier's minimum is converted to the minor units of
+    the row's currency here. ``calendar`` is :func:`write_tier_calendar`'s table.
 
-    With no last applied tier the rule reduces to: target = highest tier met in any currency
-    (none: ``below_minimum``); ``paused``; the step is tier 1, so ``in_flight`` when any tier is
-    in flight; else propose tier 1. Customers with an applied step go through the Python rule
-    (:func:`decide_tiers`): whether that step belongs to the current episode compares its date
-    in ``AR_TIMEZONE`` with a due date, a time-zone conversion SQLite cannot do.
+    The rule compares the date of the last applied step in ``timezone`` (``applied_on``) with
+    dates; SQLite cannot convert time zones, so the SQL compares instants instead, which is
+    the same on both databases:
+
+    * **Episode.** ``applied_on < oldest_due`` (an earlier episode: the step does not count)
+      exactly when ``applied_at < day_start_utc(oldest_due)``, the start of the due date read
+      from ``calendar``. A due date before the calendar's first day is before every step's
+      date: the step counts.
+    * **Cooldown.** ``(as_of - applied_on).days < cooldown`` exactly when
+      ``applied_on >= as_of - cooldown + 1``, i.e. ``applied_at >= day_start_utc(as_of -
+      cooldown + 1)``: one instant per tier, computed here and bound. A last tier beyond the
+      configured tiers, or a cooldown of 0, never cools down.
+
+    The rest as :func:`assign_tier`: step = min(target, last + 1), or with a broken promise
+    min(highest tier, max(target, last + 1)); skips in the order ``below_minimum``, ``paused``,
+    ``in_flight`` (step <= the tier in flight), then (no broken promise, a last tier counting)
+    ``already_at_tier`` (step <= last tier) and ``cooldown``. ``last_applied_tier`` is the last
+    tier only when it counts (the current episode).
     """
     p = positions.c
     credit = sa.func.coalesce(p.credit_cents, 0)
@@ -697,32 +766,72 @@ def first_step_decisions_sql(
             sa.func.max(met_here).label("target_tier"),
             sa.func.max(p.dunning_paused_until).label("paused_until"),
             sa.func.max(p.in_flight_tier).label("in_flight_tier"),
+            sa.func.max(p.last_tier).label("last_tier"),
+            sa.func.max(p.last_applied_at).label("last_applied_at"),
+            sa.func.max(p.broken_promise_id).label("broken_promise_id"),
+            sa.func.min(p.oldest_overdue_due_date).label("oldest_due"),
         )
         .group_by(p.customer_id)
-        # in HAVING, not WHERE: both are the same on every row of a customer, and a filter on
-        # them before grouping makes PostgreSQL expect almost no rows and sort them all
-        .having(
-            sa.func.max(p.last_tier).is_(None),
-            sa.func.max(p.broken_promise_id).is_(None),
-            sa.func.max(amount_from(threshold_days)) > 0,
-        )
-        .subquery("first_steps")
+        .having(sa.func.max(amount_from(threshold_days)) > 0)
+        .subquery("per_customer")
     )
-    c = per_customer.c
+    c, day = per_customer.c, calendar.c
+    # the last step counts unless applied before the day of the oldest overdue due date began
+    last = sa.case(
+        (sa.and_(day.starts_at.is_not(None), c.last_applied_at < day.starts_at), sa.null()),
+        else_=c.last_tier,
+    )
+    with_last = (
+        sa.select(
+            c.customer_id, c.target_tier, c.paused_until, c.in_flight_tier, c.last_applied_at,
+            c.broken_promise_id, last.label("last_tier"),
+        )  # fmt: skip
+        .select_from(per_customer.outerjoin(calendar, day.day == c.oldest_due))
+        .subquery("with_last")
+    )
+    w = with_last.c
+    target, after_last = w.target_tier, sa.func.coalesce(w.last_tier, 0) + 1
+    highest = len(tiers)
+    step = sa.case(
+        (  # broken promise: min(highest, max(target, last + 1)); target <= highest
+            w.broken_promise_id.is_not(None),
+            sa.case(
+                (target >= after_last, target),
+                (after_last >= highest, highest),
+                else_=after_last,
+            ),
+        ),
+        (target <= after_last, target),
+        else_=after_last,
+    )
+    def cooling_from(tier: TierDefinition) -> sa.ColumnElement[dt.datetime]:
+        # applied on or after as_of - cooldown + 1: fewer than cooldown_days since
+        first_day = as_of - dt.timedelta(days=tier.cooldown_days - 1)
+        return sa.literal(day_start_utc(first_day, timezone), Timestamp)
+
+    cooling = [
+        sa.and_(w.last_tier == t.tier, w.last_applied_at >= cooling_from(t))
+        for t in tiers
+        if t.cooldown_days > 0
+    ]
     skip = sa.case(
-        (c.target_tier.is_(None), "below_minimum"),
-        (c.paused_until >= as_of, "paused"),
-        (c.in_flight_tier >= 1, "in_flight"),
+        (target.is_(None), "below_minimum"),
+        (w.paused_until >= as_of, "paused"),
+        (w.in_flight_tier >= step, "in_flight"),
+        (w.broken_promise_id.is_not(None), sa.null()),
+        (w.last_tier.is_(None), sa.null()),
+        (step <= w.last_tier, "already_at_tier"),
+        (sa.or_(*cooling) if cooling else sa.false(), "cooldown"),
         else_=sa.null(),
     )
     return sa.select(
         sa.literal(as_of, sa.Date).label("as_of"),
-        c.customer_id,
-        c.target_tier,
-        sa.null().label("last_applied_tier"),
-        sa.case((skip.is_(None), 1), else_=sa.null()).label("proposed_tier"),
+        w.customer_id,
+        target.label("target_tier"),
+        w.last_tier.label("last_applied_tier"),
+        sa.case((skip.is_(None), step), else_=sa.null()).label("proposed_tier"),
         skip.label("skip_reason"),
-        sa.null().label("broken_promise_id"),
+        w.broken_promise_id,
     )
 
 
@@ -739,9 +848,10 @@ def write_tier_assignments(
     (``tier_<n>`` for proposed tiers, skip reasons otherwise). Customers in ``held_back`` get
     no row (see :func:`decide_tiers`).
 
-    Customers with no applied step are decided in SQL (:func:`first_step_decisions_sql`, one
-    INSERT ... SELECT); the others stream through the Python rule, which stays the
-    specification both are tested against."""
+    Every customer is decided in SQL (:func:`tier_decisions_sql`, one INSERT ... SELECT over
+    the day's positions joined with a small temporary calendar of day starts,
+    :func:`write_tier_calendar`); the Python rule :func:`assign_tier` stays the specification
+    the SQL is tested against (``test_tiering_sql.py``)."""
     connection.execute(tier_assignments.delete().where(tier_assignments.c.as_of == as_of))
     columns = [
         "as_of", "customer_id", "target_tier", "last_applied_tier", "proposed_tier", "skip_reason",
@@ -749,22 +859,10 @@ def write_tier_assignments(
     ]  # fmt: skip
     from_days = boundaries(tiers, threshold_days)
     positions = _positions_query(connection, as_of, from_days, timezone).subquery("positions")
-    first_steps = first_step_decisions_sql(positions, as_of, tiers, threshold_days)
-    connection.execute(tier_assignments.insert().from_select(columns, first_steps))
-    batch: list[tuple[Any, ...]] = []
-    decisions = decide_tiers(
-        connection, as_of, tiers, threshold_days, timezone, batch_size, held_back,
-        with_applied_step_only=True,
-    )  # fmt: skip
-    for d in decisions:
-        batch.append(
-            (as_of, d.customer_id, d.target_tier, d.last_applied_tier, d.proposed_tier,
-             d.skip_reason, d.broken_promise_id)
-        )  # fmt: skip
-        if len(batch) >= batch_size:
-            bulk_insert(connection, tier_assignments, columns, batch)
-            batch = []
-    bulk_insert(connection, tier_assignments, columns, batch)
+    calendar = write_tier_calendar(connection, as_of, timezone)
+    decisions = tier_decisions_sql(positions, calendar, as_of, tiers, threshold_days, timezone)
+    connection.execute(tier_assignments.insert().from_select(columns, decisions))
+    calendar.drop(connection)
     held = sorted(held_back)
     for at in range(0, len(held), 1000):
         connection.execute(
