@@ -37,6 +37,11 @@ Every builder takes ``dates``: a selectable with one column ``as_of``. One row m
 aging, a series of rows rebuilds a range of days in one statement, and ``latest_aging_date()``
 makes the analyst view. ``only`` restricts a builder to a few customers (the apply job's
 re-check). Nothing here loads invoices into Python.
+
+The daily run of one date evaluates the same rules as one pass instead
+(:meth:`AgingSource.one_pass`: settlements summed per invoice named and joined once with the
+invoices that count); the event segments serve ranges of dates. Both are the rules above, and
+the tests compare them on hand-worked ledgers.
 """
 
 from __future__ import annotations
