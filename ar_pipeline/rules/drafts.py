@@ -154,28 +154,6 @@ class Drafter:
         )
 
 
-def render(template: str, **context: object) -> tuple[str, str]:
-    """Render ``template`` and split it into (subject, body)."""
-    return Drafter().render(template, **context)
-
-
-def draft_letter(
-    template: str,
-    customer_name: str,
-    tier_name: str,
-    invoices: Sequence[OverdueInvoice],
-    credit: Mapping[str, int],
-    sales_rep_email: str | None = None,
-    broken_promise: Mapping[str, Any] | None = None,
-) -> tuple[str, str]:
-    """Subject and body of a dunning letter listing the overdue invoices and their totals;
-    ``broken_promise`` (a payload's ``broken_promise``) is stated in the letter when given.
-    Many letters: one :class:`Drafter` for all of them."""
-    return Drafter().draft(
-        template, customer_name, tier_name, invoices, credit, sales_rep_email, broken_promise
-    )
-
-
 def broken_promise_in_words(promise: Mapping[str, Any]) -> str:
     """``'You promised to pay 1,200.00 EUR by 2026-03-15; we received 0.00 EUR by then.'``"""
     currency = promise["currency"]
