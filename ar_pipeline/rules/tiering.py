@@ -841,7 +841,6 @@ def write_tier_assignments(
     tiers: Sequence[TierDefinition],
     threshold_days: int,
     timezone: ZoneInfo,
-    batch_size: int = 5000,
     held_back: Collection[str] = frozenset(),
 ) -> dict[str, int]:
     """Replace the ``tier_assignments`` rows of ``as_of``; returns counts by outcome
