@@ -6,7 +6,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from ar_pipeline.store.journal import record_ledger_changes
+from ar_pipeline.rules.settlement_keys import document_keys, payment_key
+from ar_pipeline.store.journal import record_settlement_keys
 from ar_pipeline.store.schema import customers, invoices, payments, proposed_actions
 
 d = dt.date.fromisoformat
@@ -54,7 +55,7 @@ def add_invoice(
             disputed=disputed,
         )
     )
-    record_ledger_changes(connection, [customer_id])
+    record_settlement_keys(connection, document_keys(customer_id, invoice_id, "invoice", None))
 
 
 def add_credit_note(
@@ -81,7 +82,9 @@ def add_credit_note(
             applies_to_invoice_id=applies_to,
         )
     )
-    record_ledger_changes(connection, [customer_id])
+    record_settlement_keys(
+        connection, document_keys(customer_id, credit_id, "credit_note", applies_to)
+    )
 
 
 def add_payment(
@@ -103,7 +106,7 @@ def add_payment(
             amount_cents=cents,
         )
     )
-    record_ledger_changes(connection, [customer_id])
+    record_settlement_keys(connection, [payment_key(customer_id, invoice_id)])
 
 
 def add_applied_action(

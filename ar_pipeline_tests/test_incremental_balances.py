@@ -8,8 +8,10 @@ The base ledger, state brought to 2026-03-10 by a full recomputation:
 * Beta (B, EUR): J1 700.00 issued 02-01 due 03-03 -> 700.00; PB 50.00 cash on account
   received 03-01 -> 50.00 unapplied credit.
 
-Then one change arrives (journaled, as every writer does) and the state is brought to 03-11.
-Nothing of the base takes effect on 03-11, so only Alpha, the customer changed, is recomputed.
+Then one change arrives (journaled by its settlement keys, as every writer does) and the state
+is brought to 03-11. Nothing of the base takes effect on 03-11, so only the keys of the changed
+rows are recomputed: the invoice a payment names, an invoice's own id, a credit note's own id
+and the invoice it applies to.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sqlalchemy as sa
 from ar_pipeline.rules import incremental
 from ar_pipeline.rules.aging import write_ar_aging as write_full_aging
 from ar_pipeline.rules.views import upgrade_database
-from ar_pipeline.store.journal import record_ledger_changes
+from ar_pipeline.store.journal import record_ledger_changes, record_settlement_keys
 from ar_pipeline.store.schema import (
     ar_aging,
     balance_state,
@@ -71,26 +73,40 @@ def _balances(connection: sa.Connection) -> dict[str, int]:
 
 
 def _credits(connection: sa.Connection) -> dict[tuple[str, str], int]:
+    """Unapplied credit per (customer, currency): the state keeps it per settlement key."""
     c = ledger_credits.c
     rows = connection.execute(sa.select(c.customer_id, c.currency, c.unapplied_credit_cents))
-    return {(r.customer_id, r.currency): r.unapplied_credit_cents for r in rows}
+    totals: dict[tuple[str, str], int] = {}
+    for r in rows:
+        totals[(r.customer_id, r.currency)] = (
+            totals.get((r.customer_id, r.currency), 0) + r.unapplied_credit_cents
+        )
+    return {key: cents for key, cents in totals.items() if cents}
 
 
-def _edit(connection: sa.Connection, table: sa.Table, key: str, customer: str, **values) -> None:
-    """An in-place update, journaled as a writer must."""
+def _edit(
+    connection: sa.Connection,
+    table: sa.Table,
+    key: str,
+    keys: list[tuple[str, str | None]],
+    **values,
+) -> None:
+    """An in-place update, journaled as a writer must: the row's settlement keys before and
+    after the change."""
     pk = next(iter(table.primary_key.columns))
     connection.execute(table.update().where(pk == key).values(**values))
-    record_ledger_changes(connection, [customer])
+    record_settlement_keys(connection, keys)
 
 
-# (name, the change, balances as of 03-11, credits as of 03-11)
-CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict]] = [
+# (name, the change, balances as of 03-11, credits as of 03-11, keys recomputed)
+CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict, int]] = [
     (
         # I3 300.00 issued today: a new open item
         "new_invoice",
         lambda c: add_invoice(c, "I3", "A", 30_000, "2026-03-11", "2026-04-10"),
         {**BASE_BALANCES, "I3": 30_000},
         BASE_CREDITS,
+        1,  # I3
     ),
     (
         # 400.00 of I1's 1000.00 paid: 600.00 left
@@ -98,6 +114,7 @@ CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict]]
         lambda c: add_payment(c, "P1", "A", 40_000, "2026-03-11", invoice_id="I1"),
         {**BASE_BALANCES, "I1": 60_000},
         BASE_CREDITS,
+        1,  # I1
     ),
     (
         # P0 (200.00 on I2) reversed: I2 is owed in full again, 500.00
@@ -105,6 +122,7 @@ CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict]]
         lambda c: add_payment(c, "P0R", "A", -20_000, "2026-03-11", invoice_id="I2"),
         {**BASE_BALANCES, "I2": 50_000},
         BASE_CREDITS,
+        1,  # I2
     ),
     (
         # a 150.00 credit note on I1: 850.00 left
@@ -112,6 +130,7 @@ CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict]]
         lambda c: add_credit_note(c, "CN1", "A", 15_000, "2026-03-11", applies_to="I1"),
         {**BASE_BALANCES, "I1": 85_000},
         BASE_CREDITS,
+        2,  # CN1 (its own id) and I1
     ),
     (
         # 250.00 on I2 dated 03-02, before the state's date, arriving today: it counts,
@@ -121,28 +140,57 @@ CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict]]
         lambda c: add_payment(c, "P2", "A", 25_000, "2026-03-02", invoice_id="I2"),
         {**BASE_BALANCES, "I2": 5_000},
         BASE_CREDITS,
+        1,  # I2
     ),
     (
         # I2 voided: it no longer counts, and P0's 200.00 that settled it becomes Alpha's
         # unapplied credit
         "void",
-        lambda c: _edit(c, invoices, "I2", "A", status="void"),
+        lambda c: _edit(c, invoices, "I2", [("A", "I2")], status="void"),
         {"I1": 100_000, "J1": 70_000},
         {**BASE_CREDITS, ("A", "EUR"): 20_000},
+        1,  # I2
     ),
     (
         # I1's amount corrected in place from 1000.00 to 900.00
         "amount_edit",
-        lambda c: _edit(c, invoices, "I1", "A", amount_cents=90_000),
+        lambda c: _edit(c, invoices, "I1", [("A", "I1")], amount_cents=90_000),
         {**BASE_BALANCES, "I1": 90_000},
         BASE_CREDITS,
+        1,  # I1
     ),
     (
         # P0 corrected in place from 200.00 to 120.00: I2 500.00 - 120.00 = 380.00
         "payment_edit",
-        lambda c: _edit(c, payments, "P0", "A", amount_cents=12_000),
+        lambda c: _edit(c, payments, "P0", [("A", "I2")], amount_cents=12_000),
         {**BASE_BALANCES, "I2": 38_000},
         BASE_CREDITS,
+        1,  # I2
+    ),
+    (
+        # P0 re-pointed from I2 to I1: I1 1000.00 - 200.00 = 800.00, I2 owed in full, 500.00.
+        # Both keys are journaled, the old and the new.
+        "payment_moved",
+        lambda c: _edit(c, payments, "P0", [("A", "I2"), ("A", "I1")], invoice_id="I1"),
+        {**BASE_BALANCES, "I1": 80_000, "I2": 50_000},
+        BASE_CREDITS,
+        2,  # I1 and I2
+    ),
+    (
+        # 30.00 cash on account: Alpha's unapplied credit
+        "cash_on_account",
+        lambda c: add_payment(c, "P4", "A", 3_000, "2026-03-11"),
+        BASE_BALANCES,
+        {**BASE_CREDITS, ("A", "EUR"): 3_000},
+        1,  # Alpha's account
+    ),
+    (
+        # a 20.00 credit note applied to nothing: Alpha's unapplied credit
+        "unapplied_credit_note",
+        lambda c: add_credit_note(c, "CN2", "A", 2_000, "2026-03-11"),
+        BASE_BALANCES,
+        {**BASE_CREDITS, ("A", "EUR"): 2_000},
+        2,  # CN2 (its own id) and Alpha's account
     ),
     (
         # 100.00 on I1 dated 03-20, in the future: it does not count on 03-11
@@ -150,21 +198,22 @@ CHANGES: list[tuple[str, Callable[[sa.Connection], None], dict[str, int], dict]]
         lambda c: add_payment(c, "P3", "A", 10_000, "2026-03-20", invoice_id="I1"),
         BASE_BALANCES,
         BASE_CREDITS,
+        1,  # I1
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("change", "expected_balances", "expected_credits"),
-    [pytest.param(change, b, c, id=name) for name, change, b, c in CHANGES],
+    ("change", "expected_balances", "expected_credits", "expected_keys"),
+    [pytest.param(change, b, c, k, id=name) for name, change, b, c, k in CHANGES],
 )
 def test_incremental_equals_full_after_each_change(
-    ledger, change, expected_balances, expected_credits
+    ledger, change, expected_balances, expected_credits, expected_keys
 ):
     with ledger.begin() as connection:
         change(connection)
         refresh = incremental.refresh_balances(connection, NEXT_DAY)
-    assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 1)
+    assert (refresh.mode, refresh.keys_recomputed) == ("incremental", expected_keys)
     with ledger.connect() as connection:
         assert _balances(connection) == expected_balances
         assert _credits(connection) == expected_credits
@@ -179,7 +228,7 @@ def test_a_future_dated_payment_counts_on_its_date(ledger):
     # due on 03-15 in between, which moves no balance.
     with ledger.begin() as connection:
         refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 20))
-        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 1)
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 1)  # I1
         assert _balances(connection) == {**BASE_BALANCES, "I1": 90_000}
         assert incremental.compare_with_full(connection, dt.date(2026, 3, 20)).agree
 
@@ -266,8 +315,11 @@ def _aging_rows(connection: sa.Connection) -> list[sa.Row]:
 
 def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(ledger):
     """Beta pays 100.00 naming Alpha's I1: no settlement (another customer's invoice), Beta's
-    credit, and a finding of the ledger check for both customers. Only Beta is journaled;
-    Alpha is recomputed as the other side. Deleting the row clears both."""
+    credit, and a finding of the ledger check for both customers. The payment's key is I1, so
+    recomputing that one key finds both sides. Then a writer deletes the row and journals Beta
+    whole (as a writer replacing a customer's rows does): Beta's keys now (J1, Beta's account)
+    and in the state (I1, where the deleted row's credit and findings are kept) are recomputed,
+    and both findings are cleared."""
     from ar_pipeline.store.schema import ledger_findings
 
     def found(connection):
@@ -278,7 +330,7 @@ def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(le
     with ledger.begin() as connection:
         add_payment(connection, "PM", "B", 10_000, "2026-03-11", invoice_id="I1")
         refresh = incremental.refresh_balances(connection, NEXT_DAY)
-        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 2)
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 1)  # I1
         assert found(connection) == [
             ("A", "customer_mismatch", "PM", "B"),
             ("B", "customer_mismatch", "PM", "A"),
@@ -288,9 +340,37 @@ def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(le
         connection.execute(payments.delete().where(payments.c.payment_id == "PM"))
         record_ledger_changes(connection, ["B"])
         refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 12))
-        assert (refresh.mode, refresh.customers_recomputed) == ("incremental", 2)
+        # I1 (from the state), J1 (Beta's invoice) and Beta's account
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 3)
         assert found(connection) == []
         assert _credits(connection) == BASE_CREDITS
+        assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree
+
+
+def test_an_invoice_issued_after_another_customer_named_it(ledger):
+    """Beta's 40.00 names K1 before K1 exists: Beta's credit, no finding. Then K1 (90.00) is
+    issued to Alpha, journaled by its own key only: recomputing K1 applies nothing (another
+    customer's payment), K1 is open in full, Beta keeps its credit, and the customer mismatch
+    appears for both customers."""
+    from ar_pipeline.store.schema import ledger_findings
+
+    with ledger.begin() as connection:
+        add_payment(connection, "PK", "B", 4_000, "2026-03-11", invoice_id="K1")
+        incremental.refresh_balances(connection, NEXT_DAY)
+        assert _credits(connection) == {("B", "EUR"): 9_000}
+        count = sa.select(sa.func.count()).select_from(ledger_findings)
+        assert connection.execute(count).scalar_one() == 0
+        add_invoice(connection, "K1", "A", 9_000, "2026-03-12", "2026-04-11")
+        refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 12))
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 1)  # K1
+        assert _balances(connection) == {**BASE_BALANCES, "K1": 9_000}
+        assert _credits(connection) == {("B", "EUR"): 9_000}
+        f = ledger_findings.c
+        rows = connection.execute(sa.select(f.customer_id, f.reason, f.row_id, f.invoice_id))
+        assert sorted(tuple(r) for r in rows) == [
+            ("A", "customer_mismatch", "PK", "K1"),
+            ("B", "customer_mismatch", "PK", "K1"),
+        ]
         assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree
 
 
@@ -305,7 +385,8 @@ def test_the_journal_is_consumed_and_a_quiet_rerun_recomputes_nobody(ledger):
         # the last entry stays: the head never falls behind the watermark
         assert connection.execute(sa.select(ledger_changes.c.seq)).scalars().all() == [head]
         again = incremental.refresh_balances(connection, NEXT_DAY)
-    assert (first.customers_recomputed, again.customers_recomputed) == (2, 0)
+    # I1 and Beta's account, then nothing
+    assert (first.keys_recomputed, again.keys_recomputed) == (2, 0)
     assert again.mode == "incremental"
 
 

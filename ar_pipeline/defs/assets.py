@@ -267,8 +267,8 @@ def _age_receivables(
         analyze(ar_db.engine, [ar_aging_table, ledger_balances, ledger_credits])
     else:  # a small share of the state changed: its statistics still hold
         analyze(ar_db.engine, [ar_aging_table])
-    if refresh.customers_recomputed is not None:
-        metadata_recomputed = {"balances_customers_recomputed": refresh.customers_recomputed}
+    if refresh.keys_recomputed is not None:
+        metadata_recomputed = {"balances_keys_recomputed": refresh.keys_recomputed}
     else:
         metadata_recomputed = {}
     metadata: dict[str, Any] = {

@@ -56,6 +56,7 @@ from sqlalchemy.sql import FromClause, Select
 
 from ar_pipeline.rules.ledger_sanity import within_bound
 from ar_pipeline.rules.levers import held_invoice_ids
+from ar_pipeline.rules.settlement_keys import SettlementKeys, restrict
 from ar_pipeline.store.schema import ar_aging, customers, invoices, payments
 from ar_pipeline.store.sql_functions import bound_date, days_between, next_day, non_negative
 
@@ -155,9 +156,12 @@ class AgingSource:
     statement builds from the same source, so build open items and credit from one instance.
     """
 
-    def __init__(self, dates: FromClause, only: Customers = None) -> None:
+    def __init__(
+        self, dates: FromClause, only: Customers = None, keys: SettlementKeys | None = None
+    ) -> None:
         self.dates = dates
         self.only = only
+        self.keys = keys  # one_pass only: the rows of these settlement keys
         self.point: dt.date | None = getattr(dates, "ar_point_date", None)
         self.upto = (
             bound_date(self.point)
@@ -366,10 +370,15 @@ class AgingSource:
         Columns: as_of, invoice_id (NULL on a credit row), customer_id, invoice_number,
         currency, due_date, disputed, balance_cents (the invoice's, capped at its amount; NULL
         on a credit row), credit_cents (the group's sum; NULL on an invoice row) and names (the
-        invoice a credit row's settlements name, if any)."""
+        invoice a credit row's settlements name, if any).
+
+        With ``keys`` (:class:`SettlementKeys`), only the rows of those keys are read and the
+        rows returned are exactly the full pass's rows of those keys: an invoice row belongs
+        to its invoice's key, a credit row to the key its group names."""
         if self.point is None:
             raise ValueError("one_pass evaluates one date")
         day = bound_date(self.point)
+        keys = self.keys
         paid = _only(
             sa.select(
                 payments.c.invoice_id.label("names"), payments.c.customer_id,
@@ -391,7 +400,10 @@ class AgingSource:
             invoices.c.customer_id,
             self.only,
         )  # fmt: skip
-        settled = sa.union_all(paid, credited).subquery("settled")
+        settled = sa.union_all(
+            *restrict(paid, keys, payments.c.invoice_id, payments.c.customer_id),
+            *restrict(credited, keys, invoices.c.applies_to_invoice_id, invoices.c.customer_id),
+        ).subquery("settled")
         grouped = (
             sa.select(
                 settled.c.names, settled.c.customer_id, settled.c.currency,
@@ -414,7 +426,10 @@ class AgingSource:
             ),
             invoices.c.customer_id,
             self.only,
-        ).subquery("eligible")  # fmt: skip
+        )  # fmt: skip
+        if keys is not None:
+            eligible = eligible.where(keys.named(invoices.c.invoice_id))
+        eligible = eligible.subquery("eligible")
         e, g = eligible.c, grouped.c
         balance = _capped(e.amount_cents - sa.func.coalesce(g.cents, 0), e.amount_cents)
         unapplied = e.invoice_id.is_(None)
@@ -589,11 +604,14 @@ class SnapshotSource:
         from ar_pipeline.store.schema import ledger_credits as c
 
         if self.from_state:
+            # kept per settlement key: summed per customer and currency here
+            credit = sa.func.sum(c.c.unapplied_credit_cents)
             query = sa.select(
                 bound_date(self.as_of).label("as_of"), c.c.customer_id, c.c.currency,
-                c.c.unapplied_credit_cents,
+                sa.cast(credit, sa.BigInteger).label("unapplied_credit_cents"),
             )  # fmt: skip
-            return _only(query, c.c.customer_id, self.only)
+            query = _only(query, c.c.customer_id, self.only)
+            return query.group_by(c.c.customer_id, c.c.currency).having(credit != 0)
         query = sa.select(t.c.as_of, t.c.customer_id, t.c.currency, t.c.unapplied_credit_cents)
         return _only(query.where(t.c.as_of == self.as_of), t.c.customer_id, self.only)
 
@@ -663,16 +681,18 @@ def write_snapshot(connection: Connection, as_of: dt.date, keep_pass: bool = Fal
     )
 
 
-def fill_pass(connection: Connection, as_of: dt.date, only: Customers = None) -> None:
+def fill_pass(
+    connection: Connection, as_of: dt.date, keys: SettlementKeys | None = None
+) -> None:
     """(Re)create the temporary pass table with :meth:`AgingSource.one_pass` of ``as_of``
-    (``only`` these customers). Not analyzed: unanalyzed, PostgreSQL estimates few unapplied
-    rows and looks their payments up by index, which is the plan the ledger check wants."""
+    (``keys``: only those settlement keys). Not analyzed: unanalyzed, PostgreSQL estimates few
+    unapplied rows and looks their payments up by index, which is the plan the ledger check
+    wants."""
     drop_pass(connection)
     AGING_PASS.create(connection)
+    one_pass = AgingSource(as_of_dates([as_of]), keys=keys).one_pass()
     connection.execute(
-        AGING_PASS.insert().from_select(
-            [c.name for c in AGING_PASS.columns], AgingSource(as_of_dates([as_of]), only).one_pass()
-        )
+        AGING_PASS.insert().from_select([c.name for c in AGING_PASS.columns], one_pass)
     )
 
 
@@ -695,6 +715,16 @@ def pass_credit() -> Select:
         .group_by(p.as_of, p.customer_id, p.currency)
         .having(credit != 0)
     )
+
+
+def pass_credit_groups() -> Select:
+    """The pass's unapplied groups that do not net to zero, one row per (customer_id,
+    currency, names): the incremental state keeps credit per settlement key
+    (:mod:`ar_pipeline.rules.settlement_keys`)."""
+    p = AGING_PASS.c
+    return sa.select(
+        p.customer_id, p.currency, p.names, p.credit_cents.label("unapplied_credit_cents")
+    ).where(p.invoice_id.is_(None), p.credit_cents != 0)
 
 
 def unapplied_settlements(as_of: dt.date) -> FromClause:

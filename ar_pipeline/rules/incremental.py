@@ -2,29 +2,34 @@
 balances and on-account credit kept up to date from what arrived since the last run, instead
 of recomputed from the whole ledger every morning.
 
-The state (``ledger_balances``, ``ledger_credits``, one ``balance_state`` row) is exactly what
-:class:`~ar_pipeline.rules.aging.AgingSource` gives for ``balance_state.as_of``: every non-zero
-invoice balance and every customer's on-account credit. Bringing it from date S to the run
-date D (D >= S) recomputes, with that same ``AgingSource`` restricted to them, the customers
-whose figures may have moved:
+The state (``ledger_balances``, ``ledger_credits``, ``ledger_findings``, one ``balance_state``
+row) is exactly the day's aging pass (:meth:`~ar_pipeline.rules.aging.AgingSource.one_pass`)
+and ledger check for ``balance_state.as_of``: every non-zero invoice balance, every unapplied
+group of settlements and every finding, each belonging to one **settlement key**
+(:mod:`ar_pipeline.rules.settlement_keys`: an invoice id, or a customer's account). Bringing it
+from date S to the run date D (D >= S) recomputes, with that same pass restricted to them, the
+keys whose figures may have moved:
 
-* every customer named in the change journal (``ledger_changes``) after the watermark, i.e.
-  whose rows arrived, changed or were deleted since the last run, in the order they arrived,
-  whatever their business dates (a back-dated payment is just another arrival);
-* every customer with an event that *takes effect* in (S, D]: an invoice or credit note issued,
-  or a payment received, in that window. This is what makes rows dated in the future right: a
-  payment dated tomorrow that arrived today does not count today (``AgingSource`` as of D leaves
-  it out) and its customer is recomputed on the morning it takes effect.
+* every key journaled (``ledger_changes``) after the watermark: the rows that arrived, changed
+  or were deleted since the last run, in the order they arrived, whatever their business dates
+  (a back-dated payment is just another arrival). A journal entry for a whole customer (a
+  writer that replaces a customer's rows) stands for every key of that customer's rows, in the
+  ledger now and in the state;
+* every key with an event that *takes effect* in (S, D]: an invoice or credit note issued, or
+  a payment received, in that window. This is what makes rows dated in the future right: a
+  payment dated tomorrow that arrived today does not count today and its key is recomputed on
+  the morning it takes effect.
 
-A settlement only ever moves figures of its own customer (it applies only to an invoice of
-the same customer), so a customer is the unit of recomputation: deleting and re-inserting its
-rows is exact, whatever changed. Everything is set-based (INSERT ... SELECT, DELETE ... IN).
+What a row contributes depends on its key's rows alone, so deleting and re-inserting a key's
+state rows is exact, whatever changed; a payment recomputes the one invoice it names (index
+look-ups), not its customer's whole ledger. Everything is set-based (INSERT ... SELECT,
+DELETE ... IN).
 
 Full recomputation instead, when the state cannot be trusted: no state; a different
 :data:`RULES_VERSION`; a watermark ahead of the journal (restored or truncated journal); a
-journal entry for "any customer" (a bulk load or a replacement of the ledger); ledger row
-counts that moved with no journal entry at all (a writer that skipped the journal). As-of
-dates before the state's date (backfills) never touch the state: they use ``AgingSource``.
+journal entry for "anything" (a bulk load or a replacement of the ledger); ledger row counts
+that moved with no journal entry at all (a writer that skipped the journal). As-of dates before
+the state's date (backfills) never touch the state: they use ``AgingSource``.
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import CompoundSelect, Select
 
 from ar_pipeline.rules import aging, ledger_sanity
 from ar_pipeline.rules.aging import AgingSource, as_of_dates
+from ar_pipeline.rules.settlement_keys import SettlementKeys
+from ar_pipeline.store.database import prefer_index_lookups
 from ar_pipeline.store.journal import hold_journal_lock
 from ar_pipeline.store.schema import (
     balance_state,
@@ -53,12 +60,12 @@ from ar_pipeline.store.schema import (
 )
 
 # Bump whenever the aging rules change what a balance is: the next run recomputes everything.
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: credit and findings kept per settlement key
 BALANCE_COLUMNS = (
     "invoice_id", "customer_id", "invoice_number", "currency", "due_date", "disputed",
     "balance_cents",
 )  # fmt: skip
-CREDIT_COLUMNS = ("customer_id", "currency", "unapplied_credit_cents")
+CREDIT_COLUMNS = ("customer_id", "currency", "unapplied_credit_cents")  # per customer
 # Customers compared with a full recomputation each run (sample_customers, write_ar_aging).
 SAMPLE_CUSTOMERS = 1000
 
@@ -72,7 +79,7 @@ class Refresh:
     # (AR_INCREMENTAL_BALANCES is off: every balance from the ledger, the state forgotten)
     mode: str
     reason: str
-    customers_recomputed: int | None = None  # incremental only
+    keys_recomputed: int | None = None  # incremental only: invoices and accounts
 
 
 def _ledger_counts(connection: Connection) -> tuple[int, int]:
@@ -98,7 +105,7 @@ def _why_full(connection: Connection, as_of: dt.date, head: int) -> str | None:
         sa.select(sa.func.count()).where(
             ledger_changes.c.seq > state.watermark,
             ledger_changes.c.seq <= head,
-            ledger_changes.c.customer_id.is_(None),
+            ledger_changes.c.scope == "all",
         )
     ).scalar_one()
     if bulk:
@@ -146,91 +153,121 @@ def _recompute_all(connection: Connection, as_of: dt.date) -> None:
     _insert_for(connection, as_of, None)
 
 
-def _insert_for(connection: Connection, as_of: dt.date, only: Select | None) -> None:
-    # one pass over the ledger (AgingSource.one_pass) gives the balances and the credit; the
-    # ledger check reads its unapplied settlements instead of joining the ledger again
-    aging.fill_pass(connection, as_of, only)
+def _insert_for(connection: Connection, as_of: dt.date, keys: SettlementKeys | None) -> None:
+    # one pass over the ledger (AgingSource.one_pass) gives the balances and the credit groups;
+    # the ledger check reads its unapplied settlements instead of joining the ledger again
+    aging.fill_pass(connection, as_of, keys)
     balances = aging.pass_balances().subquery("balances")
     connection.execute(
         ledger_balances.insert().from_select(
             list(BALANCE_COLUMNS), sa.select(*[balances.c[c] for c in BALANCE_COLUMNS])
         )
     )
-    credit = aging.pass_credit().subquery("credit")
+    groups = aging.pass_credit_groups().subquery("credit_groups")
+    columns = [c.name for c in ledger_credits.columns]
     connection.execute(
-        ledger_credits.insert().from_select(
-            list(CREDIT_COLUMNS), sa.select(*[credit.c[c] for c in CREDIT_COLUMNS])
-        )
+        ledger_credits.insert().from_select(columns, sa.select(*[groups.c[c] for c in columns]))
     )
-    # the ledger check's findings: each belongs to one customer (the row's), like a balance
+    # the ledger check's findings: each belongs to its row's key, like a balance
     unapplied = aging.unapplied_settlements(as_of)
-    found = ledger_sanity.findings(as_of, only, unapplied).subquery("found")
+    found = ledger_sanity.findings(as_of, None, unapplied, keys=keys).subquery("found")
     columns = [c.name for c in ledger_findings.columns]
     query = sa.select(*[found.c[c] for c in columns])
     connection.execute(ledger_findings.insert().from_select(columns, query))
     aging.drop_pass(connection)
 
 
-def changed_customers(since: dt.date, as_of: dt.date, watermark: int, head: int) -> Select:
-    """Customers whose figures may differ between the state (as of ``since``, journal up to
-    ``watermark``) and ``as_of`` (journal up to ``head``): one column ``customer_id``."""
-    journaled = sa.select(ledger_changes.c.customer_id).where(
-        ledger_changes.c.seq > watermark,
-        ledger_changes.c.seq <= head,
-        ledger_changes.c.customer_id.is_not(None),
+def _temporary(name: str, column: str) -> sa.Table:
+    # dropped at commit on PostgreSQL (also after an error, which a DROP in a failed
+    # transaction could not do), and at the end here or before the next use on SQLite
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column(column, sa.Text, primary_key=True),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
     )
-    # rows already known whose business date falls in (since, as_of]: they take effect now
-    issued = sa.select(invoices.c.customer_id).where(
-        invoices.c.issue_date > since, invoices.c.issue_date <= as_of
+
+
+def changed_keys(
+    since: dt.date, as_of: dt.date, watermark: int, head: int
+) -> tuple[CompoundSelect, CompoundSelect]:
+    """The settlement keys whose figures may differ between the state (as of ``since``,
+    journal up to ``watermark``) and ``as_of`` (journal up to ``head``): a SELECT of invoice ids
+    and a SELECT of customer ids (their accounts), each one column, duplicates removed."""
+    j = ledger_changes.c
+    window = sa.and_(j.seq > watermark, j.seq <= head)
+    whole = sa.select(j.customer_id).where(window, j.scope == "customer")
+    p, inv = payments.c, invoices.c
+    b, c, f = ledger_balances.c, ledger_credits.c, ledger_findings.c
+    invoice_ids = sa.union(
+        sa.select(j.invoice_id).where(window, j.scope == "invoice"),
+        # a customer journaled whole: every key of its rows, now and in the state
+        sa.select(inv.invoice_id).where(inv.customer_id.in_(whole)),
+        sa.select(inv.applies_to_invoice_id).where(
+            inv.customer_id.in_(whole), inv.applies_to_invoice_id.is_not(None)
+        ),
+        sa.select(p.invoice_id).where(p.customer_id.in_(whole), p.invoice_id.is_not(None)),
+        sa.select(b.invoice_id).where(b.customer_id.in_(whole)),
+        sa.select(c.names).where(c.customer_id.in_(whole), c.names.is_not(None)),
+        sa.select(f.invoice_id).where(f.customer_id.in_(whole), f.invoice_id.is_not(None)),
+        # rows already known whose business date falls in (since, as_of]: they take effect now
+        sa.select(inv.invoice_id).where(inv.issue_date > since, inv.issue_date <= as_of),
+        sa.select(inv.applies_to_invoice_id).where(
+            inv.issue_date > since, inv.issue_date <= as_of, inv.applies_to_invoice_id.is_not(None)
+        ),
+        sa.select(p.invoice_id).where(
+            p.received_date > since, p.received_date <= as_of, p.invoice_id.is_not(None)
+        ),
     )
-    received = sa.select(payments.c.customer_id).where(
-        payments.c.received_date > since, payments.c.received_date <= as_of
-    )
-    return sa.union(journaled, issued, received)
+    accounts = sa.union(
+        sa.select(j.customer_id).where(window, j.scope.in_(("account", "customer"))),
+        sa.select(inv.customer_id).where(
+            inv.issue_date > since, inv.issue_date <= as_of, inv.kind == "credit_note",
+            inv.applies_to_invoice_id.is_(None),
+        ),
+        sa.select(p.customer_id).where(
+            p.received_date > since, p.received_date <= as_of, p.invoice_id.is_(None)
+        ),
+    )  # fmt: skip
+    return invoice_ids, accounts
 
 
 def _recompute_changed(
     connection: Connection, since: dt.date, as_of: dt.date, watermark: int, head: int
 ) -> int:
-    # The changed customers are kept in a temporary table: four statements read them.
-    # Dropped at commit on PostgreSQL (also after an error, which a DROP in a failed
-    # transaction could not do), and at the end here or before the next use on SQLite.
-    scratch = sa.Table(
-        "balance_changed_customers",
-        sa.MetaData(),
-        sa.Column("customer_id", sa.Text, primary_key=True),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
+    # The keys are kept in two temporary tables: every statement below reads them.
+    affected_invoices = _temporary("affected_invoices", "invoice_id")
+    affected_accounts = _temporary("affected_accounts", "customer_id")
+    invoice_ids, accounts = changed_keys(since, as_of, watermark, head)
+    for table, query in ((affected_invoices, invoice_ids), (affected_accounts, accounts)):
+        table.drop(connection, checkfirst=True)
+        table.create(connection)
+        column = next(iter(table.c))
+        connection.execute(table.insert().from_select([column.name], query))
+        _analyze(connection, table)
+    count = sum(
+        connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+        for t in (affected_invoices, affected_accounts)
     )
-    scratch.drop(connection, checkfirst=True)
-    scratch.create(connection)
-    connection.execute(
-        scratch.insert().from_select(
-            ["customer_id"], changed_customers(since, as_of, watermark, head)
-        )
-    )
-    _analyze(connection, scratch)
-    # and the other side of any customer mismatch, found now or stored before
-    changed = sa.select(scratch.c.customer_id)
-    f = ledger_findings.c
-    other_side = sa.union(
-        *ledger_sanity.counterpart_selects(changed),
-        sa.select(f.customer_id).where(f.reason == "customer_mismatch", f.other.in_(changed)),
-    ).subquery("other_side")
-    connection.execute(
-        scratch.insert().from_select(
-            ["customer_id"],
-            sa.select(other_side.c.customer_id).where(other_side.c.customer_id.not_in(changed)),
-        )
-    )
-    _analyze(connection, scratch)
-    count = connection.execute(sa.select(sa.func.count()).select_from(scratch)).scalar_one()
     if count:
-        only = sa.select(scratch.c.customer_id)
-        for table in (ledger_balances, ledger_credits, ledger_findings):
-            connection.execute(table.delete().where(table.c.customer_id.in_(only)))
-        _insert_for(connection, as_of, only)
-    scratch.drop(connection)
+        keys = SettlementKeys(
+            sa.select(affected_invoices.c.invoice_id), sa.select(affected_accounts.c.customer_id)
+        )
+        c, f = ledger_credits.c, ledger_findings.c
+        with prefer_index_lookups(connection):
+            connection.execute(
+                ledger_balances.delete().where(keys.named(ledger_balances.c.invoice_id))
+            )
+            connection.execute(
+                ledger_credits.delete().where(keys.settlement(c.names, c.customer_id))
+            )
+            connection.execute(
+                ledger_findings.delete().where(keys.settlement(f.invoice_id, f.customer_id))
+            )
+            _insert_for(connection, as_of, keys)
+    for table in (affected_invoices, affected_accounts):
+        table.drop(connection)
     return count
 
 
@@ -320,8 +357,16 @@ def compare_with_full(
         sa.select(*[fresh.c[c] for c in BALANCE_COLUMNS]),
     )
     credit = source.on_account_credit().subquery("credit")
+    kept = ledger_credits.c
+    kept_total = sa.func.sum(kept.unapplied_credit_cents)
     credits = differing(
-        sa.select(*[ledger_credits.c[c] for c in CREDIT_COLUMNS]).where(in_scope(ledger_credits)),
+        # kept per settlement key, compared per customer and currency
+        sa.select(
+            kept.customer_id, kept.currency, sa.cast(kept_total, sa.BigInteger)
+        )
+        .where(in_scope(ledger_credits))
+        .group_by(kept.customer_id, kept.currency)
+        .having(kept_total != 0),
         sa.select(*[credit.c[c] for c in CREDIT_COLUMNS]),
     )
     if only is None:

@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import CompoundSelect, FromClause, Select
 
 from ar_pipeline.rules.money import format_money
+from ar_pipeline.rules.settlement_keys import SettlementKeys, restrict
 from ar_pipeline.store.schema import customers, invoices, payments
 from ar_pipeline.store.sql_functions import bound_date
 
@@ -101,6 +102,7 @@ def findings(
     as_of: dt.date,
     only: Select | CompoundSelect | Sequence[str] | None = None,
     unapplied: FromClause | None = None,
+    keys: SettlementKeys | None = None,
 ) -> Select:
     """Every finding as of ``as_of`` (see the module docstring), one row per (row, reason,
     customer): customer_id, reason, row_kind (``invoice``, ``credit_note``, ``payment``),
@@ -118,7 +120,13 @@ def findings(
     currency). A settlement within the bound that names an invoice of its own customer and
     currency, eligible and issued by then, is applied to it: no mismatch. So the mismatch rules
     read only the rows of those keys and the rows beyond the bound, instead of joining every
-    payment and credit note with the invoices."""
+    payment and credit note with the invoices.
+
+    ``keys`` (:class:`~ar_pipeline.rules.settlement_keys.SettlementKeys`) reads only the rows of
+    those settlement keys and returns exactly the findings whose ``invoice_id`` is one of the
+    invoices, or which name no invoice and are of one of the accounts: a finding's
+    ``invoice_id`` is its row's key (with ``unapplied``, pass the aging's pass of the same
+    keys)."""
     day = bound_date(as_of, "ledger_as_of")
     p, inv = payments.c, invoices.c
     issued = sa.and_(inv.status == "issued", inv.issue_date <= day)
@@ -126,21 +134,36 @@ def findings(
         only = only if isinstance(only, Select | CompoundSelect) else list(only)
         issued = sa.and_(issued, inv.customer_id.in_(only))
     paid_in_scope = sa.true() if only is None else p.customer_id.in_(only)
+    document_key = sa.case((inv.kind == "invoice", inv.invoice_id), else_=inv.applies_to_invoice_id)
+    names_key = sa.true() if keys is None else keys.named(p.invoice_id)
+    note_names_key = sa.true() if keys is None else keys.named(inv.applies_to_invoice_id)
 
     # 1. amounts beyond the bound
-    huge_documents = sa.select(
+    huge_document = sa.select(
         *_finding(
             inv.customer_id, _text("amount_out_of_bounds"), inv.kind, inv.invoice_id,
-            sa.case((inv.kind == "invoice", inv.invoice_id), else_=inv.applies_to_invoice_id),
-            inv.currency, inv.amount_cents, _no_cents(), _no_text(),
+            document_key, inv.currency, inv.amount_cents, _no_cents(), _no_text(),
         )
     ).where(issued, ~within_bound(inv.amount_cents))  # fmt: skip
-    huge_payments = sa.select(
-        *_finding(
-            p.customer_id, _text("amount_out_of_bounds"), _text("payment"), p.payment_id,
-            p.invoice_id, p.currency, p.amount_cents, _no_cents(), _no_text(),
-        )
-    ).where(p.received_date <= day, ~within_bound(p.amount_cents), paid_in_scope)  # fmt: skip
+    if keys is None:
+        huge_documents = [huge_document]
+    else:  # by key: an invoice's own id, what a credit note applies to (or its account)
+        huge_documents = [
+            huge_document.where(inv.kind == "invoice", keys.named(inv.invoice_id)),
+            *restrict(
+                huge_document.where(inv.kind == "credit_note"), keys,
+                inv.applies_to_invoice_id, inv.customer_id,
+            ),
+        ]  # fmt: skip
+    huge_payments = restrict(
+        sa.select(
+            *_finding(
+                p.customer_id, _text("amount_out_of_bounds"), _text("payment"), p.payment_id,
+                p.invoice_id, p.currency, p.amount_cents, _no_cents(), _no_text(),
+            )
+        ).where(p.received_date <= day, ~within_bound(p.amount_cents), paid_in_scope),
+        keys, p.invoice_id, p.customer_id,
+    )  # fmt: skip
 
     # 2 and 3. Per (invoice, customer, currency) that a reversal names: what the payments of
     # that key net, and what they and the credit notes of that key net (the settlements the
@@ -151,6 +174,7 @@ def findings(
         within_bound(p.amount_cents),
         p.amount_cents < 0,
         p.invoice_id.is_not(None),
+        names_key,
     )
     keys = (
         sa.select(p.invoice_id, p.customer_id, p.currency).where(reversal).distinct()
@@ -240,8 +264,12 @@ def findings(
     )  # fmt: skip
 
     # 4. settlements naming an invoice of another currency or another customer
-    paying = sa.and_(p.received_date <= day, p.invoice_id.is_not(None), paid_in_scope)
-    noting = sa.and_(inv.kind == "credit_note", issued, inv.applies_to_invoice_id.is_not(None))
+    paying = sa.and_(
+        p.received_date <= day, p.invoice_id.is_not(None), paid_in_scope, names_key
+    )
+    noting = sa.and_(
+        inv.kind == "credit_note", issued, inv.applies_to_invoice_id.is_not(None), note_names_key
+    )
     payment_columns = [
         p.customer_id, _text("payment").label("row_kind"), p.payment_id.label("row_id"),
         p.invoice_id, p.currency, p.amount_cents,
@@ -316,8 +344,8 @@ def findings(
         ).where(condition)  # fmt: skip
 
     every = sa.union_all(
-        huge_documents,
-        huge_payments,
+        *huge_documents,
+        *huge_payments,
         over_reversed,
         over_open,
         mismatch(m.customer_id, "currency_mismatch", m.named_currency,

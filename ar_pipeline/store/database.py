@@ -7,10 +7,11 @@ production. Both go through the same SQLAlchemy Core code; dialect differences a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,23 @@ def get_engine(url: str) -> Engine:
         dbapi_connection.commit()
 
     return engine
+
+
+@contextlib.contextmanager
+def prefer_index_lookups(connection: Connection) -> Iterator[None]:
+    """Plan the statements inside for looking a few thousand rows up by index in tables of
+    millions (PostgreSQL; nothing on SQLite): ``random_page_cost`` 1.1 instead of the default
+    4, which is priced for spinning disks and makes the planner scan a whole table rather than
+    look up a few thousand keys (0.48 s against 0.25 s for the incremental balances' 10,000
+    keys at 1M invoices). Local to the transaction, and restored on the way out; after an
+    error the rollback undoes it."""
+    if not is_postgres(connection):
+        yield
+        return
+    before = connection.execute(sa.select(sa.func.current_setting("random_page_cost"))).scalar()
+    connection.execute(sa.select(sa.func.set_config("random_page_cost", "1.1", True)))
+    yield
+    connection.execute(sa.select(sa.func.set_config("random_page_cost", before, True)))
 
 
 def alembic_config(connection: Connection) -> AlembicConfig:

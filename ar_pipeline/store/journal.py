@@ -1,15 +1,18 @@
 """The ledger's change journal (``ledger_changes``): its writers' side.
 
-Every write to ``invoices`` or ``payments`` records, in the same transaction, the customers
-whose rows it inserted, changed or deleted. The journal's ``seq`` gives the order rows arrived
-in, whatever their business dates; the incremental balances (``ar_pipeline.rules.incremental``)
-recompute exactly the customers journaled since their last run.
+Every write to ``invoices`` or ``payments`` records, in the same transaction, what it touched:
+either the settlement keys of the rows it inserted, changed or deleted
+(:func:`record_settlement_keys`, the precise form: a changed row's old and new keys), or the
+customers whose rows it touched (:func:`record_ledger_changes`, for a writer that replaces a
+customer's rows wholesale), or "anything" (a bulk load). The journal's ``seq`` gives the order
+rows arrived in, whatever their business dates; the incremental balances
+(``ar_pipeline.rules.incremental``) recompute exactly the keys journaled since their last run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -35,28 +38,74 @@ def hold_journal_lock(connection: Connection, exclusive: bool) -> None:
 def record_ledger_changes(
     connection: Connection, customer_ids: Sequence[str] | Select | None
 ) -> None:
-    """Journal a write to ``invoices`` or ``payments``, in the writer's transaction: one entry
-    per customer whose rows were inserted, changed or deleted (a SELECT of one column of ids, or
-    a list), or ``None`` for "any customer" (a bulk load: the next run recomputes everything).
-    Every writer of the ledger calls this; a write without it is invisible to the incremental
-    balances until a full recomputation."""
+    """Journal a write to ``invoices`` or ``payments`` by customer, in the writer's
+    transaction: one entry per customer whose rows were inserted, changed or deleted (a SELECT
+    of one column of ids, or a list; each stands for every settlement key of the customer's
+    rows), or ``None`` for "anything" (a bulk load: the next run recomputes everything). For a
+    writer that replaces customers' rows wholesale; one that knows its rows journals their keys
+    (:func:`record_settlement_keys`). Every writer of the ledger journals one way or the other;
+    a write without it is invisible to the incremental balances until a full recomputation."""
     hold_journal_lock(connection, exclusive=False)
     now = dt.datetime.now(dt.UTC)
     if customer_ids is None:
-        connection.execute(ledger_changes.insert().values(customer_id=None, recorded_at=now))
+        connection.execute(
+            ledger_changes.insert().values(customer_id=None, scope="all", recorded_at=now)
+        )
         return
     if isinstance(customer_ids, Select):
         ids = customer_ids.subquery("changed")
         column = next(iter(ids.c))
         connection.execute(
             ledger_changes.insert().from_select(
-                ["customer_id", "recorded_at"],
-                sa.select(column, sa.literal(now, ledger_changes.c.recorded_at.type)).distinct(),
+                ["customer_id", "scope", "recorded_at"],
+                sa.select(
+                    column,
+                    sa.literal("customer"),
+                    sa.literal(now, ledger_changes.c.recorded_at.type),
+                ).distinct(),
             )
         )
         return
     unique = sorted(set(customer_ids))
     if unique:
         connection.execute(
-            ledger_changes.insert(), [{"customer_id": c, "recorded_at": now} for c in unique]
+            ledger_changes.insert(),
+            [{"customer_id": c, "scope": "customer", "recorded_at": now} for c in unique],
         )
+
+
+def record_settlement_keys(
+    connection: Connection, keys: Iterable[tuple[str, str | None]] | Select
+) -> None:
+    """Journal a write to ``invoices`` or ``payments`` by the settlement keys of its rows
+    (:mod:`ar_pipeline.rules.settlement_keys`), in the writer's transaction: pairs
+    (customer_id, invoice_id), where invoice_id is the invoice the key is of and None means the
+    customer's rows that name no invoice. A payment's key is the invoice it names; an
+    ``invoices`` row has its own id as key and, a credit note, the key of what it applies to.
+    A changed row is journaled with its keys before and after the change, a deleted row with
+    its keys. ``keys`` may be a SELECT of the two columns, for a set-based writer."""
+    hold_journal_lock(connection, exclusive=False)
+    now = dt.datetime.now(dt.UTC)
+    if isinstance(keys, Select):
+        pairs = keys.subquery("changed_keys")
+        customer_id, invoice_id = list(pairs.c)[:2]
+        scope = sa.case((invoice_id.is_(None), "account"), else_="invoice")
+        connection.execute(
+            ledger_changes.insert().from_select(
+                ["customer_id", "invoice_id", "scope", "recorded_at"],
+                sa.select(
+                    customer_id,
+                    invoice_id,
+                    scope,
+                    sa.literal(now, ledger_changes.c.recorded_at.type),
+                ).distinct(),
+            )
+        )
+        return
+    rows = [
+        {"customer_id": c, "invoice_id": i, "recorded_at": now,
+         "scope": "account" if i is None else "invoice"}
+        for c, i in sorted(set(keys), key=lambda k: (k[0], k[1] or ""))
+    ]  # fmt: skip
+    if rows:
+        connection.execute(ledger_changes.insert(), rows)

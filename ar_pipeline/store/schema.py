@@ -560,6 +560,12 @@ ledger_changes = sa.Table(
     sa.Column("seq", AutoId, primary_key=True, autoincrement=True),
     sa.Column("customer_id", sa.Text),
     sa.Column("recorded_at", Timestamp, nullable=False),
+    # what changed (ar_pipeline.store.journal): 'invoice' the settlement key of invoice_id,
+    # 'account' customer_id's rows that name no invoice, 'customer' every row of customer_id,
+    # 'all' anything (a bulk load: the next run recomputes everything)
+    sa.Column("scope", sa.Text, nullable=False, server_default="customer"),
+    sa.Column("invoice_id", sa.Text),
+    sa.CheckConstraint("scope IN ('invoice', 'account', 'customer', 'all')", name="scope"),
 )
 
 # The incremental state: every non-zero invoice balance and on-account credit as of
@@ -577,16 +583,23 @@ ledger_balances = sa.Table(
     sa.Index(None, "customer_id"),
 )
 
+# Unapplied credit per settlement key (ar_pipeline.rules.settlement_keys): one row per group of
+# a customer's settlements in one currency naming the invoice ``names`` (NULL: naming none) that
+# applies to no invoice and does not net to zero. A customer's credit is the sum of its rows.
 ledger_credits = sa.Table(
     "ledger_credits",
     metadata,
-    sa.Column("customer_id", sa.Text, primary_key=True),
-    sa.Column("currency", sa.CHAR(3), primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    sa.Column("names", sa.Text),
     sa.Column("unapplied_credit_cents", Money, nullable=False),
+    sa.Index(None, "customer_id"),
+    sa.Index(None, "names"),
 )
 
 # The ledger check's findings as of ``balance_state.as_of`` (ar_pipeline.rules.ledger_sanity
-# .findings), kept up to date with the balances, customer by customer.
+# .findings), kept up to date with the balances, key by key: a finding's invoice_id (NULL: its
+# customer's account) is its settlement key.
 ledger_findings = sa.Table(
     "ledger_findings",
     metadata,
@@ -600,6 +613,7 @@ ledger_findings = sa.Table(
     sa.Column("net_cents", Money),
     sa.Column("other", sa.Text),
     sa.Index(None, "customer_id"),
+    sa.Index(None, "invoice_id"),
 )
 
 balance_state = sa.Table(
