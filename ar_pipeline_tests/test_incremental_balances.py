@@ -347,6 +347,47 @@ def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(le
         assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree
 
 
+def test_an_accounts_finding_is_replaced_when_the_account_changes_again(ledger):
+    """Beta's payment beyond the amount bound names no invoice: a finding under Beta's account,
+    and no credit (the aging leaves such rows out). A later 10.00 on the same account
+    recomputes that key: the finding is there once, not twice; the credit is 50.00 + 10.00."""
+    from ar_pipeline.rules.ledger_sanity import AMOUNT_BOUND_CENTS
+    from ar_pipeline.store.schema import ledger_findings
+
+    def found(connection):
+        f = ledger_findings.c
+        return connection.execute(sa.select(f.customer_id, f.reason, f.row_id)).all()
+
+    with ledger.begin() as connection:
+        add_payment(connection, "PH", "B", AMOUNT_BOUND_CENTS + 1, "2026-03-11")
+        incremental.refresh_balances(connection, NEXT_DAY)
+        assert found(connection) == [("B", "amount_out_of_bounds", "PH")]
+        assert _credits(connection) == BASE_CREDITS
+        add_payment(connection, "PB3", "B", 1_000, "2026-03-12")
+        refresh = incremental.refresh_balances(connection, dt.date(2026, 3, 12))
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 1)  # Beta's account
+        assert found(connection) == [("B", "amount_out_of_bounds", "PH")]
+        assert _credits(connection) == {("B", "EUR"): 6_000}
+        assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree
+
+
+def test_the_comparison_counts_a_row_kept_twice(ledger):
+    """The full comparison compares rows with their multiplicity: a finding kept twice differs
+    from the one the ledger gives (one row too many on the state's side, and the single row
+    missing on the other: 2)."""
+    from ar_pipeline.rules.ledger_sanity import AMOUNT_BOUND_CENTS
+    from ar_pipeline.store.schema import ledger_findings
+
+    with ledger.begin() as connection:
+        add_payment(connection, "PH", "B", AMOUNT_BOUND_CENTS + 1, "2026-03-11")
+        incremental.refresh_balances(connection, NEXT_DAY)
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
+        kept = connection.execute(sa.select(ledger_findings)).mappings().one()
+        connection.execute(ledger_findings.insert().values(**kept))
+        compared = incremental.compare_with_full(connection, NEXT_DAY)
+        assert (compared.agree, compared.differing_findings) == (False, 2)
+
+
 def test_an_invoice_issued_after_another_customer_named_it(ledger):
     """Beta's 40.00 names K1 before K1 exists: Beta's credit, no finding. Then K1 (90.00) is
     issued to Alpha, journaled by its own key only: recomputing K1 applies nothing (another
@@ -432,3 +473,110 @@ def test_a_malformed_setting_is_named():
 
     with pytest.raises(SettingsError, match="AR_INCREMENTAL_BALANCES"):
         load_settings({"AR_INCREMENTAL_BALANCES": "maybe"})
+
+
+def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(engine):
+    """Six mornings of a generated ledger changing at random in every way a writer can change
+    it, each change journaled by its settlement keys (a changed row with its keys before and
+    after): payments, partial, full and over, back-dated and future-dated, naming another
+    customer's invoice, another currency's or no invoice; reversals; credit notes; voids;
+    amount fixes; payments re-pointed or deleted; new invoices; a row beyond the amount bound.
+    After each morning's refresh the whole state (balances, credit, the ledger check's
+    findings) equals a full recomputation. The changes are seeded: every run makes the same."""
+    import random
+
+    from ar_pipeline.rules.ledger_sanity import AMOUNT_BOUND_CENTS
+    from ar_pipeline.rules.settlement_keys import document_keys, payment_key
+    from ar_pipeline.sources.ledger_generator import generate_ledger
+
+    upgrade_database(engine)
+    day = dt.date(2026, 3, 10)
+    with engine.begin() as connection:
+        generate_ledger(
+            connection, customer_count=30, months=3, seed=5, end_date=day,
+            synced_until=dt.datetime(2026, 3, 10, 5, tzinfo=dt.UTC),
+        )  # fmt: skip
+        assert incremental.refresh_balances(connection, day).mode == "full"
+    rng = random.Random(17)
+    i, p = invoices.c, payments.c
+    kinds = ["pay", "pay", "pay", "reverse", "on_account", "credit_note", "void", "amount_fix",
+             "re_point", "delete", "new_invoice", "beyond_bound"]  # fmt: skip
+    for morning in range(6):
+        day += dt.timedelta(days=1)
+        with engine.begin() as connection:
+            docs = connection.execute(
+                sa.select(i.invoice_id, i.customer_id, i.currency, i.amount_cents)
+                .where(i.kind == "invoice").order_by(i.invoice_id)
+            ).all()  # fmt: skip
+            paid = connection.execute(
+                sa.select(p.payment_id, p.customer_id, p.invoice_id).order_by(p.payment_id)
+            ).all()
+            customers_ = sorted({d.customer_id for d in docs})
+            for n in range(15):
+                kind, tag = rng.choice(kinds), f"R{morning}-{n}"
+                doc = rng.choice(docs)
+                payer = rng.choice(customers_) if rng.random() < 0.2 else doc.customer_id
+                currency = "XYZ" if rng.random() < 0.1 else doc.currency
+                when = day + dt.timedelta(days=rng.randint(-12, 3))
+                if kind in ("pay", "reverse", "beyond_bound", "on_account"):
+                    cents = {
+                        "pay": rng.choice([doc.amount_cents, doc.amount_cents // 3,
+                                           doc.amount_cents + 500]),
+                        "reverse": -rng.randint(1, doc.amount_cents),
+                        "beyond_bound": AMOUNT_BOUND_CENTS + 1,
+                        "on_account": rng.randint(100, 50_000),
+                    }[kind]  # fmt: skip
+                    unnamed = kind == "on_account" or (kind == "beyond_bound" and n % 2)
+                    named = None if unnamed else doc.invoice_id
+                    connection.execute(payments.insert().values(
+                        payment_id=tag, customer_id=payer, invoice_id=named,
+                        received_date=when, currency=currency, amount_cents=cents,
+                    ))  # fmt: skip
+                    record_settlement_keys(connection, [payment_key(payer, named)])
+                elif kind in ("credit_note", "new_invoice"):
+                    note = kind == "credit_note"
+                    applies = (doc.invoice_id if rng.random() < 0.8 else None) if note else None
+                    connection.execute(invoices.insert().values(
+                        invoice_id=tag, customer_id=payer, invoice_number=f"N-{tag}",
+                        kind="credit_note" if note else "invoice", status="issued",
+                        issue_date=when, due_date=when + dt.timedelta(days=30),
+                        currency=currency, amount_cents=rng.randint(100, 90_000),
+                        applies_to_invoice_id=applies,
+                    ))  # fmt: skip
+                    record_settlement_keys(
+                        connection,
+                        document_keys(payer, tag, "credit_note" if note else "invoice", applies),
+                    )
+                elif kind in ("void", "amount_fix"):
+                    values = {"status": "void"} if kind == "void" else {
+                        "amount_cents": max(1, doc.amount_cents + rng.randint(-5_000, 5_000))
+                    }  # fmt: skip
+                    connection.execute(
+                        invoices.update().where(i.invoice_id == doc.invoice_id).values(**values)
+                    )
+                    record_settlement_keys(
+                        connection, document_keys(doc.customer_id, doc.invoice_id, "invoice", None)
+                    )
+                elif paid:  # re_point or delete an existing payment: its old key and new one
+                    row = paid.pop(rng.randrange(len(paid)))
+                    keys = [payment_key(row.customer_id, row.invoice_id)]
+                    if kind == "delete":
+                        connection.execute(payments.delete().where(p.payment_id == row.payment_id))
+                    else:
+                        target = rng.choice([doc.invoice_id, None])
+                        connection.execute(
+                            payments.update()
+                            .where(p.payment_id == row.payment_id)
+                            .values(invoice_id=target)
+                        )
+                        keys.append(payment_key(row.customer_id, target))
+                    record_settlement_keys(connection, keys)
+            refresh = incremental.refresh_balances(connection, day)
+            assert refresh.mode == "incremental", refresh
+            compared = incremental.compare_with_full(connection, day)
+            assert compared.agree, (morning, compared)
+    with engine.connect() as connection:  # the changes did reach the checks' rules
+        from ar_pipeline.store.schema import ledger_findings
+
+        reasons = set(connection.execute(sa.select(ledger_findings.c.reason)).scalars())
+    assert {"customer_mismatch", "currency_mismatch", "amount_out_of_bounds"} <= reasons

@@ -340,7 +340,13 @@ def compare_with_full(
             left, right = Counter(connection.execute(a).all()), Counter(connection.execute(b).all())
             return (left - right).total() + (right - left).total()
         # everything: counted in SQL (two counts: SQLite cannot parenthesize the operands of
-        # a compound SELECT)
+        # a compound SELECT). EXCEPT compares sets, so each side is first grouped into its
+        # distinct rows with their multiplicity: a row kept twice is a difference too.
+        def with_multiplicity(query: Select, name: str) -> Select:
+            rows = query.subquery(name)
+            return sa.select(*rows.c, sa.func.count().label("times")).group_by(*rows.c)
+
+        a, b = with_multiplicity(a, "left_rows"), with_multiplicity(b, "right_rows")
         return sum(
             connection.execute(
                 sa.select(sa.func.count()).select_from(sa.except_(x, y).subquery("differing"))
