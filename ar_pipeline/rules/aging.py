@@ -15,7 +15,7 @@ As of a date D:
   neither owed nor credit, and the check ``ledger_sane`` names the rows
   (:mod:`ar_pipeline.rules.ledger_sanity`). Balance > 0 is an **open item**; balance < 0 (an
   overpayment) is unapplied credit too;
-* a row whose amount is beyond :data:`ar_pipeline.rules.ledger_sanity.AMOUNT_BOUND_CENTS` (either
+* a row whose amount is beyond :data:`ar_pipeline.store.schema.AMOUNT_BOUND_CENTS` (either
   sign) is left out: no real receivable is that large, and a few such rows would overflow the
   64-bit sums; the check names it and holds its customer back;
 * ``days_overdue = D - due_date``; buckets ``current`` (<= 0), ``1_30``, ``31_60``, ``61_90``,

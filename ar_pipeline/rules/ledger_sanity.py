@@ -44,12 +44,9 @@ from sqlalchemy.sql import CompoundSelect, FromClause, Select
 
 from ar_pipeline.rules.money import format_money
 from ar_pipeline.rules.settlement_keys import SettlementKeys, restrict
-from ar_pipeline.store.schema import customers, invoices, payments
+from ar_pipeline.store.schema import AMOUNT_BOUND_CENTS, customers, invoices, payments
 from ar_pipeline.store.sql_functions import bound_date
 
-AMOUNT_BOUND_CENTS = 10**13
-"""The largest amount (minor units, either sign) a ledger row may have: 100,000,000,000.00 in a
-2-decimal currency. The one place the bound is set; the aging and the check both read it."""
 
 REASONS = (
     "amount_out_of_bounds",

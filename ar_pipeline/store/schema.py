@@ -50,6 +50,19 @@ AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Money = sa.BigInteger
 Timestamp = UtcDateTime()
 
+AMOUNT_BOUND_CENTS = 10**13
+"""The largest amount (minor units, either sign) a ledger row may have: 100,000,000,000.00 in a
+2-decimal currency. The one place the bound is set: the aging and the ledger check
+(``ar_pipeline.rules.ledger_sanity``) read it, and so do the partial indexes below."""
+# The rows the ledger check looks for are rare (none, usually, beyond the bound; a few reversals
+# in a thousand payments): indexed by themselves, the check finds them without scanning the
+# ledger (0.36 s -> 0.10 s at 1M invoices; the incremental balances' keyed check 0.34 s ->
+# 0.01 s). The predicate is spelled as the check's NOT (within the bound) simplifies to.
+BEYOND_BOUND = sa.text(
+    f"amount_cents < -{AMOUNT_BOUND_CENTS} OR amount_cents > {AMOUNT_BOUND_CENTS}"
+)
+REVERSAL = sa.text("amount_cents < 0")
+
 # --- the source ledger (docs/design.md, The ledger contract) -------------------------------------
 
 customers = sa.Table(
@@ -89,6 +102,10 @@ invoices = sa.Table(
     sa.Index(None, "customer_id", "due_date"),
     sa.Index(None, "applies_to_invoice_id"),
     sa.Index(None, "issue_date"),
+    sa.Index(
+        "ix_invoices_beyond_bound", "invoice_id",
+        postgresql_where=BEYOND_BOUND, sqlite_where=BEYOND_BOUND,
+    ),  # fmt: skip
 )
 
 payments = sa.Table(
@@ -103,6 +120,13 @@ payments = sa.Table(
     sa.Index(None, "invoice_id"),
     sa.Index(None, "customer_id", "received_date"),
     sa.Index(None, "received_date"),  # the events that fall due on a day (incremental balances)
+    sa.Index(
+        "ix_payments_beyond_bound", "invoice_id",
+        postgresql_where=BEYOND_BOUND, sqlite_where=BEYOND_BOUND,
+    ),  # fmt: skip
+    sa.Index(
+        "ix_payments_reversals", "invoice_id", postgresql_where=REVERSAL, sqlite_where=REVERSAL
+    ),
 )
 
 sync_log = sa.Table(
