@@ -43,6 +43,10 @@ OWNERS = ["team:finance-ops"]
 KINDS = {"sql", "sqlalchemy"}
 # Database steps retry twice, 5 s apart, growing linearly (a lock timeout, a dropped connection).
 DB_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.LINEAR)
+# ar_aging's columns the steps after it filter and join on: the ones its statistics refresh
+AR_AGING_PLANNED_ON = (
+    "as_of", "customer_id", "currency", "overdue_cents", "max_days_overdue", "dunnable_cents",
+)  # fmt: skip
 
 COLUMN_DESCRIPTIONS = {
     "as_of": "Run date the row describes (AR_TIMEZONE)",
@@ -260,13 +264,15 @@ def _age_receivables(
         review = incremental.review_ledger(connection, as_of, refresh, with_pass=True)
         totals = aging_totals(connection, as_of)
         top = largest_overdue(connection, as_of)
-    # the next steps plan their joins on these
+    # the next steps plan their joins on these; of ar_aging, the columns they filter and join
+    # on (a quarter of the cost of all 21)
+    planned_on = [ar_aging_table.c[name] for name in AR_AGING_PLANNED_ON]
     if refresh.mode in ("past", "off"):
-        analyze(ar_db.engine, [ar_aging_table, aging_open_items, aging_credits])
+        analyze(ar_db.engine, [*planned_on, aging_open_items, aging_credits])
     elif refresh.mode == "full":
-        analyze(ar_db.engine, [ar_aging_table, ledger_balances, ledger_credits])
+        analyze(ar_db.engine, [*planned_on, ledger_balances, ledger_credits])
     else:  # a small share of the state changed: its statistics still hold
-        analyze(ar_db.engine, [ar_aging_table])
+        analyze(ar_db.engine, planned_on)
     if refresh.keys_recomputed is not None:
         metadata_recomputed = {"balances_keys_recomputed": refresh.keys_recomputed}
     else:

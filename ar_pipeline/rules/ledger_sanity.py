@@ -47,7 +47,6 @@ from ar_pipeline.rules.settlement_keys import SettlementKeys, restrict
 from ar_pipeline.store.schema import AMOUNT_BOUND_CENTS, customers, invoices, payments
 from ar_pipeline.store.sql_functions import bound_date
 
-
 REASONS = (
     "amount_out_of_bounds",
     "reversal_exceeds_paid",
