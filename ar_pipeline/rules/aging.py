@@ -516,7 +516,12 @@ def aged_from(balances: FromClause) -> Select:
         days_overdue.label("days_overdue"),
         bucket.label("bucket"),
         balances.c.disputed,
-    ).select_from(balances.join(customers, customers.c.customer_id == balances.c.customer_id))
+    ).select_from(
+        # every balance has its customer (a foreign key); outer, so that PostgreSQL drops the
+        # join where the name is not read (the per-customer aggregation names it once, at the
+        # end: 0.1 s of 0.7 s at 1M invoices)
+        balances.outerjoin(customers, customers.c.customer_id == balances.c.customer_id)
+    )
 
 
 def _invoice_balance_columns(
