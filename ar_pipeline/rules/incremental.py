@@ -46,7 +46,7 @@ from sqlalchemy.sql import CompoundSelect, Select
 from ar_pipeline.rules import aging, ledger_sanity
 from ar_pipeline.rules.aging import AgingSource, as_of_dates
 from ar_pipeline.rules.settlement_keys import SettlementKeys
-from ar_pipeline.store.database import prefer_index_lookups
+from ar_pipeline.store.database import bulk_insert, prefer_index_lookups
 from ar_pipeline.store.journal import hold_journal_lock
 from ar_pipeline.store.schema import (
     balance_state,
@@ -329,10 +329,22 @@ def compare_with_full(
 ) -> Comparison:
     """Rows of the state that a full recomputation as of ``as_of`` does not give, and the
     reverse (balances, on-account credit, the ledger check's findings), for the customers
-    ``only`` (all when None)."""
+    ``only`` (all when None).
+
+    A slice's ids go into a temporary table that the statements select from: as a thousand
+    bound parameters in each of a dozen subqueries they cost more to compile and bind than the
+    comparison costs to run (0.4 s of 0.5 s at 10k invoices)."""
+    scope: Select | None = None
+    if only is not None:
+        compared = _temporary("compared_customers", "customer_id")
+        compared.drop(connection, checkfirst=True)
+        compared.create(connection)
+        bulk_insert(connection, compared, ["customer_id"], [(c,) for c in sorted(set(only))])
+        _analyze(connection, compared)
+        scope = sa.select(compared.c.customer_id)
 
     def in_scope(table: sa.Table) -> sa.ColumnElement[bool]:
-        return sa.true() if only is None else table.c.customer_id.in_(list(only))
+        return sa.true() if scope is None else table.c.customer_id.in_(scope)
 
     def differing(a: Select, b: Select) -> int:
         if only is not None:
@@ -354,7 +366,7 @@ def compare_with_full(
             for x, y in ((a, b), (b, a))
         )
 
-    source = AgingSource(as_of_dates([as_of]), None if only is None else list(only))
+    source = AgingSource(as_of_dates([as_of]), scope)
     fresh = source.balances()
     balances = differing(
         sa.select(*[ledger_balances.c[c] for c in BALANCE_COLUMNS]).where(
@@ -375,19 +387,20 @@ def compare_with_full(
         .having(kept_total != 0),
         sa.select(*[credit.c[c] for c in CREDIT_COLUMNS]),
     )
-    if only is None:
+    if scope is None:
         found = ledger_sanity.findings(as_of).subquery("found")
     else:  # the sample and the other side of its customer mismatches, kept to the sample
-        sample = sa.select(customers.c.customer_id).where(customers.c.customer_id.in_(list(only)))
-        both = set(only) | set(connection.execute(ledger_sanity.counterparts(sample)).scalars())
-        found = ledger_sanity.findings(as_of, sorted(both)).subquery("found")
+        both = sa.union(scope, *ledger_sanity.counterpart_selects(scope)).subquery("both_sides")
+        found = ledger_sanity.findings(as_of, sa.select(both.c.customer_id)).subquery("found")
     columns = [c.name for c in ledger_findings.columns]
     findings = differing(
         sa.select(*[ledger_findings.c[c] for c in columns]).where(in_scope(ledger_findings)),
         sa.select(*[found.c[c] for c in columns]).where(
-            sa.true() if only is None else found.c.customer_id.in_(list(only))
+            sa.true() if scope is None else found.c.customer_id.in_(scope)
         ),
     )
+    if only is not None:
+        compared.drop(connection)
     return Comparison(None if only is None else len(only), balances, credits, findings)
 
 
