@@ -870,11 +870,9 @@ def aging_by_customer(
     # sort and a second set of sums, NUMERIC on PostgreSQL, for the same rows.)
     item = per_item.subquery("per_item")
     credit = source.unapplied_credit().subquery("credit")
-    keys = ("as_of", "customer_id", "currency")
-    both = item.join(
-        credit, sa.and_(*[item.c[k] == credit.c[k] for k in keys]), full=True
-    )  # fmt: skip
-    key = {k: sa.func.coalesce(item.c[k], credit.c[k]) for k in keys}
+    on = ("as_of", "customer_id", "currency")
+    both = item.join(credit, sa.and_(*[item.c[k] == credit.c[k] for k in on]), full=True)
+    key = {k: sa.func.coalesce(item.c[k], credit.c[k]) for k in on}
 
     def zero_if_none(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
         return sa.func.coalesce(column, 0)
