@@ -580,3 +580,35 @@ def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(e
 
         reasons = set(connection.execute(sa.select(ledger_findings.c.reason)).scalars())
     assert {"customer_mismatch", "currency_mismatch", "amount_out_of_bounds"} <= reasons
+
+
+def test_a_refresh_that_fails_half_way_leaves_the_state_as_it_was(ledger, monkeypatch):
+    """The refresh deletes a key's rows of the state, then inserts them afresh. A failure in
+    between (here: the ledger check's query, after the balances were deleted and re-inserted)
+    rolls the whole transaction back: the state, its watermark and the journal are as before,
+    and the next run brings them forward as if nothing had happened (I1 1000.00 - 400.00)."""
+    from ar_pipeline.rules import ledger_sanity
+    from ar_pipeline.store.schema import ledger_changes
+
+    with ledger.begin() as connection:
+        add_payment(connection, "P1", "A", 40_000, "2026-03-11", invoice_id="I1")
+    with ledger.connect() as connection:
+        before = connection.execute(sa.select(balance_state)).one()
+        journal = connection.execute(sa.select(ledger_changes.c.seq)).scalars().all()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ledger_sanity, "findings", broken)
+        with pytest.raises(RuntimeError, match="went away"), ledger.begin() as connection:
+            incremental.refresh_balances(connection, NEXT_DAY)
+    with ledger.connect() as connection:
+        assert connection.execute(sa.select(balance_state)).one() == before
+        assert connection.execute(sa.select(ledger_changes.c.seq)).scalars().all() == journal
+        assert _balances(connection) == BASE_BALANCES
+    with ledger.begin() as connection:
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 1)  # I1
+        assert _balances(connection) == {**BASE_BALANCES, "I1": 60_000}
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
