@@ -57,6 +57,7 @@ from sqlalchemy.sql import FromClause, Select
 from ar_pipeline.rules.ledger_sanity import within_bound
 from ar_pipeline.rules.levers import held_invoice_ids
 from ar_pipeline.rules.settlement_keys import SettlementKeys, restrict
+from ar_pipeline.store.database import create_afresh, temporary_table
 from ar_pipeline.store.schema import ar_aging, customers, invoices, payments
 from ar_pipeline.store.sql_functions import bound_date, days_between, next_day, non_negative
 
@@ -636,9 +637,8 @@ SNAPSHOT_KEEP_DAYS = 7
 # The day's pass over the ledger (AgingSource.one_pass), kept while the run's snapshot is written
 # and, on request, for the ledger check (unapplied_settlements). Temporary: dropped at commit on
 # PostgreSQL (also after an error), explicitly or before the next use on SQLite.
-AGING_PASS = sa.Table(
+AGING_PASS = temporary_table(
     "aging_pass",
-    sa.MetaData(),
     sa.Column("as_of", sa.Date),
     sa.Column("invoice_id", sa.Text),
     sa.Column("customer_id", sa.Text),
@@ -649,8 +649,6 @@ AGING_PASS = sa.Table(
     sa.Column("balance_cents", sa.BigInteger),
     sa.Column("credit_cents", sa.BigInteger),
     sa.Column("names", sa.Text),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DROP",
 )
 
 
@@ -693,8 +691,7 @@ def fill_pass(
     (``keys``: only those settlement keys). Not analyzed: unanalyzed, PostgreSQL estimates few
     unapplied rows and looks their payments up by index, which is the plan the ledger check
     wants."""
-    drop_pass(connection)
-    AGING_PASS.create(connection)
+    create_afresh(connection, AGING_PASS)
     one_pass = AgingSource(as_of_dates([as_of]), keys=keys).one_pass()
     connection.execute(
         AGING_PASS.insert().from_select([c.name for c in AGING_PASS.columns], one_pass)

@@ -46,7 +46,12 @@ from sqlalchemy.sql import CompoundSelect, Select
 from ar_pipeline.rules import aging, ledger_sanity
 from ar_pipeline.rules.aging import AgingSource, as_of_dates
 from ar_pipeline.rules.settlement_keys import SettlementKeys
-from ar_pipeline.store.database import bulk_insert, prefer_index_lookups
+from ar_pipeline.store.database import (
+    bulk_insert,
+    create_afresh,
+    prefer_index_lookups,
+    temporary_table,
+)
 from ar_pipeline.store.journal import hold_journal_lock
 from ar_pipeline.store.schema import (
     balance_state,
@@ -177,16 +182,8 @@ def _insert_for(connection: Connection, as_of: dt.date, keys: SettlementKeys | N
     aging.drop_pass(connection)
 
 
-def _temporary(name: str, column: str) -> sa.Table:
-    # dropped at commit on PostgreSQL (also after an error, which a DROP in a failed
-    # transaction could not do), and at the end here or before the next use on SQLite
-    return sa.Table(
-        name,
-        sa.MetaData(),
-        sa.Column(column, sa.Text, primary_key=True),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
+def _ids_table(name: str, column: str) -> sa.Table:
+    return temporary_table(name, sa.Column(column, sa.Text, primary_key=True))
 
 
 def changed_keys(
@@ -237,12 +234,11 @@ def _recompute_changed(
     connection: Connection, since: dt.date, as_of: dt.date, watermark: int, head: int
 ) -> int:
     # The keys are kept in two temporary tables: every statement below reads them.
-    affected_invoices = _temporary("affected_invoices", "invoice_id")
-    affected_accounts = _temporary("affected_accounts", "customer_id")
+    affected_invoices = _ids_table("affected_invoices", "invoice_id")
+    affected_accounts = _ids_table("affected_accounts", "customer_id")
     invoice_ids, accounts = changed_keys(since, as_of, watermark, head)
     for table, query in ((affected_invoices, invoice_ids), (affected_accounts, accounts)):
-        table.drop(connection, checkfirst=True)
-        table.create(connection)
+        create_afresh(connection, table)
         column = next(iter(table.c))
         connection.execute(table.insert().from_select([column.name], query))
         _analyze(connection, table)
@@ -336,9 +332,8 @@ def compare_with_full(
     comparison costs to run (0.4 s of 0.5 s at 10k invoices)."""
     scope: Select | None = None
     if only is not None:
-        compared = _temporary("compared_customers", "customer_id")
-        compared.drop(connection, checkfirst=True)
-        compared.create(connection)
+        compared = _ids_table("compared_customers", "customer_id")
+        create_afresh(connection, compared)
         bulk_insert(connection, compared, ["customer_id"], [(c,) for c in sorted(set(only))])
         _analyze(connection, compared)
         scope = sa.select(compared.c.customer_id)

@@ -65,7 +65,7 @@ from ar_pipeline.rules.aging import (
 from ar_pipeline.rules.levers import broken_promises_calling, held_invoice_ids
 from ar_pipeline.rules.money import CURRENCY_EXPONENTS, to_minor_units
 from ar_pipeline.settings import MAX_DAYS, parse_amount
-from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.database import bulk_insert, create_afresh, temporary_table
 from ar_pipeline.store.schema import (
     IN_FLIGHT_STATUSES,
     Timestamp,
@@ -669,12 +669,10 @@ def tier_calendar_table() -> sa.Table:
     """A temporary table of day starts, ``(day, starts_at)``: the UTC instant at which each day
     begins in ``AR_TIMEZONE`` (:func:`day_start_utc`), written in Python because SQLite cannot
     convert time zones. One row per day, a few hundred to a few thousand rows."""
-    return sa.Table(
+    return temporary_table(
         "tier_calendar",
-        sa.MetaData(),
         sa.Column("day", sa.Date, primary_key=True),
         sa.Column("starts_at", Timestamp, nullable=False),
-        prefixes=["TEMPORARY"],
     )
 
 
@@ -685,8 +683,7 @@ def write_tier_calendar(connection: sa.Connection, as_of: dt.date, timezone: Zon
     before it and the calendar needs no row for it (:func:`tier_decisions_sql`). Drop the table
     when done (``calendar.drop(connection)``)."""
     calendar = tier_calendar_table()
-    calendar.drop(connection, checkfirst=True)
-    calendar.create(connection)
+    create_afresh(connection, calendar)
     earliest = connection.execute(
         sa.select(sa.func.min(prior_actions.c.applied_at)).where(prior_actions.c.as_of == as_of)
     ).scalar_one()

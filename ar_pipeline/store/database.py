@@ -93,6 +93,22 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+def temporary_table(name: str, *columns: sa.Column) -> sa.Table:
+    """A temporary table for the statements of one transaction. On PostgreSQL it is dropped at
+    commit, also after an error (which a DROP in a failed transaction could not do); on SQLite
+    its user drops it when done, and drops any leftover before creating it again
+    (:func:`create_afresh`)."""
+    return sa.Table(
+        name, sa.MetaData(), *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP"
+    )
+
+
+def create_afresh(connection: Connection, table: sa.Table) -> None:
+    """Create ``table``, dropping a leftover of an earlier use first."""
+    table.drop(connection, checkfirst=True)
+    table.create(connection)
+
+
 @contextlib.contextmanager
 def prefer_index_lookups(connection: Connection) -> Iterator[None]:
     """Plan the statements inside for looking a few thousand rows up by index in tables of
