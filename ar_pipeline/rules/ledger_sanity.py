@@ -274,41 +274,33 @@ def findings(
         inv.customer_id, _text("credit_note"), inv.invoice_id, inv.applies_to_invoice_id,
         inv.currency, inv.amount_cents,
     ]  # fmt: skip
-    if unapplied is None:
-        naming = sa.union_all(
-            sa.select(*payment_columns).where(paying),
-            sa.select(*note_columns).where(noting),
-        ).subquery("naming")
-    else:
-        u = unapplied.c
-        naming = sa.union_all(
-            sa.select(*payment_columns)
-            .select_from(
-                payments.join(
-                    unapplied,
-                    sa.and_(
-                        u.names == p.invoice_id,
-                        u.customer_id == p.customer_id,
-                        u.currency == p.currency,
-                    ),
-                )
-            )
-            .where(paying, within_bound(p.amount_cents)),
-            sa.select(*payment_columns).where(paying, ~within_bound(p.amount_cents)),
-            sa.select(*note_columns)
-            .select_from(
-                invoices.join(
-                    unapplied,
-                    sa.and_(
-                        u.names == inv.applies_to_invoice_id,
-                        u.customer_id == inv.customer_id,
-                        u.currency == inv.currency,
-                    ),
-                )
-            )
-            .where(noting, within_bound(inv.amount_cents)),
-            sa.select(*note_columns).where(noting, ~within_bound(inv.amount_cents)),
-        ).subquery("naming")
+
+    def naming_rows(
+        table: sa.Table, names: sa.ColumnElement, columns: list, condition: sa.ColumnElement
+    ) -> list[Select]:
+        """The rows of ``table`` (payments or credit notes) that may name an invoice of another
+        currency or customer: all of them, or with ``unapplied``, those of its keys and those
+        beyond the bound (which the aging, and so the pass, leaves out)."""
+        if unapplied is None:
+            return [sa.select(*columns).where(condition)]
+        u, amount = unapplied.c, table.c.amount_cents
+        applied_to_none = table.join(
+            unapplied,
+            sa.and_(
+                u.names == names,
+                u.customer_id == table.c.customer_id,
+                u.currency == table.c.currency,
+            ),
+        )
+        return [
+            sa.select(*columns).select_from(applied_to_none).where(condition, within_bound(amount)),
+            sa.select(*columns).where(condition, ~within_bound(amount)),
+        ]
+
+    naming = sa.union_all(
+        *naming_rows(payments, p.invoice_id, payment_columns, paying),
+        *naming_rows(invoices, inv.applies_to_invoice_id, note_columns, noting),
+    ).subquery("naming")
     named = invoices.alias("named")
     mismatched = (
         sa.select(
