@@ -132,6 +132,20 @@ def _capped(balance: sa.ColumnElement, amount: sa.ColumnElement) -> sa.ColumnEle
     return sa.case((balance > amount, amount), else_=balance)
 
 
+def _counts(
+    table: FromClause, kind: str, upto: sa.ColumnElement | None = None
+) -> sa.ColumnElement[bool]:
+    """A row of ``invoices`` (or an alias) that counts as a ``kind`` ('invoice' or
+    'credit_note'): issued, within the amount bound and, given ``upto``, issued by then."""
+    by_then = sa.true() if upto is None else table.c.issue_date <= upto
+    return sa.and_(
+        table.c.kind == kind,
+        table.c.status == "issued",
+        by_then,
+        within_bound(table.c.amount_cents),
+    )
+
+
 class AgingSource:
     """The aging rules as effective-dated ledger events, evaluated for ``dates``.
 
@@ -191,11 +205,7 @@ class AgingSource:
                 invoices.c.applies_to_invoice_id,
                 invoices.c.issue_date,
                 invoices.c.amount_cents,
-            ).where(
-                invoices.c.kind == "credit_note",
-                invoices.c.status == "issued",
-                within_bound(invoices.c.amount_cents),
-            ),
+            ).where(_counts(invoices, "credit_note")),
             invoices.c.customer_id,
             self.only,
         )
@@ -205,9 +215,7 @@ class AgingSource:
             target.c.invoice_id == settled.c.names,
             target.c.customer_id == settled.c.customer_id,
             target.c.currency == settled.c.currency,
-            target.c.kind == "invoice",
-            target.c.status == "issued",
-            within_bound(target.c.amount_cents),
+            _counts(target, "invoice"),
         )
         if self.only is not None:
             # implied by the customer equality; said outright, it spares reading every invoice
@@ -235,12 +243,7 @@ class AgingSource:
                 invoices.c.invoice_id,
                 invoices.c.issue_date.label("effective"),
                 invoices.c.amount_cents.label("delta"),
-            ).where(
-                invoices.c.kind == "invoice",
-                invoices.c.status == "issued",
-                invoices.c.issue_date <= self.upto,
-                within_bound(invoices.c.amount_cents),
-            ),
+            ).where(_counts(invoices, "invoice", self.upto)),
             invoices.c.customer_id,
             self.only,
         )
@@ -345,13 +348,7 @@ class AgingSource:
                     applied, applied.c.applies_to == invoices.c.invoice_id
                 )
             )
-            .where(
-                invoices.c.kind == "invoice",
-                invoices.c.status == "issued",
-                invoices.c.issue_date <= self.upto,
-                within_bound(invoices.c.amount_cents),
-                balance != 0,
-            )
+            .where(_counts(invoices, "invoice", self.upto), balance != 0)
         )
         return _only(query, invoices.c.customer_id, self.only).cte("balances")
 
@@ -392,12 +389,7 @@ class AgingSource:
             sa.select(
                 invoices.c.applies_to_invoice_id, invoices.c.customer_id, invoices.c.currency,
                 invoices.c.amount_cents,
-            ).where(
-                invoices.c.kind == "credit_note",
-                invoices.c.status == "issued",
-                invoices.c.issue_date <= day,
-                within_bound(invoices.c.amount_cents),
-            ),
+            ).where(_counts(invoices, "credit_note", day)),
             invoices.c.customer_id,
             self.only,
         )  # fmt: skip
@@ -419,12 +411,7 @@ class AgingSource:
                 invoices.c.invoice_id, invoices.c.customer_id, invoices.c.invoice_number,
                 invoices.c.currency, invoices.c.due_date, invoices.c.disputed,
                 invoices.c.amount_cents,
-            ).where(
-                invoices.c.kind == "invoice",
-                invoices.c.status == "issued",
-                invoices.c.issue_date <= day,
-                within_bound(invoices.c.amount_cents),
-            ),
+            ).where(_counts(invoices, "invoice", day)),
             invoices.c.customer_id,
             self.only,
         )  # fmt: skip
