@@ -109,7 +109,7 @@ def findings(
 
     ``only`` (a list or a SELECT of customer ids) reads only those customers' rows and returns
     only their findings. A customer-mismatch finding involves two customers: it is found when
-    both are in ``only`` (:func:`counterparts` lists the other side).
+    both are in ``only`` (:func:`counterpart_selects` lists the other side).
 
     ``unapplied``: the aging's unapplied settlements of ``as_of``
     (:func:`ar_pipeline.rules.aging.unapplied_settlements`, keys names, customer_id,
@@ -350,16 +350,12 @@ def findings(
     return sa.select(scoped).where(scoped.c.customer_id.in_(only))
 
 
-def counterparts(only: Select) -> CompoundSelect:
+def counterpart_selects(only: Select) -> list[Select]:
     """Customers on the other side of a payment or credit note of ``only`` (a SELECT of ids)
     that names an invoice of another customer, either way: a customer-mismatch finding of one
-    side is found only with the other side's rows (:func:`findings`). One column
-    ``customer_id``."""
-    return sa.union(*counterpart_selects(only))
-
-
-def counterpart_selects(only: Select) -> list[Select]:
-    """The parts of :func:`counterparts` (SQLite cannot nest a UNION in a UNION)."""
+    side is found only with the other side's rows (:func:`findings`). SELECTs of one column
+    ``customer_id``, to be put in a UNION by the caller (SQLite cannot nest a UNION in a
+    UNION)."""
     p, inv = payments.c, invoices.c
     named = invoices.alias("named_invoice")
     note = invoices.alias("naming_note")
