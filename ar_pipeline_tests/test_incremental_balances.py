@@ -347,6 +347,25 @@ def test_a_customer_mismatch_is_found_for_both_customers_and_cleared_for_both(le
         assert incremental.compare_with_full(connection, dt.date(2026, 3, 12)).agree
 
 
+def test_a_sample_of_one_side_of_a_mismatch_compares_it_with_the_other_side(ledger):
+    """The daily comparison takes a slice of customers. Beta's payment naming Alpha's I1 is a
+    finding for both, found only with both customers' rows: a slice of either one alone must
+    still agree with the state (without the other side, the full recomputation would miss the
+    finding, and a sound state would be thrown away every morning that slice comes round)."""
+    with ledger.begin() as connection:
+        add_payment(connection, "PM", "B", 10_000, "2026-03-11", invoice_id="I1")
+        assert incremental.refresh_balances(connection, NEXT_DAY).mode == "incremental"
+        for one_side in (["A"], ["B"]):
+            compared = incremental.compare_with_full(connection, NEXT_DAY, one_side)
+            assert (compared.customers, compared.agree) == (1, True), one_side
+        # and a slice does compare findings: one dropped from the state is a difference
+        from ar_pipeline.store.schema import ledger_findings
+
+        connection.execute(ledger_findings.delete().where(ledger_findings.c.customer_id == "A"))
+        compared = incremental.compare_with_full(connection, NEXT_DAY, ["A"])
+        assert (compared.differing_findings, compared.agree) == (1, False)
+
+
 def test_an_accounts_finding_is_replaced_when_the_account_changes_again(ledger):
     """Beta's payment beyond the amount bound names no invoice: a finding under Beta's account,
     and no credit (the aging leaves such rows out). A later 10.00 on the same account
