@@ -261,10 +261,36 @@ def test_a_settlement_applies_only_to_an_eligible_invoice_of_its_customer_and_cu
                                            ("E", "EUR", 1_000)]  # fmt: skip
     delta = rows[("D", "EUR")]
     assert (delta["total_open_cents"], delta["overdue_cents"], delta["current_cents"]) == (
-        9_000, 3_000, 6_000
+        9_000,
+        3_000,
+        6_000,
     )
     assert delta["days_1_30_cents"] == 3_000 and delta["unapplied_credit_cents"] == 2_000
     assert (delta["net_balance_cents"], delta["dunnable_cents"]) == (7_000, 1_000)
     assert delta["oldest_overdue_invoice_id"] == "D3" and delta["open_item_count"] == 2
     assert rows[("D", "USD")]["net_balance_cents"] == -1_500
     assert rows[("E", "EUR")]["net_balance_cents"] == -1_000
+
+
+def test_the_oldest_overdue_item_is_the_earliest_due_then_the_lowest_id(engine):
+    """Ties on the due date go to the lowest invoice id in code-point order (digits, then
+    capitals, then small letters; "T10" before "T9"), the same on every database whatever its
+    collation; a lower id due later does not win, and an item not yet due never counts."""
+    upgrade_database(engine)
+    with engine.begin() as connection:
+        add_customer(connection, "T", "Tie Ltd")
+        add_invoice(connection, "T9", "T", 1_000, "2026-01-01", "2026-03-01")
+        add_invoice(connection, "T10", "T", 1_000, "2026-01-01", "2026-03-01")
+        add_invoice(connection, "t1", "T", 1_000, "2026-01-01", "2026-03-01")
+        add_invoice(connection, "T0", "T", 1_000, "2026-01-01", "2026-03-02")  # due a day later
+        add_invoice(connection, "S1", "T", 1_000, "2026-03-01", "2026-04-30")  # not yet due
+        add_customer(connection, "U", "Undue Ltd")
+        add_invoice(connection, "U1", "U", 1_000, "2026-03-01", "2026-04-30")
+        write_ar_aging(connection, AS_OF)
+        rows = _aging_rows(connection, AS_OF)
+    # due 03-01: 30 days overdue on 03-31
+    assert (
+        rows[("T", "EUR")]["oldest_overdue_invoice_id"],
+        rows[("T", "EUR")]["max_days_overdue"],
+    ) == ("T10", 30)
+    assert rows[("U", "EUR")]["oldest_overdue_invoice_id"] is None

@@ -85,3 +85,34 @@ def _next_day_default(element: next_day, compiler, **kw) -> str:
 def _next_day_sqlite(element: next_day, compiler, **kw) -> str:
     (value,) = list(element.clauses)
     return f"date({compiler.process(value, **kw)}, '+1 day')"
+
+
+class dated_key(FunctionElement):  # noqa: N801
+    """``'YYYY-MM-DD <id>'``: text that sorts by the date, then by the id in code-point order
+    (byte order, whatever the database's collation), so that ``min`` of it names the row of the
+    earliest date, ties to the lowest id, without a window and its sort. The id starts at
+    character :data:`DATED_KEY_ID_START`."""
+
+    type = sa.Text()
+    inherit_cache = True
+    name = "dated_key"
+
+
+DATED_KEY_ID_START = 12  # after the ten characters of the date and a space (1-based, for substr)
+
+
+@compiles(dated_key)
+def _dated_key_default(element: dated_key, compiler, **kw) -> str:
+    day, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((to_char({day}, 'YYYY-MM-DD') || ' ' || {key}) COLLATE \"C\")"
+
+
+@compiles(dated_key, "sqlite")
+def _dated_key_sqlite(element: dated_key, compiler, **kw) -> str:
+    day, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({day} || ' ' || {key})"  # SQLite keeps dates as ISO text and compares bytes
+
+
+def id_of_dated_key(key: ColumnElement) -> ColumnElement[str]:
+    """The id of a :class:`dated_key` (NULL stays NULL)."""
+    return sa.func.substr(key, DATED_KEY_ID_START)
