@@ -794,20 +794,25 @@ def verify_staging(connection: sa.Connection, as_of: dt.date) -> StagingVerifica
     still on its way) and that is right."""
     ta, pa = tier_assignments.c, proposed_actions.c
     letter = proposed_actions.alias("letter")
-    matched = (
-        sa.select(letter.c.action_id)
-        .where(
-            sa.or_(
-                letter.c.as_of == as_of,
-                # carried over: still pending from an earlier day, unchanged
-                sa.and_(letter.c.as_of < as_of, letter.c.status == "proposed"),
-            ),
-            letter.c.action_type == "collection_action",
-            letter.c.status != "superseded",
-            letter.c.customer_id == ta.customer_id,
-            letter.c.tier == ta.proposed_tier,
+
+    def live_letter(*conditions: sa.ColumnElement[bool]) -> sa.Exists:
+        return (
+            sa.select(letter.c.action_id)
+            .where(
+                letter.c.action_type == "collection_action",
+                letter.c.customer_id == ta.customer_id,
+                letter.c.tier == ta.proposed_tier,
+                *conditions,
+            )
+            .exists()
         )
-        .exists()
+
+    # two look-ups, each by an index (the day's letters; the pending ones), rather than one
+    # that reads every letter the customer was ever sent
+    matched = sa.or_(
+        live_letter(letter.c.as_of == as_of, letter.c.status != "superseded"),
+        # carried over: still pending from an earlier day, unchanged
+        live_letter(letter.c.as_of < as_of, letter.c.status == "proposed"),
     )
     expected: dict[str, int] = {}
     observed: dict[str, int] = {}

@@ -383,6 +383,9 @@ proposed_actions = sa.Table(
     sa.Index(None, "customer_id", "action_type", "status"),
     sa.Index(None, "status"),
     sa.Index(None, "envelope_id"),
+    # the proposals of one day, which staging and its check read (revision 0015): without it
+    # every such read scans all the history
+    sa.Index(None, "as_of", "customer_id", "action_type"),
 )
 
 # What the apply side (the Dagster code location that runs the apply job) says its settings are,
