@@ -165,6 +165,39 @@ def step_touch(url: str, share: float) -> dict[str, Any]:
             "invoices": len(new), "back_dated": sum(1 for p in pays if p[3] <= AS_OF)}  # fmt: skip
 
 
+def step_history(url: str, days: int) -> dict[str, Any]:
+    """A team's history of proposals: the first day's proposals again on each of the ``days``
+    days before it, as ``superseded`` (what a day's letters become once a later day replaces
+    them or they are decided), one INSERT ... SELECT per day. Staging and its check read the
+    proposals of their own day among these."""
+    from ar_pipeline.store.database import analyze, get_engine
+    from ar_pipeline.store.schema import proposed_actions
+    from ar_pipeline.store.sql_functions import bound_date
+
+    engine = get_engine(url)
+    pa = proposed_actions.c
+    copied = [c.name for c in proposed_actions.columns if c.name != "action_id"]
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        for k in range(1, days + 1):
+            values = {
+                "idempotency_key": pa.idempotency_key + f":history:{k}",
+                "as_of": bound_date(AS_OF - dt.timedelta(days=k)),
+                "status": sa.literal("superseded"),
+                "superseded_reason": sa.literal("benchmark history"),
+            }
+            connection.execute(
+                proposed_actions.insert().from_select(
+                    copied,
+                    sa.select(*[values.get(c, pa[c]) for c in copied]).where(pa.as_of == AS_OF),
+                )
+            )
+        rows = connection.execute(sa.select(sa.func.count()).select_from(proposed_actions))
+        total = rows.scalar_one()
+    analyze(engine, [proposed_actions])
+    return {"seconds": time.perf_counter() - started, "days": days, "proposals": total}
+
+
 def floor_query(as_of: dt.date) -> sa.Select:
     """The original workflow's aggregation, generalised to customer_id and the as-of date:
     open items (issued invoices less payments received by then), overdue ones summed per
@@ -262,14 +295,17 @@ def step_naive(url: str, as_of: str = AS_OF.isoformat()) -> dict[str, Any]:
 
 
 STEPS = {"generate": step_generate, "job": step_job, "floor": step_floor, "naive": step_naive,
-         "touch": step_touch, "alga_copy": step_alga_copy}  # fmt: skip
+         "touch": step_touch, "history": step_history, "alga_copy": step_alga_copy}  # fmt: skip
 
 
-def run_size(base_url: str, label: str, incremental: bool = False) -> dict[str, Any]:
+def run_size(
+    base_url: str, label: str, incremental: bool = False, history_days: int = 0
+) -> dict[str, Any]:
     """The first run on a fresh ledger (every balance computed), then a steady-state morning:
     1 % of invoices touched overnight and the job run for the next day. Each against the floor
     measured on the same database and day. ``incremental``: with AR_INCREMENTAL_BALANCES on
-    (the default is off)."""
+    (the default is off). ``history_days``: before the morning, that many earlier days of
+    proposals (:func:`step_history`), as a team that has run the job for a while has."""
     invoices, customers = SIZES[label]
     day2 = NEXT_DAY.isoformat()
     with ScratchDatabase(base_url, label) as url, tempfile.TemporaryDirectory() as data_dir:
@@ -277,6 +313,7 @@ def run_size(base_url: str, label: str, incremental: bool = False) -> dict[str, 
         job = in_child("job", url, data_dir, AS_OF.isoformat(), incremental)
         floor = in_child("floor", url, job["rows_written"])
         naive = in_child("naive", url) if invoices <= NAIVE_MAX_INVOICES else None
+        history = in_child("history", url, history_days) if history_days else None
         touched = in_child("touch", url, TOUCHED_SHARE)
         job2 = in_child("job", url, data_dir, day2, incremental)
         floor2 = in_child("floor", url, job2["rows_written"], day2)
@@ -299,6 +336,7 @@ def run_size(base_url: str, label: str, incremental: bool = False) -> dict[str, 
         "rows_written": job["rows_written"],
         "steps_s": job["steps"],
         "touched": touched,
+        "history": history,
         "steady_floor_s": round(floor2["seconds"], 2),
         "steady_pipeline_s": round(job2["seconds"], 2),
         "steady_over_floor": round(job2["seconds"] / floor2["seconds"], 2),
@@ -327,7 +365,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
         steady = ", ".join(f"{k} {v:.2f}s" for k, v in r["steady_steps_s"].items())
         floor = f"query {r['floor_query_s']:.2f}s + insert {r['floor_insert_s']:.2f}s"
         print(f"  {r['size']}: generate {r['generate_s']:.2f}s; floor = {floor}; steps: {steps}")
-        print(f"  {r['size']} morning after ({r['touched']}): steps: {steady}")
+        history = f", after {r['history']['days']} days of proposals" if r["history"] else ""
+        print(f"  {r['size']} morning after ({r['touched']}{history}): steps: {steady}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--incremental", action="store_true",
         help="run the job with AR_INCREMENTAL_BALANCES on (default: off, as shipped)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--history-days", type=int, default=0, metavar="DAYS",
+        help="before the morning, that many earlier days of proposals (default: none)",
     )  # fmt: skip
     parser.add_argument(
         "--alga", type=int, metavar="INVOICES",
@@ -373,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for label in labels:
         print(f"[{dt.datetime.now():%H:%M:%S}] benchmarking {label} ...", flush=True)
-        results.append(run_size(base_url, label, args.incremental))
+        results.append(run_size(base_url, label, args.incremental, args.history_days))
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"machine": {"cpus": os.cpu_count()},
