@@ -63,6 +63,7 @@ from ar_pipeline.store.sql_functions import (
     bound_date,
     dated_key,
     days_between,
+    full_join_rows,
     id_of_dated_key,
     next_day,
     non_negative,
@@ -809,6 +810,7 @@ def aging_by_customer(
     only: Customers = None,
     from_days: Sequence[int] = (),
     source: AgingSource | SnapshotSource | None = None,
+    full_join: bool = True,
 ) -> Select:
     """One row per (as_of, customer, currency) with an open item or unapplied credit.
 
@@ -818,6 +820,9 @@ def aging_by_customer(
     disputed, held or not. For tiering there are also ``oldest_undisputed_due_date`` (of the
     undisputed, unheld overdue items) and, for each n in ``from_days``, ``due_from_<n>``:
     undisputed, unheld open cents at least n days overdue.
+
+    ``full_join`` False (SQLite): the open items' figures and the credit are paired by
+    :func:`~ar_pipeline.store.sql_functions.full_join_rows` instead of a FULL JOIN.
     """
     source = source or AgingSource(dates, only)
     open_items = source.open_items().subquery("open_items")
@@ -874,10 +879,12 @@ def aging_by_customer(
     # The open items' figures and the credit are grouped on the same keys and joined once:
     # a customer may have either or both. (A UNION ALL regrouped by an outer GROUP BY costs a
     # sort and a second set of sums, NUMERIC on PostgreSQL, for the same rows.)
-    item = per_item.subquery("per_item")
-    credit = source.unapplied_credit().subquery("credit")
+    if full_join:
+        item, credit = per_item.subquery("per_item"), source.unapplied_credit().subquery("credit")
+    else:
+        item, credit = per_item.cte("per_item"), source.unapplied_credit().cte("credit")
     on = ("as_of", "customer_id", "currency")
-    both = item.join(credit, sa.and_(*[item.c[k] == credit.c[k] for k in on]), full=True)
+    matches = sa.and_(*[item.c[k] == credit.c[k] for k in on])
     key = {k: sa.func.coalesce(item.c[k], credit.c[k]) for k in on}
 
     def zero_if_none(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
@@ -885,32 +892,38 @@ def aging_by_customer(
 
     total = zero_if_none(item.c.total_open_cents)
     credit_total = zero_if_none(credit.c.unapplied_credit_cents)
-    joined = (
-        sa.select(
-            key["as_of"].label("as_of"),
-            key["customer_id"].label("customer_id"),
-            key["currency"].label("currency"),
-            *[
-                zero_if_none(item.c[name]).label(name)
-                for name in ("total_open_cents", "overdue_cents", *buckets)
-                + ("disputed_cents", "held_cents")
-            ],
-            credit_total.label("unapplied_credit_cents"),
-            (total - credit_total).label("net_balance_cents"),
-            non_negative(zero_if_none(item.c.undisputed_due_cents) - credit_total).label(
-                "dunnable_cents"
-            ),
-            item.c.max_days_overdue,
-            item.c.oldest_overdue_invoice_id,
-            zero_if_none(item.c.open_item_count).label("open_item_count"),
-            *[zero_if_none(item.c[f"due_from_{n}"]).label(f"due_from_{n}") for n in from_days],
-            item.c.oldest_undisputed_due_date,
+    def joined_rows(both: FromClause) -> Select:
+        return (
+            sa.select(
+                key["as_of"].label("as_of"),
+                key["customer_id"].label("customer_id"),
+                key["currency"].label("currency"),
+                *[
+                    zero_if_none(item.c[name]).label(name)
+                    for name in ("total_open_cents", "overdue_cents", *buckets)
+                    + ("disputed_cents", "held_cents")
+                ],
+                credit_total.label("unapplied_credit_cents"),
+                (total - credit_total).label("net_balance_cents"),
+                non_negative(zero_if_none(item.c.undisputed_due_cents) - credit_total).label(
+                    "dunnable_cents"
+                ),
+                item.c.max_days_overdue,
+                item.c.oldest_overdue_invoice_id,
+                zero_if_none(item.c.open_item_count).label("open_item_count"),
+                *[zero_if_none(item.c[f"due_from_{n}"]).label(f"due_from_{n}") for n in from_days],
+                item.c.oldest_undisputed_due_date,
+            )
+            .select_from(both)
+            # a customer with open items, or whose credit does not net to zero
+            .where(sa.or_(item.c.customer_id.is_not(None), credit_total != 0))
         )
-        .select_from(both)
-        # a customer with open items, or whose credit does not net to zero
-        .where(sa.or_(item.c.customer_id.is_not(None), credit_total != 0))
-        .subquery("joined")
-    )
+
+    if full_join:
+        rows: Select | CompoundSelect = joined_rows(item.join(credit, matches, full=True))
+    else:
+        rows = full_join_rows(item, credit, matches, item.c.customer_id, joined_rows)
+    joined = rows.subquery("joined")
     j = joined.c
     return sa.select(
         j.as_of, j.customer_id, customers.c.customer_name,
@@ -942,7 +955,9 @@ def write_ar_aging(
     else:
         write_snapshot(connection, as_of, keep_pass=keep_pass)
     source = aging_by_customer(
-        as_of_dates([as_of]), source=SnapshotSource(as_of, from_state=from_state)
+        as_of_dates([as_of]),
+        source=SnapshotSource(as_of, from_state=from_state),
+        full_join=connection.dialect.name != "sqlite",
     ).subquery("aging")
     connection.execute(
         ar_aging.insert().from_select(

@@ -53,7 +53,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.sql import FromClause, Select
+from sqlalchemy.sql import CompoundSelect, FromClause, Select
 
 from ar_pipeline.rules.aging import (
     AgingSource,
@@ -75,7 +75,7 @@ from ar_pipeline.store.schema import (
     proposed_actions,
     tier_assignments,
 )
-from ar_pipeline.store.sql_functions import bound_date, non_negative
+from ar_pipeline.store.sql_functions import bound_date, full_join_rows, non_negative
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_SUFFIX = ".txt.j2"
@@ -406,6 +406,7 @@ def tier_positions(
     source: Any,
     in_flight: Select,
     broken: Select,
+    full_join: bool = True,
 ) -> Select:
     """The rows of :func:`dunning_positions` that tiering needs, read straight from the day's
     balances (``source``: the snapshot, the incremental balances or the ledger) instead of
@@ -416,7 +417,9 @@ def tier_positions(
     0 and no credit: a tier amount of 0 in them meets only a tier whose minimum is 0, which the
     row that makes the customer dunnable (a tier amount > 0) meets as well, so no decision
     changes without them. ``dunning_paused_until`` is only a pause lasting until ``as_of`` or
-    later (an earlier one is over and changes nothing). Not ordered."""
+    later (an earlier one is over and changes nothing). Not ordered. ``full_join`` False
+    (SQLite): the amounts and the credit are paired by
+    :func:`~ar_pipeline.store.sql_functions.full_join_rows` instead of a FULL JOIN."""
     dates = as_of_dates([as_of])
     lowest = min(min(from_days), 1)  # the oldest overdue due date needs days_overdue >= 1
     items = source.open_items().subquery("tier_items")
@@ -442,12 +445,17 @@ def tier_positions(
         .where(days >= lowest, ~i.disputed, held.c.invoice_id.is_(None))
         .group_by(i.customer_id, i.currency)
     )
-    credit = source.unapplied_credit().subquery("tier_credit")
     # each side has one row per (customer, currency): a full join pairs them, no second GROUP BY
-    due_by_currency = due.subquery("tier_due")
+    if full_join:
+        due_by_currency = due.subquery("tier_due")
+        credit = source.unapplied_credit().subquery("tier_credit")
+    else:
+        due_by_currency, credit = due.cte("tier_due"), source.unapplied_credit().cte("tier_credit")
     d, c = due_by_currency.c, credit.c
-    per_currency = (
-        sa.select(
+    matches = sa.and_(d.customer_id == c.customer_id, d.currency == c.currency)
+
+    def amount_rows(both: sa.FromClause) -> Select:
+        return sa.select(
             sa.func.coalesce(d.customer_id, c.customer_id).label("customer_id"),
             sa.func.coalesce(d.currency, c.currency).label("currency"),
             *[sa.func.coalesce(d[f"due_from_{n}"], 0).label(f"due_from_{n}") for n in from_days],
@@ -455,16 +463,15 @@ def tier_positions(
                 "credit_cents"
             ),
             d.oldest_overdue_due_date,
+        ).select_from(both)
+
+    if full_join:
+        amounts: Select | CompoundSelect = amount_rows(
+            due_by_currency.join(credit, matches, full=True)
         )
-        .select_from(
-            due_by_currency.join(
-                credit,
-                sa.and_(d.customer_id == c.customer_id, d.currency == c.currency),
-                full=True,
-            )
-        )
-        .subquery("tier_amounts")
-    )
+    else:
+        amounts = full_join_rows(due_by_currency, credit, matches, d.customer_id, amount_rows)
+    per_currency = amounts.subquery("tier_amounts")
     a = per_currency.c
     facts = _customer_facts(as_of, in_flight, broken)
     f = facts.c
@@ -643,7 +650,8 @@ def _positions_query(
         source = AgingSource(as_of_dates([as_of]), owing)
     in_flight, broken = in_flight_steps(as_of, timezone), broken_promises_calling(as_of)
     if lean:
-        return tier_positions(as_of, from_days, source, in_flight, broken)
+        full_join = connection.dialect.name != "sqlite"
+        return tier_positions(as_of, from_days, source, in_flight, broken, full_join)
     return dunning_positions(
         as_of_dates([as_of]), from_days, source=source, in_flight=in_flight, broken=broken
     )

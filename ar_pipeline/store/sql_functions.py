@@ -7,6 +7,7 @@ PostgreSQL subtracts dates natively. Everything else in the project is dialect-n
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -116,3 +117,23 @@ def _dated_key_sqlite(element: dated_key, compiler, **kw) -> str:
 def id_of_dated_key(key: ColumnElement) -> ColumnElement[str]:
     """The id of a :class:`dated_key` (NULL stays NULL)."""
     return sa.func.substr(key, DATED_KEY_ID_START)
+
+
+def full_join_rows(
+    left: sa.CTE,
+    right: sa.CTE,
+    on: ColumnElement[bool],
+    left_key: ColumnElement,
+    rows: Callable[[sa.FromClause], sa.Select],
+) -> sa.CompoundSelect:
+    """``rows(left FULL JOIN right ON on)`` for SQLite: ``rows(left LEFT JOIN right)`` and the
+    rows of ``right`` that match no row of ``left`` (there ``left_key``, a column of ``left``
+    that is never NULL, is NULL). SQLite plans a FULL JOIN as a scan of one side for each row
+    of the other, which grows with the square of the rows; each half here gets an automatic
+    index. ``left`` and ``right`` are CTEs, so each is computed once for both halves. On
+    PostgreSQL a FULL JOIN is one hash join, and the CTEs would keep it from its parallel
+    plan: builders keep the FULL JOIN there."""
+    return sa.union_all(
+        rows(left.outerjoin(right, on)),
+        rows(right.outerjoin(left, on)).where(left_key.is_(None)),
+    )
