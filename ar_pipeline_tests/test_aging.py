@@ -165,6 +165,44 @@ def test_bucket_boundaries(engine):
     ]  # fmt: skip
 
 
+def test_lower_bucket_boundaries_and_one_day_overdue(engine):
+    """As of 2026-03-31, customer K has one invoice at each lower bucket edge, amounts 0.01,
+    0.10, 1.00, 10.00, 100.00 and 1,000.00 so that every sum names its members:
+    due 2026-03-31: 0 days -> current
+    due 2026-03-30: 1 day -> 1_30
+    due 2026-03-01: 30 days -> 1_30
+    due 2026-02-28: 1 + 30 = 31 days -> 31_60
+    due 2026-01-30: 1 + 28 + 31 = 60 days -> 31_60
+    due 2026-01-29: 61 days -> 61_90
+    current 0.01; 1-30 = 0.10 + 1.00 = 1.10; 31-60 = 10.00 + 100.00 = 110.00;
+    61-90 = 1,000.00; overdue = 1,111.11 - 0.01 = 1,111.10; the most overdue 61 days.
+    Customer L's only invoice is 1 day overdue: overdue 5.00, 1 day at most, and it is the
+    oldest overdue item; M's only invoice is due today: nothing overdue, 0 days, no item."""
+    with engine.begin() as connection:
+        for customer in ("K", "L", "M"):
+            add_customer(connection, customer)
+        for invoice, cents, due in [("E0", 1, "2026-03-31"), ("E1", 10, "2026-03-30"),
+                                    ("E30", 100, "2026-03-01"), ("E31", 1_000, "2026-02-28"),
+                                    ("E60", 10_000, "2026-01-30"),
+                                    ("E61", 100_000, "2026-01-29")]:  # fmt: skip
+            add_invoice(connection, invoice, "K", cents, "2025-12-01", due)
+        add_invoice(connection, "L1", "L", 500, "2026-03-01", "2026-03-30")
+        add_invoice(connection, "M0", "M", 700, "2026-03-01", "2026-03-31")
+        write_ar_aging(connection, AS_OF)
+    with engine.connect() as connection:
+        rows = _aging_rows(connection, AS_OF)
+    k, lone, today = rows[("K", "EUR")], rows[("L", "EUR")], rows[("M", "EUR")]
+    assert (k["current_cents"], k["days_1_30_cents"], k["days_31_60_cents"],
+            k["days_61_90_cents"], k["days_91_120_cents"], k["days_over_120_cents"],
+            k["overdue_cents"], k["max_days_overdue"], k["oldest_overdue_invoice_id"]) == (
+        1, 110, 11_000, 100_000, 0, 0, 111_110, 61, "E61"
+    )  # fmt: skip
+    assert (lone["overdue_cents"], lone["days_1_30_cents"], lone["max_days_overdue"],
+            lone["oldest_overdue_invoice_id"]) == (500, 500, 1, "L1")  # fmt: skip
+    assert (today["current_cents"], today["overdue_cents"], today["max_days_overdue"],
+            today["oldest_overdue_invoice_id"]) == (700, 0, 0, None)  # fmt: skip
+
+
 def test_net_balance_ties_to_the_ledger_on_a_generated_ledger(engine):
     """On a generated ledger (cash on account, credit notes, overpayments, reversals), for
     several days: per customer and currency, the net balance equals invoices - credit notes -

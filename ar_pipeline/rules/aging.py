@@ -94,6 +94,19 @@ DEFAULT_THRESHOLD_DAYS = 1
 AGING_VIEW = "v_ar_aging"
 
 
+def in_buckets(days_overdue: sa.ColumnElement[int], *names: str) -> sa.ColumnElement[bool]:
+    """Whether ``days_overdue`` falls in one of the buckets ``names`` (adjacent ones), from
+    their bounds in :data:`BUCKETS`: the same rule as the ``bucket`` column, as a range of
+    days, so that an aggregation filters on the integer instead of the bucket's CASE."""
+    bounds = [(low, high) for name, low, high in BUCKETS if name in names]
+    if len(bounds) != len(names):
+        raise ValueError(f"unknown bucket in {names}")
+    low, high = bounds[0][0], bounds[-1][1]
+    conditions = [days_overdue >= low] if low is not None else []
+    conditions += [days_overdue <= high] if high is not None else []
+    return sa.and_(*conditions)
+
+
 # Restricts a builder to some customers: a list of ids, or a SELECT of one column of ids.
 Customers = Sequence[str] | Select | None
 
@@ -846,11 +859,14 @@ def aging_by_customer(
     dunnable_item = sa.and_(~items.c.disputed, ~items.c.held)
 
     def cents_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-        # cast: PostgreSQL sums BIGINT into NUMERIC, and the outer sums of NUMERIC are slow
-        return sa.cast(sa.func.sum(sa.case((condition, cents), else_=0)), sa.BigInteger)
+        # FILTER rather than a sum of CASE: the rows that do not match are skipped, not added
+        # as zeros (a third less time for this aggregation on PostgreSQL). Every group has a
+        # row, so only a condition that no row meets gives NULL: 0. The cast: PostgreSQL sums
+        # BIGINT into NUMERIC, and the outer sums of NUMERIC are slow.
+        return sa.func.coalesce(sa.cast(sa.func.sum(cents).filter(condition), sa.BigInteger), 0)
 
-    buckets = {BUCKET_COLUMNS[name]: cents_where(items.c.bucket == name) for name, _, _ in BUCKETS}
-    buckets[OVER_90_COLUMN] = cents_where(items.c.bucket.in_(OVER_90_BUCKETS))
+    buckets = {BUCKET_COLUMNS[name]: cents_where(in_buckets(days, name)) for name, _, _ in BUCKETS}
+    buckets[OVER_90_COLUMN] = cents_where(in_buckets(days, *OVER_90_BUCKETS))
     per_item = sa.select(
         items.c.as_of,
         items.c.customer_id,
@@ -864,14 +880,14 @@ def aging_by_customer(
             "undisputed_due_cents"
         ),
         *[cents_where(sa.and_(dunnable_item, days >= n)).label(f"due_from_{n}") for n in from_days],
-        sa.func.min(sa.case((sa.and_(dunnable_item, days > 0), items.c.due_date))).label(
-            "oldest_undisputed_due_date"
-        ),
-        sa.func.max(sa.case((days > 0, days), else_=0)).label("max_days_overdue"),
+        sa.func.min(items.c.due_date)
+        .filter(sa.and_(dunnable_item, days > 0))
+        .label("oldest_undisputed_due_date"),
+        sa.func.coalesce(sa.func.max(days).filter(days > 0), 0).label("max_days_overdue"),
         # the earliest due date, ties to the lowest id: min of a sortable text, not a window
         # (its sort of every open item was a third of this statement at 1M invoices)
         id_of_dated_key(
-            sa.func.min(sa.case((days > 0, dated_key(items.c.due_date, items.c.invoice_id))))
+            sa.func.min(dated_key(items.c.due_date, items.c.invoice_id)).filter(days > 0)
         ).label("oldest_overdue_invoice_id"),
         sa.func.count().label("open_item_count"),
     ).group_by(items.c.as_of, items.c.customer_id, items.c.currency)
