@@ -67,7 +67,7 @@ class Settings:
     web_users: str | None
     web_secret: str | None
     web_secure_cookie: bool = False  # the page is served over HTTPS: the cookie is Secure
-    # keep balances up to date from the ledger's change journal (every writer must journal)
+    # keep balances up to date from the ledger's change journal (the database's triggers write it)
     incremental_balances: bool = False
     source: str = "ledger"
     alga: AlgaSettings | None = None

@@ -1,4 +1,6 @@
-"""Terse helpers to write small hand-built ledgers in tests."""
+"""Terse helpers to write small hand-built ledgers in tests. They write the rows as any writer
+would and journal nothing themselves: the database's triggers journal every ledger write
+(revision 0016)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,6 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from ar_pipeline.rules.settlement_keys import document_keys, payment_key
-from ar_pipeline.store.journal import record_settlement_keys
 from ar_pipeline.store.schema import customers, invoices, payments, proposed_actions
 
 d = dt.date.fromisoformat
@@ -55,7 +55,6 @@ def add_invoice(
             disputed=disputed,
         )
     )
-    record_settlement_keys(connection, document_keys(customer_id, invoice_id, "invoice", None))
 
 
 def add_credit_note(
@@ -82,9 +81,6 @@ def add_credit_note(
             applies_to_invoice_id=applies_to,
         )
     )
-    record_settlement_keys(
-        connection, document_keys(customer_id, credit_id, "credit_note", applies_to)
-    )
 
 
 def add_payment(
@@ -106,7 +102,6 @@ def add_payment(
             amount_cents=cents,
         )
     )
-    record_settlement_keys(connection, [payment_key(customer_id, invoice_id)])
 
 
 def add_applied_action(

@@ -8,7 +8,8 @@ The base ledger, state brought to 2026-03-10 by a full recomputation:
 * Beta (B, EUR): J1 700.00 issued 02-01 due 03-03 -> 700.00; PB 50.00 cash on account
   received 03-01 -> 50.00 unapplied credit.
 
-Then one change arrives (journaled by its settlement keys, as every writer does) and the state
+Then one change arrives (journaled by its settlement keys by the database's triggers, whoever
+writes it) and the state
 is brought to 03-11. Nothing of the base takes effect on 03-11, so only the keys of the changed
 rows are recomputed: the invoice a payment names, an invoice's own id, a credit note's own id
 and the invoice it applies to.
@@ -91,11 +92,24 @@ def _edit(
     keys: list[tuple[str, str | None]],
     **values,
 ) -> None:
-    """An in-place update, journaled as a writer must: the row's settlement keys before and
-    after the change."""
+    """An in-place update as any writer makes it, journaling nothing itself: the database
+    journals the row's settlement keys before and after the change (``keys``, for the
+    reader)."""
     pk = next(iter(table.primary_key.columns))
     connection.execute(table.update().where(pk == key).values(**values))
-    record_settlement_keys(connection, keys)
+
+
+def _drop_journal_triggers(connection: sa.Connection) -> None:
+    """A database whose journaling triggers (revision 0016) are gone: what a writer that
+    bypasses them (a restore without triggers, a superuser disabling them) leaves behind."""
+    postgresql = connection.dialect.name == "postgresql"
+    operations = ("insert", "update", "delete", "truncate") if postgresql else (
+        "insert", "update", "delete"
+    )  # fmt: skip
+    for table in ("payments", "invoices"):
+        for operation in operations:
+            on = f" ON {table}" if postgresql else ""
+            connection.execute(sa.text(f"DROP TRIGGER ar_journal_{table}_{operation}{on}"))
 
 
 # (name, the change, balances as of 03-11, credits as of 03-11, keys recomputed)
@@ -259,6 +273,8 @@ def test_a_past_date_leaves_the_state_alone(ledger):
 @pytest.mark.parametrize("what", ["unjournaled_insert", "unjournaled_delete", "bulk", "rules"])
 def test_what_cannot_be_seen_incrementally_recomputes_everything(ledger, monkeypatch, what):
     with ledger.begin() as connection:
+        if what.startswith("unjournaled"):
+            _drop_journal_triggers(connection)
         if what == "unjournaled_insert":
             connection.execute(
                 payments.insert().values(
@@ -281,6 +297,7 @@ def test_an_unjournaled_edit_is_caught_by_the_sample_and_recomputed(ledger):
     # an in-place edit without a journal entry changes no row count: the daily aging's
     # comparison with a full recomputation (both customers are in the sample) catches it
     with ledger.begin() as connection:
+        _drop_journal_triggers(connection)
         connection.execute(
             invoices.update().where(invoices.c.invoice_id == "J1").values(amount_cents=60_000)
         )
@@ -494,14 +511,17 @@ def test_a_malformed_setting_is_named():
         load_settings({"AR_INCREMENTAL_BALANCES": "maybe"})
 
 
-def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(engine):
+@pytest.mark.parametrize("journal", ["by_the_database", "by_the_writer"])
+def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(engine, journal):
     """Six mornings of a generated ledger changing at random in every way a writer can change
-    it, each change journaled by its settlement keys (a changed row with its keys before and
-    after): payments, partial, full and over, back-dated and future-dated, naming another
+    it: payments, partial, full and over, back-dated and future-dated, naming another
     customer's invoice, another currency's or no invoice; reversals; credit notes; voids;
     amount fixes; payments re-pointed or deleted; new invoices; a row beyond the amount bound.
-    After each morning's refresh the whole state (balances, credit, the ledger check's
-    findings) equals a full recomputation. The changes are seeded: every run makes the same."""
+    Each change journaled either by the database's triggers alone (the writer journals
+    nothing) or, the triggers dropped, by the writer alone with the rows' settlement keys (a
+    changed row with its keys before and after). After each morning's refresh the whole state
+    (balances, credit, the ledger check's findings) equals a full recomputation. The changes
+    are seeded: every run makes the same."""
     import random
 
     from ar_pipeline.rules.ledger_sanity import AMOUNT_BOUND_CENTS
@@ -516,6 +536,13 @@ def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(e
             synced_until=dt.datetime(2026, 3, 10, 5, tzinfo=dt.UTC),
         )  # fmt: skip
         assert incremental.refresh_balances(connection, day).mode == "full"
+        if journal == "by_the_writer":
+            _drop_journal_triggers(connection)
+
+    def writer_journals(connection: sa.Connection, keys) -> None:
+        if journal == "by_the_writer":
+            record_settlement_keys(connection, keys)
+
     rng = random.Random(17)
     i, p = invoices.c, payments.c
     kinds = ["pay", "pay", "pay", "reverse", "on_account", "credit_note", "void", "amount_fix",
@@ -551,7 +578,7 @@ def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(e
                         payment_id=tag, customer_id=payer, invoice_id=named,
                         received_date=when, currency=currency, amount_cents=cents,
                     ))  # fmt: skip
-                    record_settlement_keys(connection, [payment_key(payer, named)])
+                    writer_journals(connection, [payment_key(payer, named)])
                 elif kind in ("credit_note", "new_invoice"):
                     note = kind == "credit_note"
                     applies = (doc.invoice_id if rng.random() < 0.8 else None) if note else None
@@ -562,7 +589,7 @@ def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(e
                         currency=currency, amount_cents=rng.randint(100, 90_000),
                         applies_to_invoice_id=applies,
                     ))  # fmt: skip
-                    record_settlement_keys(
+                    writer_journals(
                         connection,
                         document_keys(payer, tag, "credit_note" if note else "invoice", applies),
                     )
@@ -573,7 +600,7 @@ def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(e
                     connection.execute(
                         invoices.update().where(i.invoice_id == doc.invoice_id).values(**values)
                     )
-                    record_settlement_keys(
+                    writer_journals(
                         connection, document_keys(doc.customer_id, doc.invoice_id, "invoice", None)
                     )
                 elif paid:  # re_point or delete an existing payment: its old key and new one
@@ -589,7 +616,7 @@ def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(e
                             .values(invoice_id=target)
                         )
                         keys.append(payment_key(row.customer_id, target))
-                    record_settlement_keys(connection, keys)
+                    writer_journals(connection, keys)
             refresh = incremental.refresh_balances(connection, day)
             assert refresh.mode == "incremental", refresh
             compared = incremental.compare_with_full(connection, day)
@@ -599,6 +626,88 @@ def test_random_journaled_changes_keep_the_state_equal_to_a_full_recomputation(e
 
         reasons = set(connection.execute(sa.select(ledger_findings.c.reason)).scalars())
     assert {"customer_mismatch", "currency_mismatch", "amount_out_of_bounds"} <= reasons
+
+
+def _journal(connection: sa.Connection) -> list[tuple[str | None, str | None, str]]:
+    from ar_pipeline.store.schema import ledger_changes
+
+    c = ledger_changes.c
+    watermark = connection.execute(sa.select(balance_state.c.watermark)).scalar_one()
+    rows = connection.execute(
+        sa.select(c.customer_id, c.invoice_id, c.scope).where(c.seq > watermark).order_by(c.seq)
+    )
+    return [tuple(r) for r in rows]
+
+
+def test_the_database_journals_a_raw_write_by_its_keys(ledger):
+    """Plain SQL, as a sync outside the package or a correction by hand would write it: a
+    payment on I1 (key I1), a credit note on J1 (its own key CN9 and J1), then P0 moved from I2
+    to nothing (keys I2 and Alpha's account), then PB deleted (Beta's account)."""
+    with ledger.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO payments (payment_id, customer_id, invoice_id, received_date, currency,"
+            " amount_cents) VALUES ('P9', 'A', 'I1', '2026-03-11', 'EUR', 10000)"
+        ))  # fmt: skip
+        connection.execute(sa.text(
+            "INSERT INTO invoices (invoice_id, customer_id, invoice_number, kind, status,"
+            " issue_date, due_date, currency, amount_cents, applies_to_invoice_id, disputed)"
+            " VALUES ('CN9', 'B', 'CN-9', 'credit_note', 'issued', '2026-03-11', '2026-03-11',"
+            " 'EUR', 5000, 'J1', false)"
+        ))  # fmt: skip
+        connection.execute(sa.text("UPDATE payments SET invoice_id = NULL WHERE payment_id = 'P0'"))
+        connection.execute(sa.text("DELETE FROM payments WHERE payment_id = 'PB'"))
+        journal = _journal(connection)
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+    assert sorted(set(journal), key=str) == sorted(
+        {("A", "I1", "invoice"), ("B", "CN9", "invoice"), ("B", "J1", "invoice"),
+         ("A", "I2", "invoice"), ("A", None, "account"), ("B", None, "account")}, key=str
+    )  # fmt: skip
+    # I1 1000.00 - 100.00 = 900.00; J1 700.00 - 50.00 = 650.00; I2 owed in full, 500.00;
+    # P0's 200.00 is Alpha's credit; Beta's 50.00 on account is gone
+    assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 6)
+    with ledger.connect() as connection:
+        assert _balances(connection) == {"I1": 90_000, "I2": 50_000, "J1": 65_000}
+        assert _credits(connection) == {("A", "EUR"): 20_000}
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
+
+
+def test_a_bulk_load_journaled_as_anything_is_not_journaled_row_by_row(ledger):
+    with ledger.begin() as connection:
+        record_ledger_changes(connection, None)
+        for n in range(3):
+            add_payment(connection, f"PL{n}", "A", 1_000, "2026-03-11", invoice_id="I1")
+        assert _journal(connection) == [(None, None, "all")]
+        assert incremental.refresh_balances(connection, NEXT_DAY).mode == "full"
+        # I1 1000.00 - 3 x 10.00
+        assert _balances(connection) == {**BASE_BALANCES, "I1": 97_000}
+    with ledger.begin() as connection:  # the next write is journaled again
+        add_payment(connection, "PL9", "A", 1_000, "2026-03-11", invoice_id="I1")
+        assert _journal(connection) == [("A", "I1", "invoice")]
+
+
+def test_a_truncated_ledger_table_is_journaled_as_anything(ledger):
+    if ledger.dialect.name != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE")
+    with ledger.begin() as connection:
+        connection.execute(sa.text("TRUNCATE payments"))
+        assert _journal(connection) == [(None, None, "all")]
+        assert incremental.refresh_balances(connection, NEXT_DAY).mode == "full"
+        # P0 and PB gone: I2 owed in full, no credit
+        assert _balances(connection) == {**BASE_BALANCES, "I2": 50_000}
+        assert _credits(connection) == {}
+
+
+def test_with_the_setting_off_the_journal_does_not_pile_up(ledger):
+    """Off, the daily aging forgets the state every run; the journal goes too, but for its last
+    entry (the triggers keep writing it)."""
+    from ar_pipeline.store.schema import ledger_changes
+
+    with ledger.begin() as connection:
+        for n in range(3):
+            add_payment(connection, f"PO{n}", "B", 100, "2026-03-11", invoice_id="J1")
+        last = connection.execute(sa.select(sa.func.max(ledger_changes.c.seq))).scalar_one()
+        incremental.write_ar_aging(connection, NEXT_DAY, enabled=False)
+        assert connection.execute(sa.select(ledger_changes.c.seq)).scalars().all() == [last]
 
 
 def test_a_refresh_that_fails_half_way_leaves_the_state_as_it_was(ledger, monkeypatch):

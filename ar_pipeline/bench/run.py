@@ -120,12 +120,10 @@ def step_job(
 def step_touch(url: str, share: float) -> dict[str, Any]:
     """The night before the steady-state morning: ``share`` of the invoices get a payment (one
     in three back-dated into the last week, the rest dated the new day, half of them paying
-    the invoice in full), and one new invoice per hundred touched is issued. Journaled as any
-    writer of the ledger does: by the rows' settlement keys (the invoice each payment names,
-    each new invoice's own id)."""
-    from ar_pipeline.rules.settlement_keys import document_keys, payment_key
+    the invoice in full), and one new invoice per hundred touched is issued. Written as any
+    writer of the ledger writes, journaling nothing itself: the database's triggers journal the
+    rows' settlement keys (the invoice each payment names, each new invoice's own id)."""
     from ar_pipeline.store.database import analyze, bulk_insert, get_engine
-    from ar_pipeline.store.journal import record_settlement_keys
     from ar_pipeline.store.schema import invoices, payments
 
     engine = get_engine(url)
@@ -157,9 +155,6 @@ def step_touch(url: str, share: float) -> dict[str, Any]:
         bulk_insert(connection, invoices, ["invoice_id", "customer_id", "invoice_number", "kind",
                     "status", "issue_date", "due_date", "currency", "amount_cents", "disputed"],
                     new)  # fmt: skip
-        keys = [payment_key(p[1], p[2]) for p in pays]
-        keys += [k for i in new for k in document_keys(i[1], i[0], "invoice", None)]
-        record_settlement_keys(connection, keys)
     analyze(engine, [invoices, payments])
     return {"seconds": time.perf_counter() - started, "payments": len(pays),
             "invoices": len(new), "back_dated": sum(1 for p in pays if p[3] <= AS_OF)}  # fmt: skip

@@ -290,8 +290,12 @@ def _save_state(connection: Connection, as_of: dt.date, head: int, mode: str) ->
 
 
 def invalidate(connection: Connection) -> None:
-    """Forget the state: the next run recomputes every balance."""
+    """Forget the state: the next run recomputes every balance. The journal goes with it, but
+    for its last entry (as :func:`_save_state` keeps it): nothing reads the rest, and with the
+    setting off, which forgets the state every run, the triggers' entries would pile up."""
     connection.execute(balance_state.delete())
+    head = sa.select(sa.func.max(ledger_changes.c.seq)).scalar_subquery()
+    connection.execute(ledger_changes.delete().where(ledger_changes.c.seq < head))
 
 
 # --- the check: the state against a full recomputation ------------------------------------------

@@ -188,14 +188,15 @@ def sync_ledger(
     unmapped_total = 0
     try:
         with snapshot(source) as alga, alga.begin(), target.begin() as mirror:
+            # the whole tenant is replaced (recompute everything), or just these clients' rows;
+            # journaled first, so that the database's triggers leave a whole copy's rows alone
+            record_ledger_changes(mirror, clients)
             for table in (payments, invoices):
                 mirror.execute(
                     table.delete()
                     if clients is None
                     else table.delete().where(table.c.customer_id.in_(clients))
                 )
-            # the whole tenant is replaced (recompute everything), or just these clients' rows
-            record_ledger_changes(mirror, clients)
             customer_params = {"tenant": tenant, "only_clients": clients}
             customer_query = load_sql("customers", "recipients")
             for columns, chunk in stream(alga, customer_query, customer_params):

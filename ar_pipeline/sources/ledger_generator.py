@@ -78,6 +78,9 @@ def generate_ledger(
     span_days = (end_date - start_date).days
     totals = dict(customers=0, invoices=0, credit_notes=0, payments=0)
     invoice_seq = payment_seq = 0
+    # a bulk load: the next run recomputes everything. Journaled first, so that the database's
+    # journaling triggers leave the rows below alone.
+    record_ledger_changes(connection, None)
 
     for first, count in _chunks(customer_count, chunk_customers):
         numbers = np.arange(first + 1, first + count + 1)
@@ -269,7 +272,6 @@ def generate_ledger(
         totals["payments"] += n_pay
 
     syncs = _write_sync_log(connection, rng, synced_until)
-    record_ledger_changes(connection, None)  # a bulk load: the next run recomputes everything
     return SeedSummary(syncs=syncs, **totals)
 
 

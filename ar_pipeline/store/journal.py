@@ -1,12 +1,16 @@
 """The ledger's change journal (``ledger_changes``): its writers' side.
 
-Every write to ``invoices`` or ``payments`` records, in the same transaction, what it touched:
-either the settlement keys of the rows it inserted, changed or deleted
-(:func:`record_settlement_keys`, the precise form: a changed row's old and new keys), or the
-customers whose rows it touched (:func:`record_ledger_changes`, for a writer that replaces a
-customer's rows wholesale), or "anything" (a bulk load). The journal's ``seq`` gives the order
-rows arrived in, whatever their business dates; the incremental balances
-(``ar_pipeline.rules.incremental``) recompute exactly the keys journaled since their last run.
+Every write to ``invoices`` or ``payments`` is journaled in the same transaction by its
+settlement keys (a changed row's old and new keys). The database does it itself (revision
+0016: statement-level triggers on PostgreSQL, row-level ones on SQLite), so a writer outside
+the package, a hand-made correction or a replicated row cannot skip it. A writer may add what
+the triggers cannot know: :func:`record_ledger_changes` journals customers whole (a writer
+that replaces a customer's rows) or "anything" (a bulk load: the next run recomputes
+everything, and the triggers add nothing more in that transaction); :func:`record_settlement_keys`
+journals keys explicitly (redundant with the triggers; kept for writers of a database that has
+not been upgraded). The journal's ``seq`` gives the order rows arrived in, whatever their
+business dates; the incremental balances (``ar_pipeline.rules.incremental``) recompute exactly
+the keys journaled since their last run.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from ar_pipeline.store.schema import ledger_changes
 # and committed after another writer's 101 had been read as the journal's head would be skipped
 # for good (sequence numbers are handed out before commit, in no commit order).
 JOURNAL_LOCK = 160_001
+# PostgreSQL setting, local to a transaction that journaled "anything": the triggers skip it
+JOURNALED_ALL = "ar_pipeline.journaled_all"
 
 
 def hold_journal_lock(connection: Connection, exclusive: bool) -> None:
@@ -42,15 +48,18 @@ def record_ledger_changes(
     transaction: one entry per customer whose rows were inserted, changed or deleted (a SELECT
     of one column of ids, or a list; each stands for every settlement key of the customer's
     rows), or ``None`` for "anything" (a bulk load: the next run recomputes everything). For a
-    writer that replaces customers' rows wholesale; one that knows its rows journals their keys
-    (:func:`record_settlement_keys`). Every writer of the ledger journals one way or the other;
-    a write without it is invisible to the incremental balances until a full recomputation."""
+    writer that replaces customers' rows wholesale. Journal "anything" before the bulk write:
+    the database's triggers then leave its rows alone instead of journaling each one."""
     hold_journal_lock(connection, exclusive=False)
     now = dt.datetime.now(dt.UTC)
     if customer_ids is None:
         connection.execute(
             ledger_changes.insert().values(customer_id=None, scope="all", recorded_at=now)
         )
+        if connection.dialect.name == "postgresql":
+            # the journaling triggers add nothing more in this transaction (SQLite's see the
+            # pending entry for "anything" themselves)
+            connection.execute(sa.select(sa.func.set_config(JOURNALED_ALL, "on", True)))
         return
     if isinstance(customer_ids, Select):
         ids = customer_ids.subquery("changed")
@@ -78,7 +87,8 @@ def record_settlement_keys(
     connection: Connection, keys: Iterable[tuple[str, str | None]] | Select
 ) -> None:
     """Journal a write to ``invoices`` or ``payments`` by the settlement keys of its rows
-    (:mod:`ar_pipeline.rules.settlement_keys`), in the writer's transaction: pairs
+    (:mod:`ar_pipeline.rules.settlement_keys`), in the writer's transaction (the database's
+    triggers do the same since revision 0016; this stays for explicit writers): pairs
     (customer_id, invoice_id), where invoice_id is the invoice the key is of and None means the
     customer's rows that name no invoice. A payment's key is the invoice it names; an
     ``invoices`` row has its own id as key and, a credit note, the key of what it applies to.

@@ -577,10 +577,11 @@ aging_credits = sa.Table(
 
 # --- incremental balances (docs/design.md, Aging: incremental balances) ---------------------------
 
-# The ledger's arrival order: every writer of invoices or payments adds, in the same transaction,
-# one row per customer whose rows it inserted, changed or deleted (customer_id NULL: "any
-# customer", a bulk load or a replacement of the whole ledger). ``seq`` only grows, so it orders
-# arrivals whatever the rows' business dates (ar_pipeline.rules.incremental).
+# The ledger's arrival order: every write to invoices or payments adds, in the same transaction,
+# the settlement keys of the rows it inserted, changed or deleted (written by the database's
+# triggers, revision 0016), or a writer's entry for whole customers or for "anything" (a bulk
+# load or a replacement of the whole ledger). ``seq`` only grows, so it orders arrivals
+# whatever the rows' business dates (ar_pipeline.rules.incremental).
 ledger_changes = sa.Table(
     "ledger_changes",
     metadata,
@@ -593,6 +594,14 @@ ledger_changes = sa.Table(
     sa.Column("scope", sa.Text, nullable=False, server_default="customer"),
     sa.Column("invoice_id", sa.Text),
     sa.CheckConstraint("scope IN ('invoice', 'account', 'customer', 'all')", name="scope"),
+)
+# The entries for "anything": SQLite's journaling triggers (revision 0016) look for one pending
+# on every row they journal.
+sa.Index(
+    "ix_ledger_changes_all",
+    ledger_changes.c.seq,
+    sqlite_where=ledger_changes.c.scope == "all",
+    postgresql_where=ledger_changes.c.scope == "all",
 )
 
 # The incremental state: every non-zero invoice balance and on-account credit as of
