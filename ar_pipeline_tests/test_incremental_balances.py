@@ -697,6 +697,29 @@ def test_a_truncated_ledger_table_is_journaled_as_anything(ledger):
         assert _credits(connection) == {}
 
 
+def test_a_raw_write_holds_the_refresh_off_until_it_commits(ledger):
+    """PostgreSQL hands out journal numbers before commit: the trigger takes the journal's lock
+    shared, as a writer must, so the refresh (exclusive) cannot read the journal's head while
+    an uncommitted write sits under it; once the write commits, its key is picked up."""
+    if ledger.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    from sqlalchemy.exc import OperationalError
+
+    with ledger.connect() as writer:
+        with writer.begin():
+            writer.execute(sa.text(
+                "INSERT INTO payments (payment_id, customer_id, invoice_id, received_date,"
+                " currency, amount_cents) VALUES ('PW', 'A', 'I1', '2026-03-11', 'EUR', 30000)"
+            ))  # fmt: skip
+            with pytest.raises(OperationalError, match="lock timeout"), ledger.begin() as other:
+                other.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+                incremental.refresh_balances(other, NEXT_DAY)
+    with ledger.begin() as connection:
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 1)  # I1
+        assert _balances(connection) == {**BASE_BALANCES, "I1": 70_000}  # 1000.00 - 300.00
+
+
 def test_with_the_setting_off_the_journal_does_not_pile_up(ledger):
     """Off, the daily aging forgets the state every run; the journal goes too, but for its last
     entry (the triggers keep writing it)."""
