@@ -67,8 +67,9 @@ class Settings:
     web_users: str | None
     web_secret: str | None
     web_secure_cookie: bool = False  # the page is served over HTTPS: the cookie is Secure
-    # keep balances up to date from the ledger's change journal (the database's triggers write it)
-    incremental_balances: bool = False
+    # keep balances up to date from the ledger's change journal (the database's triggers write
+    # it): "on", "off", or "auto" (on from AUTO_FROM_INVOICES invoices, rules/incremental.py)
+    incremental_balances: str = "auto"
     source: str = "ledger"
     alga: AlgaSettings | None = None
     # the variable the business database comes from: AR_DATA_DIR when it is the default SQLite
@@ -118,6 +119,16 @@ def _parse_bool(name: str, raw: str) -> bool:
     if value in {"0", "false", "no", "off", ""}:
         return False
     raise SettingsError(f"{name}: must be true or false, got {raw!r}")
+
+
+def _parse_balances(name: str, raw: str) -> str:
+    """``auto``, or a boolean spelled as :func:`_parse_bool` takes it, as ``on`` or ``off``."""
+    if raw.strip().lower() == "auto":
+        return "auto"
+    try:
+        return "on" if _parse_bool(name, raw) else "off"
+    except SettingsError:
+        raise SettingsError(f"{name}: must be auto, true or false, got {raw!r}") from None
 
 
 def _parse_int(name: str, raw: str, minimum: int = 0, maximum: int = MAX_DAYS) -> int:
@@ -353,8 +364,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_secure_cookie=_parse_bool(
             "AR_WEB_SECURE_COOKIE", get("AR_WEB_SECURE_COOKIE") or "false"
         ),
-        incremental_balances=_parse_bool(
-            "AR_INCREMENTAL_BALANCES", get("AR_INCREMENTAL_BALANCES") or "false"
+        incremental_balances=_parse_balances(
+            "AR_INCREMENTAL_BALANCES", get("AR_INCREMENTAL_BALANCES") or "auto"
         ),
         source=source,
         alga=_parse_alga(get) if source == "alga_psa" else None,

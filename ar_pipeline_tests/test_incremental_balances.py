@@ -325,8 +325,8 @@ def test_daily_aging_from_the_state_equals_the_ledger_evaluation(ledger):
     }
 
 
-def _aging_rows(connection: sa.Connection) -> list[sa.Row]:
-    query = sa.select(ar_aging).where(ar_aging.c.as_of == NEXT_DAY).order_by(ar_aging.c.customer_id)
+def _aging_rows(connection: sa.Connection, day: dt.date = NEXT_DAY) -> list[sa.Row]:
+    query = sa.select(ar_aging).where(ar_aging.c.as_of == day).order_by(ar_aging.c.customer_id)
     return connection.execute(query).all()
 
 
@@ -467,10 +467,13 @@ def test_the_journal_is_consumed_and_a_quiet_rerun_recomputes_nobody(ledger):
     assert again.mode == "incremental"
 
 
-def test_the_daily_job_uses_the_state_only_when_the_setting_is_on(engine, database_url, tmp_path):
-    """AR_INCREMENTAL_BALANCES is off by default: the daily job ages from the ledger's events
-    and forgets any state; on, its first run builds the state and the next morning refreshes
-    only what changed. The figures are the same either way."""
+def test_the_daily_job_uses_the_state_only_when_the_setting_says_so(
+    engine, database_url, tmp_path
+):
+    """AR_INCREMENTAL_BALANCES is auto by default, which on this three-invoice ledger keeps no
+    state: the daily job ages from the ledger's events and forgets any state; on, its first run
+    builds the state and the next morning refreshes only what changed. The figures are the
+    same either way."""
     import dagster as dg
 
     from ar_pipeline.definitions import build_definitions
@@ -481,34 +484,86 @@ def test_the_daily_job_uses_the_state_only_when_the_setting_is_on(engine, databa
     with engine.begin() as connection:
         _base(connection)
 
-    def run(day: dt.date, on: bool) -> str:
-        settings = load_settings({"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
-                                  "AR_INCREMENTAL_BALANCES": "true" if on else "false"})
+    def run(day: dt.date, setting: str | None) -> str:
+        environ = {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path)}
+        if setting is not None:
+            environ["AR_INCREMENTAL_BALANCES"] = setting
         with dg.DagsterInstance.ephemeral() as instance:
-            result = run_daily_job(build_definitions(settings), day, instance)
+            result = run_daily_job(build_definitions(load_settings(environ)), day, instance)
             assert result.success
             (aged,) = [m for m in result.get_asset_materialization_events()
                        if m.asset_key == dg.AssetKey("ar_aging")]  # fmt: skip
         return aged.materialization.metadata["balances"].value
 
-    assert run(BASE_DAY, on=False) == "off"
+    assert run(BASE_DAY, None) == "off"
     with engine.connect() as connection:
         off_rows = _aging_rows(connection)
         assert connection.execute(sa.select(balance_state)).first() is None
-    assert run(BASE_DAY, on=True) == "full"
+    assert run(BASE_DAY, "true") == "full"
     with engine.connect() as connection:
         assert _aging_rows(connection) == off_rows
-    assert run(NEXT_DAY, on=True) == "incremental"
-    assert run(NEXT_DAY, on=False) == "off"  # the state is forgotten: nothing reads it stale
+    assert run(NEXT_DAY, "on") == "incremental"
+    assert run(NEXT_DAY, "false") == "off"  # the state is forgotten: nothing reads it stale
     with engine.connect() as connection:
         assert connection.execute(sa.select(balance_state)).first() is None
+
+
+def test_auto_keeps_the_state_from_the_bound_number_of_invoices(engine):
+    """AR_INCREMENTAL_BALANCES=auto with a bound of 4 invoices rows: the base ledger's three
+    are below it (aged from the ledger, no state kept); a credit note makes four, and the day's
+    balances come from a state built by a full recomputation; the next morning refreshes the one
+    key a payment touched. Every day's figures equal a recomputation from the ledger."""
+    upgrade_database(engine)
+
+    def age(connection: sa.Connection, day: dt.date, setting: str) -> incremental.Refresh:
+        _, refresh = incremental.write_ar_aging(connection, day, setting, auto_from_invoices=4)
+        return refresh
+
+    with engine.begin() as connection:
+        _base(connection)
+        below = age(connection, BASE_DAY, "auto")
+        assert (below.mode, below.reason) == (
+            "off", "AR_INCREMENTAL_BALANCES is auto and the ledger has fewer than 4 invoices: "
+            "from the ledger",
+        )  # fmt: skip
+        assert incremental.state_date(connection) is None
+        # J1 credited 10,000 on 2026-03-09: the fourth row of invoices
+        add_credit_note(connection, "CN1", "B", 10_000, "2026-03-09", applies_to="J1")
+        at_bound = age(connection, BASE_DAY, "auto")
+        assert (at_bound.mode, at_bound.reason) == (
+            "full", "AR_INCREMENTAL_BALANCES is auto and the ledger has 4+ invoices; "
+            "no incremental state yet",
+        )  # fmt: skip
+        assert _balances(connection) == {"I1": 100_000, "I2": 30_000, "J1": 60_000}
+        auto_base_rows = _aging_rows(connection, BASE_DAY)
+        add_payment(connection, "P1", "A", 40_000, "2026-03-11", invoice_id="I1")
+        morning = age(connection, NEXT_DAY, "auto")
+        assert (morning.mode, morning.keys_recomputed) == ("incremental", 1)
+        assert _balances(connection) == {"I1": 60_000, "I2": 30_000, "J1": 60_000}
+        auto_next_rows = _aging_rows(connection, NEXT_DAY)
+        assert age(connection, BASE_DAY, "off").mode == "off"
+        assert _aging_rows(connection, BASE_DAY) == auto_base_rows
+        assert age(connection, NEXT_DAY, "off").mode == "off"
+        assert _aging_rows(connection, NEXT_DAY) == auto_next_rows
 
 
 def test_a_malformed_setting_is_named():
     from ar_pipeline.settings import SettingsError, load_settings
 
-    with pytest.raises(SettingsError, match="AR_INCREMENTAL_BALANCES"):
+    with pytest.raises(SettingsError, match="AR_INCREMENTAL_BALANCES: must be auto, true or fa"):
         load_settings({"AR_INCREMENTAL_BALANCES": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "setting"),
+    [(None, "auto"), ("", "auto"), (" Auto ", "auto"), ("true", "on"), ("on", "on"),
+     ("1", "on"), ("false", "off"), ("no", "off")],
+)  # fmt: skip
+def test_the_setting_reads_auto_or_a_boolean(raw, setting):
+    from ar_pipeline.settings import load_settings
+
+    environ = {} if raw is None else {"AR_INCREMENTAL_BALANCES": raw}
+    assert load_settings(environ).incremental_balances == setting
 
 
 @pytest.mark.parametrize("journal", ["by_the_database", "by_the_writer"])
@@ -729,7 +784,7 @@ def test_with_the_setting_off_the_journal_does_not_pile_up(ledger):
         for n in range(3):
             add_payment(connection, f"PO{n}", "B", 100, "2026-03-11", invoice_id="J1")
         last = connection.execute(sa.select(sa.func.max(ledger_changes.c.seq))).scalar_one()
-        incremental.write_ar_aging(connection, NEXT_DAY, enabled=False)
+        incremental.write_ar_aging(connection, NEXT_DAY, setting="off")
         assert connection.execute(sa.select(ledger_changes.c.seq)).scalars().all() == [last]
 
 

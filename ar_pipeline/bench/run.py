@@ -41,6 +41,7 @@ from ar_pipeline.bench.scratch import AS_OF, ScratchDatabase, in_child, peak_rss
 SIZES = {
     "10k": (10_000, 1_000),
     "100k": (100_000, 10_000),
+    "300k": (300_000, 30_000),  # just past where AR_INCREMENTAL_BALANCES=auto keeps the state
     "1m": (1_000_000, 100_000),
     "10m": (10_000_000, 1_000_000),
 }
@@ -81,7 +82,7 @@ def step_generate(url: str, customers: int) -> dict[str, Any]:
 
 
 def step_job(
-    url: str, data_dir: str, as_of: str = AS_OF.isoformat(), incremental: bool = False
+    url: str, data_dir: str, as_of: str = AS_OF.isoformat(), balances: str = "auto"
 ) -> dict[str, Any]:
     import dagster as dg
 
@@ -91,7 +92,7 @@ def step_job(
     from ar_pipeline.store.schema import ar_aging, prior_actions, proposed_actions, tier_assignments
 
     settings = load_settings({"AR_DATABASE_URL": url, "AR_DATA_DIR": data_dir,
-                              "AR_INCREMENTAL_BALANCES": "true" if incremental else "false"})
+                              "AR_INCREMENTAL_BALANCES": balances})
     defs = build_definitions(settings)
     with dg.DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
@@ -104,6 +105,8 @@ def step_job(
             for s in instance.get_run_step_stats(result.run_id)
             if s.end_time and s.start_time
         }
+        (aged,) = [m.materialization for m in result.get_asset_materialization_events()
+                   if m.asset_key == dg.AssetKey("ar_aging")]  # fmt: skip
     from ar_pipeline.store.database import get_engine
 
     day = dt.date.fromisoformat(as_of)
@@ -114,7 +117,7 @@ def step_job(
             for t in (ar_aging, prior_actions, tier_assignments, proposed_actions)
         )
     return {"seconds": total, "steps": steps, "rows_written": written,
-            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+            "balances": aged.metadata["balances"].value, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def step_touch(url: str, share: float) -> dict[str, Any]:
@@ -294,27 +297,29 @@ STEPS = {"generate": step_generate, "job": step_job, "floor": step_floor, "naive
 
 
 def run_size(
-    base_url: str, label: str, incremental: bool = False, history_days: int = 0
+    base_url: str, label: str, balances: str = "auto", history_days: int = 0
 ) -> dict[str, Any]:
     """The first run on a fresh ledger (every balance computed), then a steady-state morning:
     1 % of invoices touched overnight and the job run for the next day. Each against the floor
-    measured on the same database and day. ``incremental``: with AR_INCREMENTAL_BALANCES on
-    (the default is off). ``history_days``: before the morning, that many earlier days of
+    measured on the same database and day. ``balances``: AR_INCREMENTAL_BALANCES (``auto``, as
+    shipped, ``on`` or ``off``). ``history_days``: before the morning, that many earlier days of
     proposals (:func:`step_history`), as a team that has run the job for a while has."""
     invoices, customers = SIZES[label]
     day2 = NEXT_DAY.isoformat()
     with ScratchDatabase(base_url, label) as url, tempfile.TemporaryDirectory() as data_dir:
         generated = in_child("generate", url, customers)
-        job = in_child("job", url, data_dir, AS_OF.isoformat(), incremental)
+        job = in_child("job", url, data_dir, AS_OF.isoformat(), balances)
         floor = in_child("floor", url, job["rows_written"])
         naive = in_child("naive", url) if invoices <= NAIVE_MAX_INVOICES else None
         history = in_child("history", url, history_days) if history_days else None
         touched = in_child("touch", url, TOUCHED_SHARE)
-        job2 = in_child("job", url, data_dir, day2, incremental)
+        job2 = in_child("job", url, data_dir, day2, balances)
         floor2 = in_child("floor", url, job2["rows_written"], day2)
     result = {
         "size": label,
-        "incremental_balances": incremental,
+        "incremental_balances": balances,
+        "balances": job["balances"],
+        "steady_balances": job2["balances"],
         "backend": make_url(base_url).get_backend_name(),
         "invoices": generated["invoices"],
         "customers": generated["customers"],
@@ -359,19 +364,27 @@ def print_table(results: list[dict[str, Any]]) -> None:
         steps = ", ".join(f"{k} {v:.2f}s" for k, v in r["steps_s"].items())
         steady = ", ".join(f"{k} {v:.2f}s" for k, v in r["steady_steps_s"].items())
         floor = f"query {r['floor_query_s']:.2f}s + insert {r['floor_insert_s']:.2f}s"
-        print(f"  {r['size']}: generate {r['generate_s']:.2f}s; floor = {floor}; steps: {steps}")
+        print(f"  {r['size']}: generate {r['generate_s']:.2f}s; floor = {floor}; "
+              f"balances {r['balances']}; steps: {steps}")
         history = f", after {r['history']['days']} days of proposals" if r["history"] else ""
-        print(f"  {r['size']} morning after ({r['touched']}{history}): steps: {steady}")
+        print(f"  {r['size']} morning after ({r['touched']}{history}): "
+              f"balances {r['steady_balances']}; steps: {steady}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ar-pipeline bench", description=__doc__)
-    parser.add_argument("--sizes", default="10k,100k,1m", help="comma-separated: 10k,100k,1m,10m")
+    parser.add_argument(
+        "--sizes", default="10k,100k,1m", help="comma-separated: 10k,100k,300k,1m,10m"
+    )
     parser.add_argument("--output", type=Path, default=Path("bench/results/benchmark.json"))
     parser.add_argument("--apply-throughput", action="store_true")
     parser.add_argument(
-        "--incremental", action="store_true",
-        help="run the job with AR_INCREMENTAL_BALANCES on (default: off, as shipped)",
+        "--balances", choices=("auto", "on", "off"), default="auto",
+        help="AR_INCREMENTAL_BALANCES for the job (default: auto, as shipped)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--incremental", action="store_const", const="on", dest="balances",
+        help="the same as --balances on",
     )  # fmt: skip
     parser.add_argument(
         "--history-days", type=int, default=0, metavar="DAYS",
@@ -411,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for label in labels:
         print(f"[{dt.datetime.now():%H:%M:%S}] benchmarking {label} ...", flush=True)
-        results.append(run_size(base_url, label, args.incremental, args.history_days))
+        results.append(run_size(base_url, label, args.balances, args.history_days))
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"machine": {"cpus": os.cpu_count()},

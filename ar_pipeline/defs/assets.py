@@ -263,7 +263,7 @@ def _age_receivables(
     with ar_db.engine.begin() as connection:
         # the ledger check reads the aging's pass over the ledger instead of joining it again
         row_count, refresh = incremental.write_ar_aging(
-            connection, as_of, enabled=ar_db.incremental_balances, keep_pass=True
+            connection, as_of, setting=ar_db.incremental_balances, keep_pass=True
         )
         review = incremental.review_ledger(connection, as_of, refresh, with_pass=True)
         totals = aging_totals(connection, as_of)

@@ -36,7 +36,8 @@ class ArDatabase(dg.ConfigurableResource):
     hold_min_days_overdue: int = 90
     hold_min_open: str = "25000.00"
     charts_dir: str = ".ar_data/charts"
-    incremental_balances: bool = False  # AR_INCREMENTAL_BALANCES (docs/design.md, Aging)
+    # AR_INCREMENTAL_BALANCES: auto, on or off (docs/design.md, Incremental balances)
+    incremental_balances: str = "auto"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArDatabase:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -73,6 +73,11 @@ BALANCE_COLUMNS = (
 CREDIT_COLUMNS = ("customer_id", "currency", "unapplied_credit_cents")  # per customer
 # Customers compared with a full recomputation each run (sample_customers, write_ar_aging).
 SAMPLE_CUSTOMERS = 1000
+# AR_INCREMENTAL_BALANCES=auto keeps the state from this many `invoices` rows on: below it the
+# morning's fixed costs (the comparison, the bookkeeping) are more than a full pass. The
+# benchmark's mornings with and without the state: 1.38 s and 1.13 s at 100k invoices, 2.71 s
+# and 2.79 s at 300k, 3.24 s and 4.35 s at 500k (docs/benchmarks.md); about even near 250k
+AUTO_FROM_INVOICES = 250_000
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ class Refresh:
 
     as_of: dt.date
     # 'full', 'incremental', 'past' (an earlier date: the state was not used) or 'off'
-    # (AR_INCREMENTAL_BALANCES is off: every balance from the ledger, the state forgotten)
+    # (AR_INCREMENTAL_BALANCES is off, or auto on a small ledger: every balance from the
+    # ledger, the state forgotten)
     mode: str
     reason: str
     keys_recomputed: int | None = None  # incremental only: invoices and accounts
@@ -428,14 +434,41 @@ def review_ledger(
     return ledger_sanity.review_ledger(connection, as_of, stored=ledger_findings)
 
 
+def keeps_state(
+    connection: Connection, setting: str, auto_from_invoices: int = AUTO_FROM_INVOICES
+) -> tuple[bool, str]:
+    """Whether the daily job keeps the incremental state under ``AR_INCREMENTAL_BALANCES``
+    (``on``, ``off`` or ``auto``), and why. ``auto`` keeps it once the ledger holds
+    ``auto_from_invoices`` rows of ``invoices`` (credit notes count: the pass reads them too),
+    counted no further than that, so the count costs the same on any larger ledger. A ledger
+    that shrinks below the bound is aged from its events again and the state forgotten; one
+    that grows past it starts with a full recomputation, as turning the setting on does."""
+    if setting in ("on", "off"):
+        return setting == "on", f"AR_INCREMENTAL_BALANCES is {setting}"
+    if setting != "auto":
+        raise ValueError(f"AR_INCREMENTAL_BALANCES: must be auto, on or off, got {setting!r}")
+    counted = sa.select(invoices.c.invoice_id).limit(auto_from_invoices).subquery()
+    rows = connection.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
+    if rows >= auto_from_invoices:
+        return True, f"AR_INCREMENTAL_BALANCES is auto and the ledger has {rows:,}+ invoices"
+    return False, (
+        f"AR_INCREMENTAL_BALANCES is auto and the ledger has fewer than "
+        f"{auto_from_invoices:,} invoices"
+    )
+
+
 def write_ar_aging(
-    connection: Connection, as_of: dt.date, enabled: bool = True, keep_pass: bool = False
+    connection: Connection,
+    as_of: dt.date,
+    setting: str = "on",
+    keep_pass: bool = False,
+    auto_from_invoices: int = AUTO_FROM_INVOICES,
 ) -> tuple[int, Refresh]:
     """The daily aging of ``as_of`` (:func:`ar_pipeline.rules.aging.write_ar_aging`) from the
     incremental balances when ``as_of`` is on or after the state's date, else from the ledger.
-    Not ``enabled`` (the default setting, ``AR_INCREMENTAL_BALANCES``): every balance from the
-    ledger's events, and the state is forgotten, so that nothing reads a stale one and turning
-    the setting on starts with a full recomputation.
+    When the setting (``AR_INCREMENTAL_BALANCES``, :func:`keeps_state`) keeps no state: every
+    balance from the ledger's events, and the state is forgotten, so that nothing reads a
+    stale one and keeping it again starts with a full recomputation.
 
     After an incremental refresh a sample of customers is compared with a full recomputation;
     any difference (a writer that skipped the journal) recomputes everything at once, so the
@@ -443,9 +476,10 @@ def write_ar_aging(
 
     ``keep_pass``: when the day's balances come from the ledger, leave the aging's pass for
     :func:`review_ledger` (``with_pass``)."""
-    if not enabled:
+    keep, why = keeps_state(connection, setting, auto_from_invoices)
+    if not keep:
         invalidate(connection)
-        refresh = Refresh(as_of, "off", "AR_INCREMENTAL_BALANCES is off: from the ledger")
+        refresh = Refresh(as_of, "off", f"{why}: from the ledger")
         return aging.write_ar_aging(connection, as_of, keep_pass=keep_pass), refresh
     refresh = refresh_balances(connection, as_of)
     if refresh.mode == "incremental":
@@ -453,6 +487,8 @@ def write_ar_aging(
         if not compared.agree:
             refresh = refresh_balances(connection, as_of, force_full=True)
             refresh = Refresh(as_of, "full", f"sample disagreed: {compared}")
+    if setting == "auto":
+        refresh = replace(refresh, reason=f"{why}; {refresh.reason}")
     if refresh.mode == "past":
         return aging.write_ar_aging(connection, as_of, keep_pass=keep_pass), refresh
     return aging.write_ar_aging(connection, as_of, from_state=True), refresh
