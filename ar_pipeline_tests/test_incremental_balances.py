@@ -818,3 +818,26 @@ def test_a_refresh_that_fails_half_way_leaves_the_state_as_it_was(ledger, monkey
         assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 1)  # I1
         assert _balances(connection) == {**BASE_BALANCES, "I1": 60_000}
         assert incremental.compare_with_full(connection, NEXT_DAY).agree
+
+
+def test_the_journal_triggers_exist_at_the_head_revision(engine):
+    """Every later revision must leave the journal's triggers in place: Alembic's batch mode
+    recreates a SQLite table without them, and a missing trigger journals nothing, silently.
+    On PostgreSQL they fire for replicated rows too (ENABLE ALWAYS: ``tgenabled`` 'A')."""
+    upgrade_database(engine)
+    operations = ["insert", "update", "delete"]
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            operations.append("truncate")
+            found = connection.execute(sa.text(
+                "SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal"
+                " AND tgrelid IN ('invoices'::regclass, 'payments'::regclass)"
+            )).all()  # fmt: skip
+            assert {enabled for _, enabled in found} == {"A"}
+        else:
+            found = connection.execute(sa.text(
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
+                " AND tbl_name IN ('invoices', 'payments')"
+            )).all()  # fmt: skip
+    expected = {f"ar_journal_{t}_{o}" for t in ("invoices", "payments") for o in operations}
+    assert {name for name, _ in found} == expected
