@@ -121,8 +121,9 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}: must be true or false, got {raw!r}")
 
 
-def _parse_balances(name: str, raw: str) -> str:
-    """``auto``, or a boolean spelled as :func:`_parse_bool` takes it, as ``on`` or ``off``."""
+def parse_balances_setting(name: str, raw: str) -> str:
+    """``AR_INCREMENTAL_BALANCES``: ``auto``, or a boolean spelled as :func:`_parse_bool` takes
+    it, as ``on`` or ``off``."""
     if raw.strip().lower() == "auto":
         return "auto"
     try:
@@ -364,7 +365,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_secure_cookie=_parse_bool(
             "AR_WEB_SECURE_COOKIE", get("AR_WEB_SECURE_COOKIE") or "false"
         ),
-        incremental_balances=_parse_balances(
+        incremental_balances=parse_balances_setting(
             "AR_INCREMENTAL_BALANCES", get("AR_INCREMENTAL_BALANCES") or "auto"
         ),
         source=source,

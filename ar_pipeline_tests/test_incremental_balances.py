@@ -484,7 +484,7 @@ def test_the_daily_job_uses_the_state_only_when_the_setting_says_so(
     with engine.begin() as connection:
         _base(connection)
 
-    def run(day: dt.date, setting: str | None) -> str:
+    def run(day: dt.date, setting: str | None) -> tuple[str, str]:
         environ = {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path)}
         if setting is not None:
             environ["AR_INCREMENTAL_BALANCES"] = setting
@@ -493,17 +493,22 @@ def test_the_daily_job_uses_the_state_only_when_the_setting_says_so(
             assert result.success
             (aged,) = [m for m in result.get_asset_materialization_events()
                        if m.asset_key == dg.AssetKey("ar_aging")]  # fmt: skip
-        return aged.materialization.metadata["balances"].value
+        metadata = aged.materialization.metadata
+        return metadata["balances"].value, metadata["balances_why"].value
 
-    assert run(BASE_DAY, None) == "off"
+    assert run(BASE_DAY, None) == (
+        "off", "AR_INCREMENTAL_BALANCES is auto and the ledger has fewer than 250,000 invoices: "
+        "from the ledger",
+    )  # fmt: skip
     with engine.connect() as connection:
         off_rows = _aging_rows(connection)
         assert connection.execute(sa.select(balance_state)).first() is None
-    assert run(BASE_DAY, "true") == "full"
+    assert run(BASE_DAY, "true") == ("full", "no incremental state yet")
     with engine.connect() as connection:
         assert _aging_rows(connection) == off_rows
-    assert run(NEXT_DAY, "on") == "incremental"
-    assert run(NEXT_DAY, "false") == "off"  # the state is forgotten: nothing reads it stale
+    assert run(NEXT_DAY, "on")[0] == "incremental"
+    # the state is forgotten: nothing reads it stale
+    assert run(NEXT_DAY, "false") == ("off", "AR_INCREMENTAL_BALANCES is off: from the ledger")
     with engine.connect() as connection:
         assert connection.execute(sa.select(balance_state)).first() is None
 
@@ -543,21 +548,35 @@ def test_auto_keeps_the_state_from_the_bound_number_of_invoices(engine):
         auto_next_rows = _aging_rows(connection, NEXT_DAY)
         assert age(connection, BASE_DAY, "off").mode == "off"
         assert _aging_rows(connection, BASE_DAY) == auto_base_rows
-        assert age(connection, NEXT_DAY, "off").mode == "off"
+        # a bound of 5: the ledger is below it again, the state and its rows are forgotten
+        _, below_again = incremental.write_ar_aging(
+            connection, NEXT_DAY, "auto", auto_from_invoices=5
+        )
+        assert below_again.mode == "off"
+        assert incremental.state_date(connection) is None
+        assert (_balances(connection), _credits(connection)) == ({}, {})
         assert _aging_rows(connection, NEXT_DAY) == auto_next_rows
 
 
-def test_a_malformed_setting_is_named():
+def test_a_malformed_setting_is_named(engine):
+    """From the environment, and as the daily job's resource passes it on (run config can set
+    the resource's field directly): the same spellings, the same error."""
     from ar_pipeline.settings import SettingsError, load_settings
 
     with pytest.raises(SettingsError, match="AR_INCREMENTAL_BALANCES: must be auto, true or fa"):
         load_settings({"AR_INCREMENTAL_BALANCES": "maybe"})
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        assert incremental.keeps_state(connection, "yes") == (True, "AR_INCREMENTAL_BALANCES is on")
+        with pytest.raises(SettingsError, match="AR_INCREMENTAL_BALANCES: must be auto, true"):
+            incremental.keeps_state(connection, "maybe")
 
 
 @pytest.mark.parametrize(
     ("raw", "setting"),
     [(None, "auto"), ("", "auto"), (" Auto ", "auto"), ("true", "on"), ("on", "on"),
-     ("1", "on"), ("false", "off"), ("no", "off")],
+     ("1", "on"), ("yes", "on"), ("false", "off"), ("off", "off"), ("0", "off"),
+     ("no", "off")],
 )  # fmt: skip
 def test_the_setting_reads_auto_or_a_boolean(raw, setting):
     from ar_pipeline.settings import load_settings

@@ -46,6 +46,7 @@ from sqlalchemy.sql import CompoundSelect, Select
 from ar_pipeline.rules import aging, ledger_sanity
 from ar_pipeline.rules.aging import AgingSource, as_of_dates
 from ar_pipeline.rules.settlement_keys import SettlementKeys
+from ar_pipeline.settings import parse_balances_setting
 from ar_pipeline.store.database import (
     bulk_insert,
     create_afresh,
@@ -296,10 +297,12 @@ def _save_state(connection: Connection, as_of: dt.date, head: int, mode: str) ->
 
 
 def invalidate(connection: Connection) -> None:
-    """Forget the state: the next run recomputes every balance. The journal goes with it, but
-    for its last entry (as :func:`_save_state` keeps it): nothing reads the rest, and with the
-    setting off, which forgets the state every run, the triggers' entries would pile up."""
-    connection.execute(balance_state.delete())
+    """Forget the state: the next run recomputes every balance. Its rows go (nothing reads them
+    without ``balance_state``, and the next state is built afresh), and so does the journal, but
+    for its last entry (as :func:`_save_state` keeps it): nothing reads the rest, and a run
+    that keeps no state forgets it every time, so the triggers' entries would pile up."""
+    for table in (balance_state, ledger_balances, ledger_credits, ledger_findings):
+        connection.execute(table.delete())
     head = sa.select(sa.func.max(ledger_changes.c.seq)).scalar_subquery()
     connection.execute(ledger_changes.delete().where(ledger_changes.c.seq < head))
 
@@ -435,18 +438,20 @@ def review_ledger(
 
 
 def keeps_state(
-    connection: Connection, setting: str, auto_from_invoices: int = AUTO_FROM_INVOICES
+    connection: Connection, setting: str, auto_from_invoices: int | None = None
 ) -> tuple[bool, str]:
     """Whether the daily job keeps the incremental state under ``AR_INCREMENTAL_BALANCES``
-    (``on``, ``off`` or ``auto``), and why. ``auto`` keeps it once the ledger holds
-    ``auto_from_invoices`` rows of ``invoices`` (credit notes count: the pass reads them too),
-    counted no further than that, so the count costs the same on any larger ledger. A ledger
-    that shrinks below the bound is aged from its events again and the state forgotten; one
-    that grows past it starts with a full recomputation, as turning the setting on does."""
-    if setting in ("on", "off"):
-        return setting == "on", f"AR_INCREMENTAL_BALANCES is {setting}"
+    (``auto``, ``on`` or ``off``, or a boolean as the environment variable takes it), and why.
+    ``auto`` keeps it once the ledger holds ``auto_from_invoices`` (default
+    :data:`AUTO_FROM_INVOICES`) rows of ``invoices`` (credit notes count: the pass reads them
+    too), counted no further than that, so the count costs the same on any larger ledger. A
+    ledger that shrinks below the bound is aged from its events again and the state forgotten;
+    one that grows past it starts with a full recomputation, as turning the setting on does."""
+    setting = parse_balances_setting("AR_INCREMENTAL_BALANCES", setting)
     if setting != "auto":
-        raise ValueError(f"AR_INCREMENTAL_BALANCES: must be auto, on or off, got {setting!r}")
+        return setting == "on", f"AR_INCREMENTAL_BALANCES is {setting}"
+    if auto_from_invoices is None:
+        auto_from_invoices = AUTO_FROM_INVOICES  # read at the call: a test may lower it
     counted = sa.select(invoices.c.invoice_id).limit(auto_from_invoices).subquery()
     rows = connection.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
     if rows >= auto_from_invoices:
@@ -462,7 +467,7 @@ def write_ar_aging(
     as_of: dt.date,
     setting: str = "on",
     keep_pass: bool = False,
-    auto_from_invoices: int = AUTO_FROM_INVOICES,
+    auto_from_invoices: int | None = None,
 ) -> tuple[int, Refresh]:
     """The daily aging of ``as_of`` (:func:`ar_pipeline.rules.aging.write_ar_aging`) from the
     incremental balances when ``as_of`` is on or after the state's date, else from the ledger.
@@ -476,6 +481,7 @@ def write_ar_aging(
 
     ``keep_pass``: when the day's balances come from the ledger, leave the aging's pass for
     :func:`review_ledger` (``with_pass``)."""
+    setting = parse_balances_setting("AR_INCREMENTAL_BALANCES", setting)
     keep, why = keeps_state(connection, setting, auto_from_invoices)
     if not keep:
         invalidate(connection)
