@@ -20,7 +20,7 @@ from ar_pipeline.actions.approvals import approve
 from ar_pipeline.cli import main
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.defs.sensors import approved_since
-from ar_pipeline.rules import aging
+from ar_pipeline.rules import aging, incremental
 from ar_pipeline.rules.views import upgrade_database
 from ar_pipeline.settings import SettingsError, load_settings
 from ar_pipeline.sources.alga_fixture import (
@@ -50,6 +50,7 @@ from ar_pipeline.store.schema import (
     ar_aging,
     customers,
     invoices,
+    ledger_changes,
     payments,
     proposed_actions,
     service_period_continuity,
@@ -249,6 +250,97 @@ def test_a_resync_replaces_the_copy_and_keeps_what_the_pipeline_owns(mirrored, a
         assert connection.execute(sa.select(sa.func.count()).select_from(invoices)).scalar() == 7
     assert counts.invoices == 7
     assert (gamma.service_hold, gamma.dunning_paused_until) == (True, D(2026, 4, 30))
+
+
+def journal(engine):
+    c = ledger_changes.c
+    with engine.connect() as connection:
+        return [
+            (r.scope, r.customer_id, r.invoice_id)
+            for r in connection.execute(
+                sa.select(c.scope, c.customer_id, c.invoice_id).order_by(c.seq)
+            )
+        ]
+
+
+def mirror_rows(engine):
+    with engine.connect() as connection:
+        return {
+            table.name: sorted(tuple(r) for r in connection.execute(sa.select(table)))
+            for table in (invoices, payments)
+        }
+
+
+def test_a_resync_writes_only_what_changed_and_the_balances_follow_incrementally(
+    mirrored, alga_url
+):
+    """The first copy is journaled as a bulk load. A copy of an Alga that did not change writes
+    nothing, so nothing is journaled. After Beta pays A-1005 and Gamma's A-1006 is voided in
+    Alga, the copy inserts that one payment row and deletes that one invoice, and the
+    database's journal names those two keys alone: the next aging refreshes them and its
+    figures are the full recomputation's."""
+    engine, _ = mirrored
+    assert journal(engine) == [("all", None, None)]
+    with engine.begin() as connection:
+        _, first = incremental.write_ar_aging(connection, AS_OF, setting="on")
+    assert first.mode == "full"
+    before = mirror_rows(engine)
+
+    sync_ledger(alga_engine(alga_url), engine, TENANT, TIMEZONE)
+    assert journal(engine) == [("all", None, None)]
+    assert mirror_rows(engine) == before
+
+    writer = sa.create_engine(alga_url)
+    with writer.begin() as connection:  # Beta pays what is left of A-1005, in Alga
+        connection.execute(
+            sa.text(
+                "INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, "
+                "payment_date) VALUES (:t, :p, :i, 135000, '2026-03-31 00:00+00')"
+            ),
+            {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7)},
+        )
+        # and Gamma's A-1006 is voided, as A-1004 was: it leaves the receivables
+        connection.execute(
+            sa.text("UPDATE invoices SET status = 'cancelled' WHERE invoice_id = :i"),
+            {"i": invoice_uuid(8)},
+        )
+    writer.dispose()
+    sync_ledger(alga_engine(alga_url), engine, TENANT, TIMEZONE)
+    assert sorted(journal(engine)[1:]) == [
+        ("invoice", BETA, invoice_uuid(7)), ("invoice", GAMMA, invoice_uuid(8))
+    ]
+    after = mirror_rows(engine)
+    assert [r[0] for r in before["invoices"] if r not in after["invoices"]] == [invoice_uuid(8)]
+    assert set(after["invoices"]) < set(before["invoices"])
+    (new_payment,) = set(after["payments"]) - set(before["payments"])
+    assert set(before["payments"]) <= set(after["payments"])
+    assert new_payment[1:] == (BETA, invoice_uuid(7), D(2026, 3, 31), "EUR", 135000)
+
+    with engine.begin() as connection:
+        _, refresh = incremental.write_ar_aging(connection, AS_OF, setting="on")
+        from_state = aging_table(connection)
+        aging.write_ar_aging(connection, AS_OF)  # every balance from the ledger's events
+        assert aging_table(connection) == from_state
+    assert refresh.mode == "incremental"
+    # Beta: A-1005's 1,350.00 paid; the 550.00 of credit is left, nothing open or dunnable.
+    # Gamma: nothing left at all. Acme and Delta as before.
+    assert from_state[(BETA, "EUR")][:3] == (0, 0, 0)
+    assert from_state[(BETA, "EUR")][7:9] == (55000, 0)
+    assert (GAMMA, "USD") not in from_state
+    assert from_state[(ACME, "EUR")][:2] == (430000, 430000)
+    assert from_state[(DELTA, "EUR")][:2] == (50000, 50000)
+
+
+def aging_table(connection):
+    return {
+        (r.customer_id, r.currency): (
+            r.total_open_cents, r.overdue_cents, r.current_cents, r.days_1_30_cents,
+            r.days_31_60_cents, r.days_61_90_cents, r.days_over_90_cents,
+            r.unapplied_credit_cents, r.dunnable_cents, r.max_days_overdue,
+            r.oldest_overdue_invoice_id, r.open_item_count,
+        )
+        for r in connection.execute(sa.select(ar_aging).where(ar_aging.c.as_of == AS_OF))
+    }  # fmt: skip
 
 
 def test_the_alga_connection_cannot_write(alga_url):

@@ -114,7 +114,7 @@ def step_alga_copy(alga_url: str, pipeline_url: str) -> dict[str, Any]:
     from ar_pipeline.rules.views import upgrade_database
     from ar_pipeline.sources.alga_psa import alga_engine, sync_ledger
     from ar_pipeline.store.database import analyze, get_engine
-    from ar_pipeline.store.schema import customers, invoices, payments
+    from ar_pipeline.store.schema import customers, invoices, ledger_changes, payments
 
     engine = get_engine(pipeline_url)
     upgrade_database(engine)
@@ -125,9 +125,19 @@ def step_alga_copy(alga_url: str, pipeline_url: str) -> dict[str, Any]:
     with engine.begin() as connection:
         rows = write_ar_aging(connection, AS_OF)
     aged = time.perf_counter()
+    # the next morning's copy, nothing changed in Alga: only differences are written
+    journaled = sa.select(sa.func.count()).select_from(ledger_changes)
+    with engine.connect() as connection:
+        entries = connection.execute(journaled).scalar_one()
+    sync_ledger(alga_engine(alga_url), engine, TENANT, "Europe/Berlin")
+    recopied = time.perf_counter()
+    with engine.connect() as connection:
+        entries = connection.execute(journaled).scalar_one() - entries
     return {
         "copy_s": copied - started,
         "aging_s": aged - copied,
+        "recopy_s": recopied - aged,
+        "recopy_journaled": entries,
         "customers": counts.customers,
         "invoices": counts.invoices,
         "payments": counts.payments,

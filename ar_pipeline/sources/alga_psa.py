@@ -13,8 +13,14 @@ The copy is consistent and safe:
 * the three queries run in one ``REPEATABLE READ, READ ONLY`` transaction on Alga, so they see
   one snapshot, and every session on the Alga engine is read-only besides
   (``default_transaction_read_only``): the adapter cannot write to Alga even by mistake;
-* rows stream in chunks (server-side cursor) into one pipeline transaction that replaces the
-  invoices and payments and upserts the customers: a failure leaves the previous mirror whole;
+* rows stream in chunks (server-side cursor) into one pipeline transaction that upserts the
+  customers and brings the invoices and payments up to date: a failure leaves the previous
+  mirror whole;
+* only what changed is written (:func:`_write_differences`): the copy is streamed into a
+  temporary table and compared with the mirror, rows that changed or left Alga are deleted and
+  new or changed ones inserted, so the database's journal names just those settlement keys and
+  the next morning's incremental balances refresh just those. The tenant's first copy goes
+  straight into the empty tables, journaled as a bulk load;
 * customers keep what belongs to the pipeline (``dunning_paused_until``, the service hold);
   a client deleted in Alga stays as a customer with nothing open;
 * the sync is logged in ``sync_log`` as ``scheduled_hot_customer_payments``, the sync that the
@@ -36,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ar_pipeline.settings import PROJECT_ROOT
 from ar_pipeline.sources.ledger_generator import HOT_SYNC_TYPE
-from ar_pipeline.store.database import bulk_insert
+from ar_pipeline.store.database import bulk_insert, create_afresh, temporary_table
 from ar_pipeline.store.journal import record_ledger_changes
 from ar_pipeline.store.schema import ar_aging, customers, invoices, payments, sync_log
 
@@ -145,6 +151,46 @@ def _upsert_customers(connection: Connection, columns: list[str], rows: list[tup
     connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
 
+def _mirrored(connection: Connection) -> bool:
+    """Whether the mirror holds any invoice or payment."""
+    return any(
+        connection.execute(sa.select(table.c.customer_id).limit(1)).first() is not None
+        for table in (invoices, payments)
+    )
+
+
+def _fresh_copy_of(table: sa.Table) -> sa.Table:
+    """A temporary table with ``table``'s columns and types, no keys: the copy is streamed into
+    it, then compared with the mirror."""
+    return temporary_table(
+        f"alga_fresh_{table.name}", *[sa.Column(c.name, c.type) for c in table.columns]
+    )
+
+
+def _write_differences(
+    connection: Connection, table: sa.Table, fresh: sa.Table, clients: Sequence[str] | None
+) -> None:
+    """Make the mirror's ``table`` (the rows of ``clients``; all rows without) equal ``fresh``,
+    writing only what differs: rows that changed in any column, or are gone from Alga, are
+    deleted, and the copy's rows that are not in the mirror as they are are inserted. A row
+    that did not change is not written, so the database's journal (revision 0016) names only
+    the settlement keys that changed, and the next morning refreshes only those. Compared with
+    ``EXCEPT``, which treats two NULLs as equal. The mapping's SQL selects every column of
+    the table; a column it left out would read NULL in the copy and rewrite every row, which
+    is still right, only not incremental."""
+    columns = [c.name for c in table.columns]
+    (key,) = table.primary_key.columns
+
+    def mirrored() -> sa.Select:
+        query = sa.select(*[table.c[c] for c in columns])
+        return query if clients is None else query.where(table.c.customer_id.in_(clients))
+
+    copied = sa.select(*[fresh.c[c] for c in columns])
+    stale = mirrored().except_(copied).subquery("stale")
+    connection.execute(table.delete().where(key.in_(sa.select(stale.c[key.name]))))
+    connection.execute(table.insert().from_select(columns, copied.except_(mirrored())))
+
+
 def _log_sync(
     connection: Connection,
     sync_type: str,
@@ -188,15 +234,12 @@ def sync_ledger(
     unmapped_total = 0
     try:
         with snapshot(source) as alga, alga.begin(), target.begin() as mirror:
-            # the whole tenant is replaced (recompute everything), or just these clients' rows;
-            # journaled first, so that the database's triggers leave a whole copy's rows alone
-            record_ledger_changes(mirror, clients)
-            for table in (payments, invoices):
-                mirror.execute(
-                    table.delete()
-                    if clients is None
-                    else table.delete().where(table.c.customer_id.in_(clients))
-                )
+            first = clients is None and not _mirrored(mirror)
+            if first:
+                # the tenant's first copy: written straight into the empty tables and journaled
+                # as a bulk load (the next run recomputes everything), so that the database's
+                # triggers leave its rows alone
+                record_ledger_changes(mirror, None)
             customer_params = {"tenant": tenant, "only_clients": clients}
             customer_query = load_sql("customers", "recipients")
             for columns, chunk in stream(alga, customer_query, customer_params):
@@ -216,9 +259,16 @@ def sync_ledger(
                     "tenant; nothing was copied"
                 )
             for name, table in (("invoices", invoices), ("payments", payments)):
+                fresh = table if first else _fresh_copy_of(table)
+                if not first:
+                    create_afresh(mirror, fresh)
                 for columns, chunk in stream(alga, load_sql(name), params):
-                    bulk_insert(mirror, table, columns, chunk)
+                    bulk_insert(mirror, fresh, columns, chunk)
                     counted[name] += len(chunk)
+                if not first:
+                    _write_differences(mirror, table, fresh, clients)
+                    if mirror.dialect.name != "postgresql":
+                        fresh.drop(mirror)  # PostgreSQL drops it at commit
             if clients is None:
                 for _columns, chunk in stream(alga, load_sql("unmapped_rows"), {"tenant": tenant}):
                     unmapped_total += len(chunk)
