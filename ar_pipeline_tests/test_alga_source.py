@@ -158,18 +158,23 @@ def test_the_tenant_ledger_is_mapped_onto_the_contract(mirrored):
     )  # fmt: skip
 
 
+def aging_table(connection, as_of):
+    """The day's ``ar_aging`` rows as written, by customer and currency."""
+    return {
+        (r.customer_id, r.currency): (
+            r.total_open_cents, r.overdue_cents, r.current_cents, r.days_1_30_cents,
+            r.days_31_60_cents, r.days_61_90_cents, r.days_over_90_cents,
+            r.unapplied_credit_cents, r.dunnable_cents, r.max_days_overdue,
+            r.oldest_overdue_invoice_id, r.open_item_count,
+        )
+        for r in connection.execute(sa.select(ar_aging).where(ar_aging.c.as_of == as_of))
+    }  # fmt: skip
+
+
 def aging_rows(engine, as_of):
     with engine.begin() as connection:
         aging.write_ar_aging(connection, as_of)
-        return {
-            (r.customer_id, r.currency): (
-                r.total_open_cents, r.overdue_cents, r.current_cents, r.days_1_30_cents,
-                r.days_31_60_cents, r.days_61_90_cents, r.days_over_90_cents,
-                r.unapplied_credit_cents, r.dunnable_cents, r.max_days_overdue,
-                r.oldest_overdue_invoice_id, r.open_item_count,
-            )
-            for r in connection.execute(sa.select(ar_aging).where(ar_aging.c.as_of == as_of))
-        }  # fmt: skip
+        return aging_table(connection, as_of)
 
 
 def test_aging_of_the_tenant_is_worked_out_by_hand(mirrored):
@@ -318,9 +323,9 @@ def test_a_resync_writes_only_what_changed_and_the_balances_follow_incrementally
 
     with engine.begin() as connection:
         _, refresh = incremental.write_ar_aging(connection, AS_OF, setting="on")
-        from_state = aging_table(connection)
+        from_state = aging_table(connection, AS_OF)
         aging.write_ar_aging(connection, AS_OF)  # every balance from the ledger's events
-        assert aging_table(connection) == from_state
+        assert aging_table(connection, AS_OF) == from_state
     assert refresh.mode == "incremental"
     # Beta: A-1005's 1,350.00 paid; the 550.00 of credit is left, nothing open or dunnable.
     # Gamma: nothing left at all. Acme and Delta as before.
@@ -329,18 +334,6 @@ def test_a_resync_writes_only_what_changed_and_the_balances_follow_incrementally
     assert (GAMMA, "USD") not in from_state
     assert from_state[(ACME, "EUR")][:2] == (430000, 430000)
     assert from_state[(DELTA, "EUR")][:2] == (50000, 50000)
-
-
-def aging_table(connection):
-    return {
-        (r.customer_id, r.currency): (
-            r.total_open_cents, r.overdue_cents, r.current_cents, r.days_1_30_cents,
-            r.days_31_60_cents, r.days_61_90_cents, r.days_over_90_cents,
-            r.unapplied_credit_cents, r.dunnable_cents, r.max_days_overdue,
-            r.oldest_overdue_invoice_id, r.open_item_count,
-        )
-        for r in connection.execute(sa.select(ar_aging).where(ar_aging.c.as_of == AS_OF))
-    }  # fmt: skip
 
 
 def test_the_alga_connection_cannot_write(alga_url):
