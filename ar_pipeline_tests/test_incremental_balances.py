@@ -293,6 +293,43 @@ def test_what_cannot_be_seen_incrementally_recomputes_everything(ledger, monkeyp
         assert incremental.compare_with_full(connection, NEXT_DAY).agree
 
 
+def _two_payments(connection: sa.Connection, suffix: str, cents: int) -> None:
+    """One INSERT of two payments, on I1 and on J1, dated 03-11: two settlement keys."""
+    connection.execute(
+        payments.insert(),
+        [{"payment_id": f"{invoice}-{suffix}", "customer_id": customer, "invoice_id": invoice,
+          "received_date": NEXT_DAY, "currency": "EUR", "amount_cents": cents}
+         for invoice, customer in (("I1", "A"), ("J1", "B"))],
+    )  # fmt: skip
+
+
+def test_a_journal_naming_much_of_the_ledger_recomputes_everything(ledger, monkeypatch):
+    """A journal with FULL_FROM_SHARE of the invoices' count in changes or more (and at least
+    FULL_FROM_CHANGES) is recomputed in full, which is then quicker than key by key; fewer
+    changes, key by key. The bound lowered to two changes for this ledger of three invoices:
+    max(2, 3 x 25 %) = 2."""
+    monkeypatch.setattr(incremental, "FULL_FROM_CHANGES", 2)
+    with ledger.begin() as connection:
+        add_payment(connection, "P1", "A", 10_000, "2026-03-11", invoice_id="I1")  # one change
+        assert incremental.refresh_balances(connection, NEXT_DAY).mode == "incremental"
+        _two_payments(connection, "a", 5_000)  # two changes
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+        assert (refresh.mode, refresh.reason) == (
+            "full",
+            "the journal names 2 changes, 25% or more of the ledger's 3 invoices: "
+            "recomputing everything is quicker",
+        )
+        # I1 1,000.00 - 100.00 - 50.00; J1 700.00 - 50.00
+        assert _balances(connection) == {"I1": 85_000, "I2": 30_000, "J1": 65_000}
+    monkeypatch.setattr(incremental, "FULL_FROM_SHARE", 1.0)  # max(2, 3 x 100 %) = 3 changes
+    with ledger.begin() as connection:
+        _two_payments(connection, "b", 1_000)
+        refresh = incremental.refresh_balances(connection, NEXT_DAY)
+        assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 2)
+        assert _balances(connection) == {"I1": 84_000, "I2": 30_000, "J1": 64_000}
+        assert incremental.compare_with_full(connection, NEXT_DAY).agree
+
+
 def test_an_unjournaled_edit_is_caught_by_the_sample_and_recomputed(ledger):
     # an in-place edit without a journal entry changes no row count: the daily aging's
     # comparison with a full recomputation (both customers are in the sample) catches it
