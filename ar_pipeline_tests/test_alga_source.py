@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from ar_pipeline.actions.approvals import approve
+from ar_pipeline.actions.levers import record_hold
 from ar_pipeline.cli import main
 from ar_pipeline.definitions import build_definitions
 from ar_pipeline.defs.sensors import approved_since
@@ -39,7 +40,12 @@ from ar_pipeline.sources.alga_fixture import (
     invoice_uuid,
     payment_uuid,
 )
-from ar_pipeline.sources.alga_psa import AlgaSourceError, alga_engine, sync_ledger
+from ar_pipeline.sources.alga_psa import (
+    AlgaSourceError,
+    _check_columns,
+    alga_engine,
+    sync_ledger,
+)
 from ar_pipeline.sources.service_periods import (
     CoveragePolicy,
     stage_repair_plans,
@@ -49,6 +55,7 @@ from ar_pipeline.store.database import get_engine
 from ar_pipeline.store.schema import (
     ar_aging,
     customers,
+    invoice_holds,
     invoices,
     ledger_changes,
     payments,
@@ -326,7 +333,7 @@ def test_a_resync_writes_only_what_changed_and_the_balances_follow_incrementally
         from_state = aging_table(connection, AS_OF)
         aging.write_ar_aging(connection, AS_OF)  # every balance from the ledger's events
         assert aging_table(connection, AS_OF) == from_state
-    assert refresh.mode == "incremental"
+    assert (refresh.mode, refresh.keys_recomputed) == ("incremental", 2)
     # Beta: A-1005's 1,350.00 paid; the 550.00 of credit is left, nothing open or dunnable.
     # Gamma: nothing left at all. Acme and Delta as before.
     assert from_state[(BETA, "EUR")][:3] == (0, 0, 0)
@@ -334,6 +341,66 @@ def test_a_resync_writes_only_what_changed_and_the_balances_follow_incrementally
     assert (GAMMA, "USD") not in from_state
     assert from_state[(ACME, "EUR")][:2] == (430000, 430000)
     assert from_state[(DELTA, "EUR")][:2] == (50000, 50000)
+
+
+def test_a_held_invoice_voided_in_alga_is_kept_void_and_a_changed_one_updated_in_place(
+    mirrored, alga_url
+):
+    """A collector holds Gamma's A-1006; then, in Alga, A-1006 is voided and A-1005's due date
+    moves from 03-16 to 03-26. The next copy updates A-1005 in place, and keeps A-1006 (the
+    hold names it) as void instead of deleting it: the copy does not fail on the hold, the
+    hold stays on record, and the aging no longer counts A-1006."""
+    engine, _ = mirrored
+    with engine.begin() as connection:
+        hold = record_hold(
+            connection, invoice_id=invoice_uuid(8), reason="dispute", held_until=D(2026, 4, 30),
+            recorded_by="carol", today=AS_OF, now=dt.datetime(2026, 3, 31, 9, tzinfo=dt.UTC),
+        )  # fmt: skip
+        incremental.write_ar_aging(connection, AS_OF, setting="on")  # the first copy consumed
+    before = mirror_rows(engine)
+    writer = sa.create_engine(alga_url)
+    with writer.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE invoices SET status = 'cancelled' WHERE invoice_id = :i"),
+            {"i": invoice_uuid(8)},
+        )
+        connection.execute(
+            sa.text("UPDATE invoices SET due_date = '2026-03-26 00:00+00' WHERE invoice_id = :i"),
+            {"i": invoice_uuid(7)},
+        )
+    writer.dispose()
+    sync_ledger(alga_engine(alga_url), engine, TENANT, TIMEZONE)
+    # (SQLite's row-level triggers journal an update's key before and after: the same key)
+    assert sorted(set(journal(engine)[1:])) == [
+        ("invoice", BETA, invoice_uuid(7)), ("invoice", GAMMA, invoice_uuid(8))
+    ]
+    after = {r[0]: r for r in mirror_rows(engine)["invoices"]}
+    was = {r[0]: r for r in before["invoices"]}
+    assert set(after) == set(was)
+    changed = {k for k in after if after[k] != was[k]}
+    assert changed == {invoice_uuid(7), invoice_uuid(8)}
+    assert (after[invoice_uuid(8)][4], after[invoice_uuid(7)][6]) == ("void", D(2026, 3, 26))
+    with engine.connect() as connection:
+        held = connection.execute(
+            sa.select(invoice_holds.c.invoice_id).where(invoice_holds.c.hold_id == hold)
+        ).scalar_one()
+    assert held == invoice_uuid(8)
+    rows = aging_rows(engine, AS_OF)
+    assert (GAMMA, "USD") not in rows
+    # Beta's A-1005: 1,350.00 open, now due 03-26: 5 days overdue
+    assert rows[(BETA, "EUR")] == (135000, 135000, 0, 135000, 0, 0, 0, 55000, 80000, 5,
+                                   invoice_uuid(7), 1)  # fmt: skip
+
+    # copied again, nothing changed: the void row stays as it is, nothing is journaled
+    entries = len(journal(engine))
+    sync_ledger(alga_engine(alga_url), engine, TENANT, TIMEZONE)
+    assert len(journal(engine)) == entries
+    assert {r[0]: r for r in mirror_rows(engine)["invoices"]} == after
+
+
+def test_a_mapping_that_leaves_out_a_column_is_named():
+    with pytest.raises(AlgaSourceError, match="missing disputed; not columns of it: none"):
+        _check_columns("invoices", invoices, [c.name for c in invoices.c if c.name != "disputed"])
 
 
 def test_the_alga_connection_cannot_write(alga_url):

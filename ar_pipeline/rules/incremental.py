@@ -82,9 +82,9 @@ STATE_ROWS = (ledger_balances, ledger_credits, ledger_findings)
 # benchmark's mornings with and without the state: 1.38 s and 1.13 s at 100k invoices, 2.71 s
 # and 2.79 s at 300k, 3.24 s and 4.35 s at 500k (docs/benchmarks.md); about even near 250k
 AUTO_FROM_INVOICES = 250_000
-# A journal that names more changes than this share of the state's invoices (and at least
-# FULL_FROM_CHANGES) is not refreshed key by key but recomputed in full: each key costs its own
-# look-ups. At 1M invoices the morning's `ar_aging` took 4.5 s with a quarter of the keys
+# A journal that names this share of the state's invoices in settlement keys or more (and at
+# least FULL_FROM_CHANGES) is not refreshed key by key but recomputed in full: each key costs
+# its own look-ups. At 1M invoices the morning's `ar_aging` took 4.5 s with a quarter of the keys
 # journaled, 6.8 s with 40 %, 16.0 s with all of them, against 5.0 s recomputing everything
 # (docs/benchmarks.md). Below FULL_FROM_CHANGES either way is quick.
 FULL_FROM_SHARE = 0.25
@@ -124,16 +124,21 @@ def _why_full(connection: Connection, as_of: dt.date, head: int) -> str | None:
     if as_of < state.as_of:
         raise ValueError("an earlier date never uses the state")  # the caller checks first
     j = ledger_changes.c
-    changes, bulk = connection.execute(
-        sa.select(sa.func.count(), sa.func.count().filter(j.scope == "all")).where(
-            j.seq > state.watermark, j.seq <= head
-        )
+    # the keys journaled, each once (SQLite's row triggers journal an update's key twice), a
+    # customer journaled whole counted as one
+    invoice_keys, customer_keys, bulk = connection.execute(
+        sa.select(
+            sa.func.count(sa.distinct(j.invoice_id)),
+            sa.func.count(sa.distinct(j.customer_id)).filter(j.scope != "invoice"),
+            sa.func.count().filter(j.scope == "all"),
+        ).where(j.seq > state.watermark, j.seq <= head)
     ).one()
     if bulk:
         return "a bulk change of the ledger was journaled"
+    changes = invoice_keys + customer_keys
     if changes >= max(FULL_FROM_CHANGES, state.invoice_rows * FULL_FROM_SHARE):
         return (
-            f"the journal names {changes:,} changes, {FULL_FROM_SHARE:.0%} or more of the "
+            f"the journal names {changes:,} keys, {FULL_FROM_SHARE:.0%} or more of the "
             f"ledger's {state.invoice_rows:,} invoices: recomputing everything is quicker"
         )
     if head == state.watermark and _ledger_counts(connection) != (

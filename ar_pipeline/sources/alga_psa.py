@@ -17,10 +17,11 @@ The copy is consistent and safe:
   customers and brings the invoices and payments up to date: a failure leaves the previous
   mirror whole;
 * only what changed is written (:func:`_write_differences`): the copy is streamed into a
-  temporary table and compared with the mirror, rows that changed or left Alga are deleted and
-  new or changed ones inserted, so the database's journal names just those settlement keys and
-  the next morning's incremental balances refresh just those. The tenant's first copy goes
-  straight into the empty tables, journaled as a bulk load;
+  temporary table and compared with the mirror; changed rows are updated in place, new ones
+  inserted, and rows gone from Alga deleted (an invoice that a hold or promise of the
+  pipeline names is kept as ``void`` instead), so the database's journal names just those
+  settlement keys and the next morning's incremental balances refresh just those. The
+  tenant's first copy goes straight into the empty tables, journaled as a bulk load;
 * customers keep what belongs to the pipeline (``dunning_paused_until``, the service hold);
   a client deleted in Alga stays as a customer with nothing open;
 * the sync is logged in ``sync_log`` as ``scheduled_hot_customer_payments``, the sync that the
@@ -159,6 +160,19 @@ def _mirrored(connection: Connection) -> bool:
     )
 
 
+def _check_columns(name: str, table: sa.Table, columns: Sequence[str]) -> None:
+    """The mapping's query must select every column of its table, no more: a column left out
+    would be NULL in the copy rather than the column's default."""
+    expected = {c.name for c in table.columns}
+    if set(columns) != expected:
+        missing = ", ".join(sorted(expected - set(columns))) or "none"
+        extra = ", ".join(sorted(set(columns) - expected)) or "none"
+        raise AlgaSourceError(
+            f"sql/alga_psa/{name}.sql must select the columns of {table.name}: "
+            f"missing {missing}; not columns of it: {extra}"
+        )
+
+
 def _fresh_copy_of(table: sa.Table) -> sa.Table:
     """A temporary table with ``table``'s columns and types, no keys: the copy is streamed into
     it, then compared with the mirror."""
@@ -170,25 +184,51 @@ def _fresh_copy_of(table: sa.Table) -> sa.Table:
 def _write_differences(
     connection: Connection, table: sa.Table, fresh: sa.Table, clients: Sequence[str] | None
 ) -> None:
-    """Make the mirror's ``table`` (the rows of ``clients``; all rows without) equal ``fresh``,
-    writing only what differs: rows that changed in any column, or are gone from Alga, are
-    deleted, and the copy's rows that are not in the mirror as they are are inserted. A row
-    that did not change is not written, so the database's journal (revision 0016) names only
-    the settlement keys that changed, and the next morning refreshes only those. Compared with
-    ``EXCEPT``, which treats two NULLs as equal. The mapping's SQL selects every column of
-    the table; a column it left out would read NULL in the copy and rewrite every row, which
-    is still right, only not incremental."""
-    columns = [c.name for c in table.columns]
+    """Make the mirror's ``table`` match ``fresh`` (the copy, of ``clients`` only when given),
+    writing only what differs, so that the database's journal (revision 0016) names only the
+    settlement keys that changed and the next morning refreshes only those:
+
+    * a row whose key is in both but whose columns differ (``IS DISTINCT FROM``, so two NULLs
+      are equal) is updated in place, whichever customer it belonged to before: an invoice
+      moved to a client being re-checked does not collide with its old row;
+    * a row of the copy whose key the mirror lacks is inserted;
+    * a row gone from Alga (of ``clients``, when given) is deleted, unless a row of the
+      pipeline's own names it (an invoice hold or a promise): such an invoice is kept as
+      ``void``, which the aging never counts, so the collector's record of it stays whole.
+
+    The mapping selects every column of the table (``sync_ledger`` checks)."""
     (key,) = table.primary_key.columns
-
-    def mirrored() -> sa.Select:
-        query = sa.select(*[table.c[c] for c in columns])
-        return query if clients is None else query.where(table.c.customer_id.in_(clients))
-
-    copied = sa.select(*[fresh.c[c] for c in columns])
-    stale = mirrored().except_(copied).subquery("stale")
-    connection.execute(table.delete().where(key.in_(sa.select(stale.c[key.name]))))
-    connection.execute(table.insert().from_select(columns, copied.except_(mirrored())))
+    fresh_key = fresh.c[key.name]
+    columns = [c.name for c in table.columns]
+    values = [c for c in columns if c != key.name]
+    changed = sa.or_(*[table.c[c].is_distinct_from(fresh.c[c]) for c in values])
+    connection.execute(
+        table.update()
+        .where(key == fresh_key, changed)
+        .values({c: fresh.c[c] for c in values})
+    )
+    connection.execute(
+        table.insert().from_select(
+            columns,
+            sa.select(*[fresh.c[c] for c in columns]).where(
+                ~sa.exists().where(key == fresh_key)
+            ),
+        )
+    )
+    gone = ~sa.exists().where(fresh_key == key)
+    if clients is not None:
+        gone = sa.and_(gone, table.c.customer_id.in_(clients))
+    naming = [
+        fk.parent for other in table.metadata.tables.values() for fk in other.foreign_keys
+        if fk.column is key
+    ]  # fmt: skip
+    if naming:
+        named = sa.or_(*[key.in_(sa.select(column)) for column in naming])
+        connection.execute(
+            table.update().where(gone, named, table.c.status != "void").values(status="void")
+        )
+        gone = sa.and_(gone, ~named)
+    connection.execute(table.delete().where(gone))
 
 
 def _log_sync(
@@ -263,6 +303,7 @@ def sync_ledger(
                 if not first:
                     create_afresh(mirror, fresh)
                 for columns, chunk in stream(alga, load_sql(name), params):
+                    _check_columns(name, table, columns)
                     bulk_insert(mirror, fresh, columns, chunk)
                     counted[name] += len(chunk)
                 if not first:
