@@ -75,18 +75,26 @@ class Browser:
         self.server = Server(make_app(self.engine))
         self.base = self.server.__enter__()
         self.playwright = sync_playwright().start()
-        self.browser = self.playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        self.page = self.browser.new_page(viewport={"width": 1366, "height": 768})
-        self.page.set_default_timeout(10_000)
-        self.page.goto(f"{self.base}/proposals")
-        self.page.get_by_label("User name").fill("alice")
-        self.page.get_by_label("Password").fill(PASSWORDS["alice"])
-        self.page.get_by_role("button", name="Sign in").click()
-        self.page.wait_for_url(f"{self.base}/proposals")
+        try:
+            self.browser = self.playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )  # fmt: skip
+            self.page = self.browser.new_page(viewport={"width": 1366, "height": 768})
+            # generous: signing in runs the password KDF in the test's own process, which a
+            # busy 2-core machine once took more than 10 s to answer
+            self.page.set_default_timeout(30_000)
+            self.page.goto(f"{self.base}/proposals")
+            self.page.get_by_label("User name").fill("alice")
+            self.page.get_by_label("Password").fill(PASSWORDS["alice"])
+            self.page.get_by_role("button", name="Sign in").click()
+            self.page.wait_for_url(f"{self.base}/proposals")
+        except BaseException:
+            # a failed start must not leave Playwright's loop running into the next test
+            self.playwright.stop()
+            self.server.__exit__(None, None, None)
+            raise
         return self
 
     def shot(self, what: str) -> None:
