@@ -264,6 +264,17 @@ def test_a_resync_replaces_the_copy_and_keeps_what_the_pipeline_owns(mirrored, a
     assert (gamma.service_hold, gamma.dunning_paused_until) == (True, D(2026, 4, 30))
 
 
+def beta_pays_a1005_in_alga(connection):
+    """Beta pays what is left of A-1005 (1,350.00) on 03-31, recorded in Alga."""
+    connection.execute(
+        sa.text(
+            "INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, "
+            "payment_date) VALUES (:t, :p, :i, 135000, '2026-03-31 00:00+00')"
+        ),
+        {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7)},
+    )
+
+
 def journal(engine):
     c = ledger_changes.c
     with engine.connect() as connection:
@@ -304,13 +315,7 @@ def test_a_resync_writes_only_what_changed_and_the_balances_follow_incrementally
 
     writer = sa.create_engine(alga_url)
     with writer.begin() as connection:  # Beta pays what is left of A-1005, in Alga
-        connection.execute(
-            sa.text(
-                "INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, "
-                "payment_date) VALUES (:t, :p, :i, 135000, '2026-03-31 00:00+00')"
-            ),
-            {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7)},
-        )
+        beta_pays_a1005_in_alga(connection)
         # and Gamma's A-1006 is voided, as A-1004 was: it leaves the receivables
         connection.execute(
             sa.text("UPDATE invoices SET status = 'cancelled' WHERE invoice_id = :i"),
@@ -672,13 +677,7 @@ def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
     assert main(["approvals", "approve", *map(str, ids), "--by", "alice"]) == 0
     writer = sa.create_engine(alga_url)
     with writer.begin() as connection:  # Beta pays what is left of A-1005, in Alga
-        connection.execute(
-            sa.text(
-                "INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, "
-                "payment_date) VALUES (:t, :p, :i, 135000, '2026-03-31 00:00+00')"
-            ),
-            {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7)},
-        )
+        beta_pays_a1005_in_alga(connection)
     writer.dispose()
 
     defs = build_definitions(load_settings())
