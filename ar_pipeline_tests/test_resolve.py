@@ -10,7 +10,7 @@ from ar_pipeline.actions.apply import apply_actions
 from ar_pipeline.actions.approvals import DecisionRefused, approve, publish_approvers, resolve
 from ar_pipeline.store.schema import proposed_actions
 from ar_pipeline_tests.test_apply import AS_OF, HOLDS, mailer_for, staged, status_of  # noqa: F401
-from ar_pipeline_tests.web_client import Clock, csrf_token, make_client, sign_in
+from ar_pipeline_tests.web_client import Clock, csrf_token, make_client, seen_on, sign_in
 
 CLAIMED = dt.datetime(2026, 3, 31, 9, 0, tzinfo=dt.UTC)
 
@@ -125,7 +125,8 @@ def test_a_decision_the_apply_job_would_refuse_is_refused_when_made(staged, engi
     client = make_client(engine)  # the page's approvers: alice and bob
     sign_in(client, "bob")
     response = client.post("/proposals/decide", data={
-        "csrf": csrf_token(client, "/proposals"), "ids": [letter], "decision": "approve"})
+        "csrf": csrf_token(client, "/proposals"), "ids": [letter], "decision": "approve",
+        "seen": seen_on(client)})  # fmt: skip
     assert response.status_code == 403
     assert "not in the apply job&#39;s AR_APPROVERS" in response.text
     assert status_of(engine, letter)["status"] == "proposed"

@@ -77,9 +77,12 @@ def _approve_on_the_page(page: str, user: str, action_id: int) -> httpx.Response
             "/login", data={"csrf": token, "username": user, "password": PASSWORD}
         )
         assert signed_in.status_code == 303
-        token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/proposals").text)[1]
+        page = browser.get("/proposals").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page)[1]
+        seen = re.search(rf'name="seen" value="({action_id}:[^"]+)"', page)[1]
         return browser.post("/proposals/decide", data={
-            "csrf": token, "ids": [str(action_id)], "decision": "approve"})  # fmt: skip
+            "csrf": token, "ids": [str(action_id)], "decision": "approve",
+            "seen": seen})  # fmt: skip
 
 
 RUNS_IN_PROGRESS = """

@@ -11,11 +11,19 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from ar_pipeline.actions.approvals import publish_approvers
 from ar_pipeline.store.schema import customers, proposed_actions
 from ar_pipeline.web.lists import hold_reason, why_this_tier
 from ar_pipeline_tests.ledger_builder import add_customer, add_invoice, build_dunning_ledger
 from ar_pipeline_tests.test_proposals import actions, run_job
-from ar_pipeline_tests.web_client import Clock, csrf_token, make_client, sign_in
+from ar_pipeline_tests.web_client import (
+    Clock,
+    another_browser,
+    csrf_token,
+    make_client,
+    seen_on,
+    sign_in,
+)
 
 
 @pytest.fixture
@@ -131,7 +139,8 @@ def test_decision_is_stamped_with_the_signed_in_user(engine, staged):
     response = client.post(
         "/proposals/decide",
         data={"csrf": csrf_token(client, "/proposals"), "ids": [letter],
-              "decision": "approve", "decided_by": "mallory", "user": "mallory"},
+              "decision": "approve", "decided_by": "mallory", "user": "mallory",
+              "seen": seen_on(client)},
     )  # fmt: skip
     assert (response.status_code, response.headers["location"]) == (303, "/proposals")
     (row,) = [r for r in actions(engine) if r["action_id"] == letter]
@@ -186,20 +195,23 @@ def test_bulk_decides_what_the_filter_shows_after_a_confirmation(engine, staged)
     before = snapshot(engine)
     ask = client.post("/proposals/decide", data={
         "csrf": token, "shown": shown, "decision": "approve:shown", "bulk": "1",
-        "back": "/proposals?tier=3"})  # fmt: skip
+        "back": "/proposals?tier=3", "seen": seen_on(client, "/proposals?tier=3")})  # fmt: skip
     assert ask.status_code == 200 and snapshot(engine) == before
     assert "Approve 2 proposals? These 2 proposals, and nothing else, will be approved" \
         in text_of(ask)
     assert text_of(ask).count("Alpha GmbH") == 2 and "Heavy" not in text_of(ask)
     confirm = dict(re.findall(r'name="(confirmed|back)" value="([^"]+)"', ask.text))
+    seen = re.findall(r'name="seen" value="([^"]+)"', ask.text)  # carried on to the decision
+    assert sorted(int(v.split(":")[0]) for v in seen) == sorted(alpha)
     assert confirm == {"confirmed": "2", "back": "/proposals?tier=3"}
     # a confirmation of another count decides nothing: it asks again
     again = client.post("/proposals/decide", data={
-        "csrf": token, "ids": alpha, "decision": "approve", "bulk": "1", "confirmed": "1"})
+        "csrf": token, "ids": alpha, "decision": "approve", "bulk": "1", "confirmed": "1",
+        "seen": seen})
     assert "Approve 2 proposals?" in text_of(again) and snapshot(engine) == before
     done = client.post("/proposals/decide", data={
         "csrf": token, "ids": alpha, "decision": "approve", "bulk": "1", "confirmed": "2",
-        "back": "/proposals?tier=3"})  # fmt: skip
+        "back": "/proposals?tier=3", "seen": seen})  # fmt: skip
     assert (done.status_code, done.headers["location"]) == (303, "/proposals?tier=3")
     after = statuses(engine)
     assert [after[i] for i in alpha] == ["approved", "approved"]
@@ -225,7 +237,8 @@ def test_waiting_to_be_sent_and_needs_attention(engine, staged):
         staged[("collection_action", "H")], staged[("collection_action", "D")],
         staged[("collection_action", "A")], staged[("email_to_customer", "A")],
     )  # fmt: skip
-    client.post("/proposals/decide", data={"csrf": token, "ids": [letter_h], "decision": "approve"})
+    client.post("/proposals/decide", data={"csrf": token, "ids": [letter_h], "decision": "approve",
+                                           "seen": seen_on(client)})  # fmt: skip
     claimed = {letter_d: clock.now - dt.timedelta(minutes=5),  # being sent
                letter_a: clock.now - dt.timedelta(minutes=20)}  # stranded by a crash
     with engine.begin() as connection:
@@ -260,7 +273,8 @@ def test_waiting_to_be_sent_and_needs_attention(engine, staged):
         "csrf": token, "ids": [letter_a], "decision": "delivered", "reason": "in the mail log",
         "back": back})  # fmt: skip
     again = client.post("/proposals/decide", data={
-        "csrf": token, "ids": [email_a], "decision": "approve", "back": back})
+        "csrf": token, "ids": [email_a], "decision": "approve", "back": back,
+        "seen": seen_on(client, back)})  # fmt: skip
     assert resolved.headers["location"] == again.headers["location"] == back
     after = statuses(engine)
     assert (after[letter_a], after[email_a]) == ("applied", "approved")
@@ -353,7 +367,7 @@ def test_edit_keeps_the_original_and_only_pending_drafts(engine, staged):
     response = client.post(
         f"/proposals/{letter}/edit",
         data={"csrf": token, "subject": "Please pay", "body": "Dear Heavy,\r\npay now.\r\n",
-              "back": "/proposals?tier=1"},
+              "back": "/proposals?tier=1", "seen": seen_on(client)},
     )  # fmt: skip
     assert response.headers["location"] == f"/proposals?tier=1#action-{letter}"
     (row,) = [r for r in actions(engine) if r["action_id"] == letter]
@@ -369,7 +383,8 @@ def test_edit_keeps_the_original_and_only_pending_drafts(engine, staged):
     bad = client.post(f"/proposals/{letter}/edit",
                       data={"csrf": token, "subject": "two\nlines", "body": "x"})  # fmt: skip
     assert bad.status_code == 400 and "Subject: one line of text is required" in bad.text
-    client.post("/proposals/decide", data={"csrf": token, "ids": [letter], "decision": "approve"})
+    client.post("/proposals/decide", data={"csrf": token, "ids": [letter], "decision": "approve",
+                                           "seen": seen_on(client)})  # fmt: skip
     late = client.post(f"/proposals/{letter}/edit",
                        data={"csrf": token, "subject": "Later", "body": "x"})  # fmt: skip
     assert late.status_code == 409
@@ -407,3 +422,114 @@ def test_thousands_of_rows_are_paged(engine):
     assert "Approve all 50 on this page…" in first.text
     last = client.get("/proposals?page=43").text
     assert last.count('<li class="line') == 20
+
+
+def test_an_approval_binds_to_the_text_the_approver_saw(engine, staged):
+    """Alice opens the list; Bob rewrites Heavy's letter; Alice's click on the page she opened
+    approves nothing, and says why. Approving again from the fresh page approves Bob's text,
+    which she has now been shown."""
+    letter = staged[("collection_action", "H")]
+    alice = make_client(engine)
+    sign_in(alice, "alice")
+    token = csrf_token(alice, "/proposals")
+    shown_to_alice = seen_on(alice)
+    bob = another_browser(alice)
+    sign_in(bob, "bob")
+    edited = bob.post(f"/proposals/{letter}/edit", data={
+        "csrf": csrf_token(bob, "/proposals"), "subject": "Bank details changed",
+        "body": "Pay to IBAN XX00 0000.", "seen": seen_on(bob)})  # fmt: skip
+    assert edited.status_code == 303
+    stale = alice.post("/proposals/decide", data={
+        "csrf": token, "ids": [letter], "decision": "approve", "seen": shown_to_alice})
+    assert stale.status_code == 303
+    assert statuses(engine)[letter] == "proposed"
+    assert (
+        "Not changed: Heavy Industries (letter, tier 1 reminder): it changed since you looked "
+        "(edited, or decided or sent meanwhile); read it again before deciding."
+    ) in text_of(alice.get("/proposals"))
+    fresh = alice.post("/proposals/decide", data={
+        "csrf": token, "ids": [letter], "decision": "approve", "seen": seen_on(alice)})
+    assert fresh.status_code == 303
+    (row,) = [r for r in actions(engine) if r["action_id"] == letter]
+    assert (row["status"], row["decided_by"]) == ("approved", "alice")
+    assert row["edited_payload_json"]["body"] == "Pay to IBAN XX00 0000."
+    # a decision that names no version at all (a page from before, a hand-made post) is refused
+    other = staged[("collection_action", "D")]
+    unseen = alice.post("/proposals/decide", data={
+        "csrf": token, "ids": [other], "decision": "approve"})
+    assert unseen.status_code == 400 and "did not say which version" in unseen.text
+    assert statuses(engine)[other] == "proposed"
+
+
+def test_a_stale_approve_click_does_not_retry_a_failed_send(engine, staged):
+    """The page showed a fresh proposal; meanwhile it was approved and the server refused it.
+    The old Approve button must not retry it: that is "Approve again", shown for a failure."""
+    letter = staged[("collection_action", "D")]
+    client = make_client(engine)
+    sign_in(client, "alice")
+    token = csrf_token(client, "/proposals")
+    shown = seen_on(client)
+    with engine.begin() as connection:
+        connection.execute(proposed_actions.update().where(
+            proposed_actions.c.action_id == letter).values(
+            status="failed", decided_by="bob", last_error="550 5.1.1 mailbox unavailable"))
+    client.post("/proposals/decide", data={
+        "csrf": token, "ids": [letter], "decision": "approve", "seen": shown})
+    (row,) = [r for r in actions(engine) if r["action_id"] == letter]
+    assert (row["status"], row["decided_by"]) == ("failed", "bob")
+    attention = "/proposals?view=attention"
+    client.post("/proposals/decide", data={
+        "csrf": token, "ids": [letter], "decision": "approve", "seen": seen_on(client, attention),
+        "back": attention})  # fmt: skip
+    (row,) = [r for r in actions(engine) if r["action_id"] == letter]
+    assert (row["status"], row["decided_by"]) == ("approved", "alice")
+
+
+def test_an_edit_over_an_edit_not_seen_is_refused(engine, staged):
+    letter = staged[("collection_action", "H")]
+    alice = make_client(engine)
+    sign_in(alice, "alice")
+    shown_to_alice = seen_on(alice)
+    bob = another_browser(alice)
+    sign_in(bob, "bob")
+    bob.post(f"/proposals/{letter}/edit", data={
+        "csrf": csrf_token(bob, "/proposals"), "subject": "Bob's", "body": "Bob's text.",
+        "seen": seen_on(bob)})  # fmt: skip
+    late = alice.post(f"/proposals/{letter}/edit", data={
+        "csrf": csrf_token(alice, "/proposals"), "subject": "Alice's", "body": "Alice's text.",
+        "seen": shown_to_alice})  # fmt: skip
+    assert late.status_code == 409 and "changed since you opened it" in late.text
+    (row,) = [r for r in actions(engine) if r["action_id"] == letter]
+    assert row["edited_payload_json"]["body"] == "Bob's text."
+
+
+def test_an_edit_by_a_name_the_apply_side_lacks_is_refused(engine, staged):
+    """Bob is on the page's list of approvers, not on the apply job's (published) one: he may no
+    more rewrite a draft than approve it."""
+    letter = staged[("collection_action", "H")]
+    now = dt.datetime(2026, 3, 31, 9, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        publish_approvers(connection, {"alice"}, "approved_actions_sensor", now)
+    client = make_client(engine)
+    sign_in(client, "bob")
+    before = snapshot(engine)
+    refused = client.post(f"/proposals/{letter}/edit", data={
+        "csrf": csrf_token(client, "/proposals"), "subject": "Pay", "body": "Pay now.",
+        "seen": seen_on(client)})  # fmt: skip
+    assert refused.status_code == 403 and "not in the apply job&#39;s AR_APPROVERS" in refused.text
+    assert snapshot(engine) == before
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\x0b", "\x85", "\x0c", "\x00"])
+def test_a_subject_the_mailer_would_refuse_is_refused_when_edited(engine, staged, breaker):
+    """Python breaks lines at more than CR and LF, and the e-mail policy refuses every such
+    character in a header at send time: refused on the page, so no approved draft fails later."""
+    letter = staged[("collection_action", "H")]
+    client = make_client(engine)
+    sign_in(client, "alice")
+    before = snapshot(engine)
+    bad = client.post(f"/proposals/{letter}/edit", data={
+        "csrf": csrf_token(client, "/proposals"), "subject": f"Please{breaker}pay",
+        "body": "x", "seen": seen_on(client)})  # fmt: skip
+    assert bad.status_code == 400 and "Subject: one line of text is required" in bad.text
+    assert snapshot(engine) == before

@@ -24,6 +24,7 @@ from ar_pipeline_tests.web_client import (
     csrf_token,
     make_app,
     make_client,
+    seen_on,
     sign_in,
 )
 
@@ -86,14 +87,15 @@ def test_redirects_go_to_same_site_paths_only(engine):
         assert (response.status_code, response.headers["location"]) == (303, "/proposals"), attack
         token = csrf_token(client, "/proposals")
         edited = client.post(f"/proposals/{letter}/edit",
-                             data={"csrf": token, "subject": "Pay", "body": "Pay.", "back": attack})
+                             data={"csrf": token, "subject": "Pay", "body": "Pay.", "back": attack,
+                                   "seen": seen_on(client)})  # fmt: skip
         assert edited.headers["location"] == f"/proposals#action-{letter}", attack
         refused = client.post("/proposals/decide", data={"csrf": token, "ids": [letter],
                                                          "decision": "reject", "back": attack})
         assert refused.status_code == 400 and "location" not in refused.headers, attack
     decided = client.post("/proposals/decide", data={
         "csrf": csrf_token(client, "/proposals"), "ids": [letter], "decision": "approve",
-        "back": "//evil.example/x"})  # fmt: skip
+        "back": "//evil.example/x", "seen": seen_on(client)})  # fmt: skip
     assert (decided.status_code, decided.headers["location"]) == (303, "/proposals")
     assert status_of(engine, letter) == ("approved", "alice")
     # a path of this site is kept, with its query

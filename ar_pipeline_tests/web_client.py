@@ -53,3 +53,9 @@ def sign_in(client: TestClient, user: str, password: str | None = None, **fields
         data={"csrf": csrf_token(client), "username": user,
               "password": PASSWORDS[user] if password is None else password, **fields},
     )  # fmt: skip
+
+
+def seen_on(client: TestClient, path: str = "/proposals") -> list[str]:
+    """The versions the page at ``path`` shows (``seen`` fields), as a browser would send them
+    with a decision or an edit."""
+    return sorted(set(re.findall(r'name="seen" value="([^"]+)"', client.get(path).text)))

@@ -6,6 +6,13 @@ Approving or rejecting an envelope does the same to its children that are still 
 A ``failed`` action can be approved again, which retries it. A decision naming an ID that does
 not exist changes nothing at all, not even the IDs that do exist.
 
+**An approval binds to what the approver saw.** The page sends, with each ID it decides, the
+:func:`proposal_version` it showed: the status and the exact text that would be sent (an edit
+by another approver, or a send that failed meanwhile, changes it). :func:`approve` given those
+versions approves only rows still at them, under a row lock, and answers "not changed" for the
+others, so a click on a stale page never approves a text nobody saw, nor retries a failed send
+that the page showed as a fresh proposal.
+
 **Resolving** is the human answer to a send whose outcome is unknown: an ``unconfirmed`` action
 (the mail server never answered the message data), or one left ``applying`` by a crash for more
 than :data:`STRANDED_AFTER` (the apply job takes at most a few minutes). "It was delivered"
@@ -21,7 +28,9 @@ list lacks is refused when it is made, instead of failing later in the apply job
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -45,7 +54,7 @@ class Decision:
     children: int = 0
 
 
-def _check_decider(
+def check_decider(
     connection: sa.Connection, decided_by: str, approvers: Collection[str]
 ) -> str:
     name = (decided_by or "").strip()
@@ -65,6 +74,36 @@ def _check_decider(
             "this decision; set the same AR_APPROVERS for every process. Nothing was changed"
         )
     return name
+
+
+def proposal_version(status: str, payload: dict | None, edited_payload: dict | None) -> str:
+    """A short digest of what an approver sees of a proposal and would approve: its status and
+    the payload the apply job would act on (the edited one when there is one). Any edit, or any
+    change of status, gives another version."""
+    effective = edited_payload if edited_payload is not None else payload
+    canonical = json.dumps([status, effective], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def current_versions(connection: sa.Connection, action_ids: Iterable[int]) -> dict[int, str]:
+    """:func:`proposal_version` of these actions as stored now, their rows locked until the end
+    of the caller's transaction (PostgreSQL; SQLite has one writer at a time anyway)."""
+    pa = proposed_actions.c
+    rows = connection.execute(
+        sa.select(pa.action_id, pa.status, pa.payload_json, pa.edited_payload_json)
+        .where(pa.action_id.in_(sorted(set(action_ids))))
+        .with_for_update()
+    )
+    return {
+        r.action_id: proposal_version(r.status, r.payload_json, r.edited_payload_json)
+        for r in rows
+    }
+
+
+CHANGED_SINCE_SEEN = (
+    "not changed: it changed since you looked (edited, or decided or sent meanwhile); "
+    "read it again before deciding"
+)
 
 
 def stranded(now: dt.datetime) -> sa.ColumnElement[bool]:
@@ -147,16 +186,29 @@ def approve(
     approvers: Collection[str],
     now: dt.datetime,
     reason: str | None = None,
+    seen: Mapping[int, str] | None = None,
 ) -> list[Decision]:
     """Approve ``proposed`` (or, to retry, ``failed``) actions, inside the caller's
-    transaction. An unknown ID refuses them all (:class:`DecisionRefused`)."""
-    name = _check_decider(connection, decided_by, approvers)
+    transaction. An unknown ID refuses them all (:class:`DecisionRefused`).
+
+    ``seen``: the :func:`proposal_version` the approver was shown for each ID (the page always
+    gives it; an ID without one is refused). A row whose version moved on is not approved."""
+    name = check_decider(connection, decided_by, approvers)
     action_ids = list(action_ids)
     require_known(connection, action_ids)
+    if seen is not None and (unseen := [str(i) for i in action_ids if i not in seen]):
+        raise DecisionRefused(
+            f"seen: no version shown for {', '.join(unseen)}; reload the page. "
+            "Nothing was changed"
+        )
+    versions = current_versions(connection, action_ids) if seen is not None else {}
     values = {"status": "approved", "decided_by": name, "decided_at": now,
               "decision_reason": reason}  # fmt: skip
     decisions = []
     for action_id in action_ids:
+        if seen is not None and versions.get(action_id) != seen[action_id]:
+            decisions.append(Decision(action_id, CHANGED_SINCE_SEEN))
+            continue
         this = proposed_actions.c.action_id == action_id
         changed = _transition(connection, this, "proposed", values) or _transition(
             connection, this, "failed", values
@@ -174,7 +226,7 @@ def reject(
     now: dt.datetime,
 ) -> list[Decision]:
     """Reject ``proposed`` actions; a reason is required. An unknown ID refuses them all."""
-    name = _check_decider(connection, decided_by, approvers)
+    name = check_decider(connection, decided_by, approvers)
     if not (reason or "").strip():
         raise DecisionRefused("reason: a reason is required to reject; nothing was changed")
     action_ids = list(action_ids)
@@ -203,7 +255,7 @@ def resolve(
     :data:`STRANDED_AFTER` ago: ``delivered`` -> ``applied``; ``send_again`` -> ``approved``
     (the apply job sends it again). Inside the caller's transaction; an unknown ID refuses
     them all."""
-    name = _check_decider(connection, decided_by, approvers)
+    name = check_decider(connection, decided_by, approvers)
     if resolution not in RESOLUTIONS:
         raise DecisionRefused(
             f"resolution: must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}; "

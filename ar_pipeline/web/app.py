@@ -45,6 +45,7 @@ from starlette.templating import Jinja2Templates
 
 from ar_pipeline.actions import approvals
 from ar_pipeline.actions import levers as lever_actions
+from ar_pipeline.actions.mail import InvalidMessage, single_line
 from ar_pipeline.rules.money import format_money
 from ar_pipeline.sources.service_periods import runbook_file
 from ar_pipeline.store.schema import proposed_actions
@@ -130,6 +131,16 @@ def _ids(values: Sequence[Any]) -> list[int]:
         if text.isascii() and text.isdigit() and len(text) < 19:
             seen.setdefault(int(text), None)
     return list(seen)
+
+
+def _seen(values: Sequence[Any]) -> dict[int, str]:
+    """The versions a page showed (``seen`` fields: ``<id>:<version>``), by action ID."""
+    versions: dict[int, str] = {}
+    for value in values:
+        text, _, version = str(value).partition(":")
+        if text.isascii() and text.isdigit() and len(text) < 19 and version:
+            versions.setdefault(int(text), version)
+    return versions
 
 
 def _plural(count: int, noun: str) -> str:
@@ -302,7 +313,7 @@ def create_app(
             members = list(group)
             envelope = next((runs[m.envelope_id] for m in members if m.envelope_id in runs), None)
             groups.append((as_of, envelope, members))
-        decidable = [line.action_id for line in lines if line.status == "proposed"]
+        decidable = [(line.action_id, line.version) for line in lines if line.status == "proposed"]
         return render(
             request, "proposals.html", http_status=http_status, filters=filters, total=total,
             current=filters.view,
@@ -419,15 +430,22 @@ def create_app(
             who = lines[0].label if len(lines) == 1 else _plural(len(lines), "proposal")
             return refuse(400, f"Give a reason to reject {who}: it is recorded and shown in "
                                "History. Nothing was changed.")  # fmt: skip
+        # an approval binds to the versions the page showed; the confirmation carries them on
+        seen = _seen(form.getlist("seen"))
+        if decision == "approve" and (unseen := [line.label for line in lines
+                                                 if line.action_id not in seen]):  # fmt: skip
+            return refuse(400, f"The page did not say which version of {', '.join(unseen)} you "
+                               "saw; reload it and decide again. Nothing was changed.")  # fmt: skip
         if bulk and form.get("confirmed") != str(len(ids)):
             return render(
                 request, "confirm.html", lines=lines, decision=decision, reason=reason,
-                back=back, done=DONE[decision], scope=scope,
+                back=back, done=DONE[decision], scope=scope, seen=seen,
             )  # fmt: skip
         try:
             with engine.begin() as connection:
                 if decision == "approve":
-                    results = approvals.approve(connection, ids, session.user, approvers, now)
+                    results = approvals.approve(connection, ids, session.user, approvers, now,
+                                                seen=seen)  # fmt: skip
                 elif decision == "reject":
                     results = approvals.reject(connection, ids, session.user, reason, approvers,
                                                now)  # fmt: skip
@@ -456,14 +474,25 @@ def create_app(
                                    "drafts.")  # fmt: skip
             subject = str(form.get("subject") or "").strip()
             body = str(form.get("body") or "").replace("\r\n", "\n")
-            if not subject or "\n" in subject or "\r" in subject:
-                raise Refused(400, "Subject: one line of text is required; nothing was saved.")
+            try:  # the mailer's own rule: a subject it would refuse at send time is refused now
+                single_line("subject", subject)
+            except InvalidMessage:
+                subject = ""
+            if not subject:
+                raise Refused(400, "Subject: one line of text is required (no line breaks or "
+                                   "control characters); nothing was saved.")  # fmt: skip
             if not body.strip():
                 raise Refused(400, "Letter: it may not be empty; nothing was saved.")
             pa = proposed_actions.c
             with engine.begin() as connection:
+                try:  # the apply side's list too, as deciding does: an edit is what gets sent
+                    approvals.check_decider(connection, session.user, approvers)
+                except approvals.DecisionRefused as error:
+                    raise Refused(403, f"{error}; nothing was saved.") from None
                 row = connection.execute(
-                    sa.select(pa.payload_json, pa.status).where(pa.action_id == action_id)
+                    sa.select(pa.payload_json, pa.edited_payload_json, pa.status)
+                    .where(pa.action_id == action_id)
+                    .with_for_update()
                 ).first()
                 if (
                     row is None
@@ -471,6 +500,12 @@ def create_app(
                     or "subject" not in (row.payload_json or {})
                 ):
                     raise Refused(409, "Only a pending draft can be edited; nothing was saved.")
+                shown = _seen(form.getlist("seen")).get(action_id)
+                if shown != approvals.proposal_version(
+                    row.status, row.payload_json, row.edited_payload_json
+                ):
+                    raise Refused(409, "The draft changed since you opened it (someone else "
+                                       "edited it); read it again. Nothing was saved.")  # fmt: skip
                 edited = {**row.payload_json, "subject": subject, "body": body,
                           "edited_by": session.user, "edited_at": clock().isoformat()}  # fmt: skip
                 changed = connection.execute(

@@ -25,7 +25,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ar_pipeline.actions.approvals import STRANDED_AFTER, is_stranded, stranded
+from ar_pipeline.actions.approvals import (
+    STRANDED_AFTER,
+    is_stranded,
+    proposal_version,
+    stranded,
+)
 from ar_pipeline.rules.drafts import broken_promise_in_words
 from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.proposals import recipient_label
@@ -265,6 +270,7 @@ class Line:
     row: Any = None  # the database row, for the times and the decision
     stranded: bool = False  # applying for longer than STRANDED_AFTER: a crash left it
     waited: dt.timedelta | None = None  # approved this long ago and not picked up yet
+    version: str = ""  # approvals.proposal_version: what a decision on this line binds to
 
     @property
     def label(self) -> str:
@@ -371,6 +377,7 @@ def describe(row: Any, now: dt.datetime) -> Line:
         as_of=row["as_of"], envelope_id=row["envelope_id"], customer_id=row["customer_id"],
         who=who, what=what, amount="", why="", row=row,
         stranded=is_stranded(row["status"], row["claimed_at"], now),
+        version=proposal_version(row["status"], row["payload_json"], row["edited_payload_json"]),
     )  # fmt: skip
     if row["status"] == "approved" and row["decided_at"] is not None:
         line.waited = now - row["decided_at"]
