@@ -15,6 +15,8 @@ Expected outcomes, by how far the SMTP dialogue got (``ar_pipeline.actions.mail`
 | 451 to the data, then normal                  | 1             | applied     | 2        |
 | drops the connection before DATA, then normal | 1             | applied     | 2        |
 | drops the connection before DATA, always      | 0             | failed      | 3        |
+| queues it, answers the data without a code    | 1             | unconfirmed | 1        |
+| queues it, answers the data with "25"         | 1             | unconfirmed | 1        |
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class MisbehavingHandler(CollectingHandler):
             await server.push(answer)
             server.transport.close()
             return answer
+        if fault and fault.startswith("queued, answered "):  # taken, the answer unreadable
+            await super().handle_DATA(server, session, envelope)
+            return fault.removeprefix("queued, answered ")
         if fault:
             return fault
         return await super().handle_DATA(server, session, envelope)
@@ -114,6 +119,11 @@ CASES = {
     "421 then success": ({1: {"MAIL": "421 4.3.2 Try again later"}}, 1, "applied", 2),
     "451 to the data then success": ({1: {"DATA": "451 4.3.0 Busy"}}, 1, "applied", 2),
     "dropped before DATA then success": ({1: {"before_data": "drop"}}, 1, "applied", 2),
+    # queued, then an answer that is neither yes nor no: a second copy must not follow
+    "queued, answered without a code": (
+        {1: {"DATA": "queued, answered Ok: queued as 4F2A"}}, 1, "unconfirmed", 1,
+    ),
+    "queued, answer cut short": ({1: {"DATA": "queued, answered 25"}}, 1, "unconfirmed", 1),
     "dropped before DATA always": (
         {n: {"before_data": "drop"} for n in (1, 2, 3)}, 0, "failed", 3,
     ),
@@ -155,7 +165,9 @@ def test_fault_matrix(case, staged, engine, misbehaving_server):  # noqa: F811
             "refused by the mail server, not retried: RCPT TO ap@heavy.example.com answered "
             "550 5.1.1 No such user"
         )
-    if status == "unconfirmed":
+    if status == "unconfirmed" and "queued, answered" in str(faults):
+        assert "which is neither acceptance nor refusal" in row["last_error"]
+    elif status == "unconfirmed":
         assert "no answer after the message data was sent" in row["last_error"]
         assert f"ar-pipeline approvals resolve {letter} --delivered" in row["last_error"]
 

@@ -14,7 +14,8 @@ Every send ends in one of four outcomes, decided by how far the SMTP dialogue go
 * **permanent** (:class:`PermanentDeliveryError`): a 5xx answer at any step before acceptance.
   Retrying cannot help.
 * **unknown** (:class:`UnknownDeliveryOutcome`): the whole message data was written and no
-  answer came (timeout, connection lost). The server may have queued it; sending again may
+  answer came (timeout, connection lost), or an answer that is neither 2xx, 4xx nor 5xx
+  (unreadable, or cut short). The server may have queued it; sending again may
   give the customer a second copy, so the caller must not retry on its own.
 
 Headers are built with the standard library's ``email`` policy, which refuses CR/LF inside a
@@ -57,6 +58,14 @@ def parse_address(field: str, raw: object) -> Address:
     local, domain = text.split("@")
     if not local or not domain or "." not in domain.strip(".") or ".." in text:
         raise InvalidMessage(f"{field}: invalid e-mail address {raw!r}")
+    if not local.isascii():
+        # needs SMTPUTF8, which this mailer does not speak: refused here, not at RCPT time
+        raise InvalidMessage(f"{field}: {raw!r}: an address with non-ASCII characters before "
+                             "the @ cannot be sent; ask the customer for another address")
+    try:  # an internationalised domain travels in its ASCII (IDNA) form
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidMessage(f"{field}: invalid e-mail address {raw!r}: bad domain") from None
     try:
         return Address(username=local, domain=domain)
     except (ValueError, IndexError) as error:
@@ -234,6 +243,13 @@ class Mailer(dg.ConfigurableResource):
             data_written = True
             code, reply = smtp.getreply()
             if not 200 <= code <= 299:
+                if not 400 <= code <= 599:
+                    # an answer that is neither a yes nor a no (unreadable, cut short): the
+                    # server may have queued it, so it is not a reason to send again
+                    raise UnknownDeliveryOutcome(
+                        f"the message data was answered {_reply_text(code, reply)}, which is "
+                        "neither acceptance nor refusal; the server may have taken it"
+                    )
                 raise _refusal("the message data", code, reply)
             accepted = _reply_text(code, reply)
         except DeliveryError:
@@ -251,6 +267,16 @@ class Mailer(dg.ConfigurableResource):
                     "have taken it"
                 ) from None
             raise TransientDeliveryError(what) from None
+        except Exception as error:  # e.g. a header the library cannot encode
+            smtp.close()
+            what = f"{type(error).__name__}: {error}"
+            if data_written:
+                raise UnknownDeliveryOutcome(
+                    f"error after the message data was sent ({what}); the server may have "
+                    "taken it"
+                ) from None
+            # certainly not sent, and the same message would fail the same way again
+            raise PermanentDeliveryError(f"could not be sent ({what})") from None
         after = ""
         try:
             code, reply = smtp.quit()
