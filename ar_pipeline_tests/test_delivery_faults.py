@@ -22,6 +22,7 @@ Expected outcomes, by how far the SMTP dialogue got (``ar_pipeline.actions.mail`
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 
@@ -231,3 +232,134 @@ def test_an_apply_run_with_a_failed_action_is_not_green(
     # the other action of the batch still went out, once
     assert status_of(engine, sent)["status"] == "applied"
     assert [m["rcpt_tos"] for m in server.handler.messages] == [["ap@heavy.example.com"]]
+
+
+class SlowFirstHandler(CollectingHandler):
+    """Collects every message; while the first one's data arrives, ``meanwhile()`` runs: what a
+    person does on the page while a slow mail server holds the apply run on one letter."""
+
+    def __init__(self, meanwhile) -> None:
+        super().__init__()
+        self.meanwhile = meanwhile
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if not self.messages:
+            await asyncio.get_running_loop().run_in_executor(None, self.meanwhile)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_letter_waiting_in_a_slow_batch_cannot_be_sent_again_by_a_person(
+    staged, engine  # noqa: F811
+):
+    """Two letters in one apply run; the first takes 20 minutes at the mail server. A person
+    looking at the page then may not "send it again" the second: it is not claimed yet, so it
+    is not stranded. The run sends each letter once."""
+    from aiosmtpd.controller import Controller
+
+    from ar_pipeline.actions.approvals import resolve
+
+    first, second = staged[("collection_action", "D")], staged[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [first, second], "alice", {"alice"}, NOW)
+    later = NOW + dt.timedelta(minutes=20)
+    answers = []
+
+    def person_presses_send_again():
+        with engine.begin() as connection:
+            answers.extend(resolve(connection, [second], "send_again", "bob", {"bob"}, later))
+
+    clock = iter([NOW, later, later, later, later])
+    controller = Controller(SlowFirstHandler(person_presses_send_again), hostname="127.0.0.1",
+                            port=free_port())  # fmt: skip
+    controller.start()
+    try:
+        mailer = Mailer(mail_from="ar@example.com", smtp_host="127.0.0.1",
+                        smtp_port=controller.port)  # fmt: skip
+        outcomes = apply_actions(engine, mailer, [first, second], approvers={"alice"},
+                                 as_of=AS_OF, hold_policy=HOLDS,
+                                 clock=lambda: next(clock))  # fmt: skip
+        # the send-again run the sensor would start, had the person's answer been a yes
+        again = apply_actions(engine, mailer, [second], approvers={"alice", "bob"}, as_of=AS_OF,
+                              hold_policy=HOLDS, clock=lambda: later)  # fmt: skip
+    finally:
+        controller.stop()
+    (answer,) = answers
+    assert answer.outcome == (
+        "not changed: it is approved; only unconfirmed or stranded applying actions are resolved"
+    )
+    assert [o.outcome for o in outcomes] == ["applied", "applied"]
+    assert [o.outcome for o in again] == ["not_claimed"]
+    recipients = [m["rcpt_tos"] for m in controller.handler.messages]
+    assert recipients == [["ap@delta.example.com"], ["ap@heavy.example.com"]]
+    assert status_of(engine, second)["claimed_at"] == later  # claimed when its turn came
+
+
+def test_a_letter_a_person_took_back_between_attempts_is_not_sent(
+    staged, engine, misbehaving_server  # noqa: F811
+):
+    """The first attempt is not taken (421); while the run waits to try again, a person settles
+    the row ("send it again", as if stranded). The run's next attempt finds the row no longer
+    its claim and sends nothing; the run the person started sends it, once."""
+    from ar_pipeline.actions.approvals import resolve
+
+    server = misbehaving_server({1: {"MAIL": "421 4.3.2 Try again later"}})
+    letter = staged[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+    later = NOW + dt.timedelta(minutes=20)
+
+    def wait_while_a_person_acts(_seconds):
+        with engine.begin() as connection:
+            (answer,) = resolve(connection, [letter], "send_again", "bob", {"bob"}, later)
+        assert answer.outcome == "approved"
+
+    mailer = Mailer(mail_from="ar@example.com", smtp_host="127.0.0.1", smtp_port=server.port)
+    (outcome,) = apply_actions(engine, mailer, [letter], approvers={"alice"}, as_of=AS_OF,
+                               hold_policy=HOLDS, sleep=wait_while_a_person_acts,
+                               clock=lambda: NOW)  # fmt: skip
+    assert (outcome.outcome, outcome.detail) == ("not_claimed", "taken out of this run meanwhile")
+    assert server.handler.messages == []
+    (again,) = apply_actions(engine, mailer, [letter], approvers={"bob"}, as_of=AS_OF,
+                             hold_policy=HOLDS, clock=lambda: later)  # fmt: skip
+    assert again.outcome == "applied" and len(server.handler.messages) == 1
+
+
+def test_a_database_error_after_acceptance_is_that_letters_trouble_only(
+    staged, engine, smtp_server  # noqa: F811
+):
+    """The server takes the first letter, then recording it fails (the database went away for
+    that statement). That letter is an ``error`` that may have gone out and stays ``applying``
+    for a person; the second letter is still sent; the op has no retry that would turn the run
+    green."""
+    from ar_pipeline.actions.apply import NEEDS_ATTENTION
+    from ar_pipeline.defs.jobs import apply_approved
+
+    first, second = staged[("collection_action", "D")], staged[("collection_action", "H")]
+    with engine.begin() as connection:
+        approve(connection, [first, second], "alice", {"alice"}, NOW)
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER gone BEFORE UPDATE ON proposed_actions WHEN NEW.status = "
+                f"'applied' AND NEW.action_id = {first} BEGIN SELECT RAISE(ABORT, "
+                "'database went away'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION gone() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
+                "'database went away'; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER gone BEFORE UPDATE ON proposed_actions FOR EACH ROW WHEN "
+                f"(NEW.status = 'applied' AND NEW.action_id = {first}) EXECUTE FUNCTION gone()"
+            )
+    mailer = Mailer(mail_from="ar@example.com", smtp_host="127.0.0.1", smtp_port=smtp_server.port)
+    outcomes = apply_actions(engine, mailer, [first, second], approvers={"alice"}, as_of=AS_OF,
+                             hold_policy=HOLDS, clock=lambda: NOW)  # fmt: skip
+    assert [(o.action_id, o.outcome) for o in outcomes] == [(first, "error"), (second, "applied")]
+    assert "database went away" in outcomes[0].detail
+    assert "it may have happened" in outcomes[0].detail
+    assert "error" in NEEDS_ATTENTION  # the run fails, naming it
+    assert status_of(engine, first)["status"] == "applying"  # a person resolves it
+    assert status_of(engine, second)["status"] == "applied"
+    assert len(smtp_server.handler.messages) == 2
+    assert apply_approved.retry_policy is None

@@ -2,8 +2,11 @@
 
 For each action id, on its own:
 
-1. **Claim** it: ``approved`` -> ``applying`` (with ``claimed_at``) in one conditional UPDATE,
-   committed at once. A second claimant updates nothing and does nothing.
+1. **Claim** it when its turn comes: ``approved`` -> ``applying`` (with ``claimed_at``) in one
+   conditional UPDATE, committed at once. A second claimant updates nothing and does nothing.
+   Before each attempt to send, the run checks the row is still its claim (a person may have
+   settled it); every status it records afterwards is conditional on ``applying``, and finding
+   the row changed is an ``error`` of that action, never a silent overwrite.
 2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
 3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets (paid
    or credited since approval), a hold whose conditions no longer hold, or any action of a
@@ -61,7 +64,8 @@ class ApplyOutcome:
     detail: str = ""
 
 
-NEEDS_ATTENTION = ("failed", "unconfirmed")  # outcomes that make the apply run fail
+# outcomes that make the apply run fail; ``error``: an exception inside one action's turn
+NEEDS_ATTENTION = ("failed", "unconfirmed", "error")
 RESOLVE_HINT = (
     "Not sent again automatically: find out whether it arrived, then "
     "`ar-pipeline approvals resolve {0} --delivered` or `--send-again`"
@@ -81,11 +85,23 @@ def claim(engine: Engine, action_id: int, now: dt.datetime) -> bool:
     return claimed == 1
 
 
-def _finish(connection: sa.Connection, action_id: int, status: str, **values: Any) -> None:
-    connection.execute(
-        proposed_actions.update()
-        .where(proposed_actions.c.action_id == action_id, proposed_actions.c.status == "applying")
-        .values(status=status, **values)
+class ClaimLost(RuntimeError):
+    """The row left ``applying`` while this run had it: nothing is recorded over a person's
+    decision."""
+
+
+def _finish(connection: sa.Connection, action_id: int, status: str, **values: Any) -> bool:
+    """``applying`` -> ``status``; False when the row is not ``applying`` any more."""
+    return (
+        connection.execute(
+            proposed_actions.update()
+            .where(
+                proposed_actions.c.action_id == action_id,
+                proposed_actions.c.status == "applying",
+            )
+            .values(status=status, **values)
+        ).rowcount
+        == 1
     )
 
 
@@ -221,13 +237,15 @@ def apply_actions(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> list[ApplyOutcome]:
-    """Claim, re-check and apply each action (see the module docstring)."""
-    outcomes: list[ApplyOutcome] = []
-    claimed = [i for i in dict.fromkeys(action_ids) if claim(engine, i, clock())]
-    outcomes += [ApplyOutcome(i, "not_claimed", "not approved, or claimed by another run")
-                 for i in dict.fromkeys(action_ids) if i not in claimed]  # fmt: skip
-    if not claimed:
-        return outcomes
+    """Re-check, claim and apply each action, in ID order (see the module docstring).
+
+    Each action is claimed just before its turn, not the whole batch up front: a batch of slow
+    sends would otherwise age its last rows past :data:`~ar_pipeline.actions.approvals.
+    STRANDED_AFTER` while they wait, and a person could "send it again" a letter this run is
+    about to send. Before every attempt the run checks that the row is still its claim. An
+    error inside one action (the database gone mid-batch) is that action's outcome
+    (``error``); the others are still tried, and rows never claimed stay ``approved``."""
+    requested = list(dict.fromkeys(action_ids))
     pa = proposed_actions.c
     with engine.connect() as connection:
         rows = connection.execute(
@@ -241,7 +259,7 @@ def apply_actions(
                 pa.proposed_at,
                 sa.func.coalesce(pa.edited_payload_json, pa.payload_json).label("payload"),
             )  # fmt: skip
-            .where(pa.action_id.in_(claimed))
+            .where(pa.action_id.in_(requested), pa.status == "approved")
             .order_by(pa.action_id)
         ).all()
         mail_rows = [r for r in rows if r.action_type in ("collection_action", "email_to_customer")]
@@ -250,12 +268,64 @@ def apply_actions(
         verdicts |= _holds_still_due(connection, hold_rows, as_of, hold_policy)
         verdicts |= _ledger_suspects(connection, [*mail_rows, *hold_rows], as_of, verdicts)
 
+    outcomes: list[ApplyOutcome] = []
+    taken: list[int] = []  # claimed by this run so far
     for action in rows:
-        outcomes.append(
-            _apply_one(engine, mailer, action, verdicts, approvers, retry_delays, sleep, clock,
-                       claimed)  # fmt: skip
+        stamp = clock()
+        if not claim(engine, action.action_id, stamp):
+            continue
+        taken.append(action.action_id)
+        claim_ = Claim(action.action_id, stamp)
+        try:
+            outcomes.append(
+                _apply_one(engine, mailer, action, verdicts, approvers, retry_delays, sleep,
+                           clock, taken, claim_)  # fmt: skip
+            )
+        except Exception as error:  # noqa: BLE001 - one action's trouble never stops the rest
+            outcomes.append(_after_error(engine, claim_, error))
+    done = {o.action_id for o in outcomes}
+    return [ApplyOutcome(i, "not_claimed", "not approved, or claimed by another run")
+            for i in requested if i not in done] + outcomes  # fmt: skip
+
+
+@dataclass
+class Claim:
+    """This run's claim on one action: the ``claimed_at`` it stamped, and whether a side effect
+    was started (after that, an error leaves the row for a person: it may have happened)."""
+
+    action_id: int
+    stamp: dt.datetime
+    acting: bool = False
+
+    def ours(self) -> sa.ColumnElement[bool]:
+        pa = proposed_actions.c
+        return sa.and_(
+            pa.action_id == self.action_id, pa.status == "applying", pa.claimed_at == self.stamp
         )
-    return outcomes
+
+
+def _still_ours(engine: Engine, claim_: Claim) -> bool:
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(sa.func.count()).where(claim_.ours())).scalar_one()
+    return found == 1
+
+
+def _after_error(engine: Engine, claim_: Claim, error: Exception) -> ApplyOutcome:
+    what = f"{type(error).__name__}: {error}"[:1500]
+    if claim_.acting:
+        return ApplyOutcome(claim_.action_id, "error", f"error while acting ({what}); it may "
+                            f"have happened. {RESOLVE_HINT.format(claim_.action_id)}")  # fmt: skip
+    try:  # certainly not sent: failed, so that an approver decides whether to try again
+        with engine.begin() as connection:
+            connection.execute(
+                proposed_actions.update()
+                .where(claim_.ours())
+                .values(status="failed", last_error=f"not sent: {what}")
+            )
+    except Exception:  # noqa: BLE001 - the database is gone too: the row waits for a person
+        return ApplyOutcome(claim_.action_id, "error", f"not sent ({what}); the row stays "
+                            f"applying. {RESOLVE_HINT.format(claim_.action_id)}")  # fmt: skip
+    return ApplyOutcome(claim_.action_id, "error", f"not sent ({what}); marked failed")
 
 
 def _apply_one(
@@ -268,12 +338,20 @@ def _apply_one(
     sleep: Callable[[float], None],
     clock: Callable[[], dt.datetime],
     batch: Collection[int],
+    claim_: Claim,
 ) -> ApplyOutcome:
     action_id = action.action_id
 
+    def record(connection: sa.Connection, status: str, **values: Any) -> None:
+        if not _finish(connection, action_id, status, **values):
+            raise ClaimLost(
+                f"action {action_id} was changed by someone else while this run had it "
+                f"(it is no longer applying under this run's claim); {status} not recorded"
+            )
+
     def finish(status: str, error: str) -> ApplyOutcome:
         with engine.begin() as connection:
-            _finish(connection, action_id, status, last_error=error[:2000])
+            record(connection, status, last_error=error[:2000])
         return ApplyOutcome(action_id, status, error)
 
     def fail(error: str) -> ApplyOutcome:
@@ -289,12 +367,13 @@ def _apply_one(
             reason = already_stepped(connection, action, batch)
     if reason:
         with engine.begin() as connection:
-            _finish(connection, action_id, "superseded", superseded_reason=reason)
+            record(connection, "superseded", superseded_reason=reason)
         return ApplyOutcome(action_id, "superseded", reason)
 
     payload = action.payload or {}
     if action.action_type == "customer_program":
         now = clock()
+        claim_.acting = True
         with engine.begin() as connection:
             held = connection.execute(
                 customers.update()
@@ -309,11 +388,11 @@ def _apply_one(
                 )
             ).rowcount
             if held:
-                _finish(connection, action_id, "applied", applied_at=now, last_error=None,
-                        delivery_detail="service hold set")  # fmt: skip
+                record(connection, "applied", applied_at=now, last_error=None,
+                       delivery_detail="service hold set")  # fmt: skip
             else:
-                _finish(connection, action_id, "superseded",
-                        superseded_reason="customer is already on service hold")  # fmt: skip
+                record(connection, "superseded",
+                       superseded_reason="customer is already on service hold")  # fmt: skip
         return ApplyOutcome(action_id, "applied" if held else "superseded", "service hold")
 
     try:
@@ -326,10 +405,13 @@ def _apply_one(
             payload.get("body", ""),
             payload.get("reply_to"),
         )
-    except InvalidMessage as error:
+    except (InvalidMessage, ValueError, UnicodeError) as error:  # the library refuses it too
         return fail(f"invalid draft: {error}")
     attempts = len(retry_delays) + 1
     for attempt in range(1, attempts + 1):
+        if not _still_ours(engine, claim_):  # a person resolved it meanwhile: not ours to send
+            return ApplyOutcome(action_id, "not_claimed", "taken out of this run meanwhile")
+        claim_.acting = True
         try:
             delivered = mailer.send(message)
         except TransientDeliveryError as error:
@@ -348,9 +430,10 @@ def _apply_one(
             )
         else:
             with engine.begin() as connection:
-                _finish(connection, action_id, "applied", applied_at=clock(), last_error=None,
-                        delivery_detail=delivered.detail()[:2000])  # fmt: skip
+                record(connection, "applied", applied_at=clock(), last_error=None,
+                       delivery_detail=delivered.detail()[:2000])  # fmt: skip
             return ApplyOutcome(action_id, "applied", delivered.detail())
+        claim_.acting = False  # refused or not taken: certainly not sent
     raise AssertionError("unreachable")  # the loop returns on its last attempt
 
 

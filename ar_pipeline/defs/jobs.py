@@ -8,7 +8,7 @@ import dagster as dg
 
 from ar_pipeline.actions.apply import NEEDS_ATTENTION, SEND_RETRY_DELAYS, apply_actions, describe
 from ar_pipeline.actions.mail import Mailer
-from ar_pipeline.defs.assets import ACTIONS_GROUP, ALGA_GROUP, DB_RETRY, GROUP
+from ar_pipeline.defs.assets import ACTIONS_GROUP, ALGA_GROUP, GROUP
 from ar_pipeline.defs.resources import AS_OF_TAG, ArDatabase
 
 DAILY_JOB = "ar_aging_daily"
@@ -50,7 +50,10 @@ class ApplyConfig(dg.Config):
     retry_delay_seconds: float = SEND_RETRY_DELAYS[0]
 
 
-@dg.op(retry_policy=DB_RETRY, ins={"after": dg.In(dg.Nothing)})
+# No retry policy: the op has side effects, and an error inside one action is that action's
+# outcome (``error``, which fails the run); a retried op would claim nothing and go green while
+# a row it had claimed waits for a person.
+@dg.op(ins={"after": dg.In(dg.Nothing)})
 def apply_approved(
     context: dg.OpExecutionContext, config: ApplyConfig, ar_db: ArDatabase, mailer: Mailer
 ) -> dict:
