@@ -278,3 +278,74 @@ def test_two_appliers_racing_send_one_message(postgres_url, tmp_path, smtp_serve
         t.join()
     assert sorted(o.outcome for o in results) == ["applied", "not_claimed"]
     assert len(smtp_server.handler.messages) == 1
+
+
+def _change(kind):
+    """What happens after Pine's letter (P1 5,000.00 and P2 300.00 overdue, no credit) is
+    approved, and the reason the apply job gives, worked out by hand."""
+    from ar_pipeline.actions.levers import record_hold
+    from ar_pipeline_tests.ledger_builder import add_credit_note
+
+    def apply(connection):
+        if kind == "P1 paid in full":
+            add_payment(connection, "PP1", "P", 500_000, "2026-03-31", "P1")
+        elif kind == "P2 paid in part":
+            add_payment(connection, "PP2", "P", 10_000, "2026-03-30", "P2")  # back-dated
+        elif kind == "credit on account":
+            add_credit_note(connection, "CP", "P", 5_000, "2026-03-31")
+        else:
+            record_hold(connection, invoice_id="P2", reason="audit",
+                        held_until=dt.date(2026, 4, 30), recorded_by="carol", today=AS_OF,
+                        now=NOW)  # fmt: skip
+
+    why = {
+        "P1 paid in full": "N-P1: 5,000.00 EUR in the letter, 0.00 EUR open now",
+        "P2 paid in part": "N-P2: 300.00 EUR in the letter, 200.00 EUR open now",
+        "credit on account": "unapplied credit 0.00 EUR in the letter, 50.00 EUR now",
+        "P2 held": "N-P2 is held now",
+    }[kind]
+    return apply, f"the letter's amounts changed since it was drafted, as of 2026-03-31: {why}"
+
+
+@pytest.mark.parametrize(
+    "kind", ["P1 paid in full", "P2 paid in part", "credit on account", "P2 held"]
+)
+def test_a_letter_whose_amounts_moved_since_drafting_is_not_sent(
+    kind, engine, database_url, tmp_path, smtp_server
+):
+    """The customer still owes enough for the tier, so the tier re-check alone would send the
+    letter; but it would state amounts that are no longer true. It stands down instead."""
+    with engine.begin() as connection:
+        add_customer(connection, "P", "Pine Ltd", email="ap@pine.example.com")
+        add_invoice(connection, "P1", "P", 500_000, "2026-01-01", "2026-02-28")  # 31 days
+        add_invoice(connection, "P2", "P", 30_000, "2026-01-01", "2026-03-01")  # 30 days
+    run_job(database_url, tmp_path)
+    letter = staged_ids(engine)[("collection_action", "P")]
+    payload = status_of(engine, letter)["payload_json"]
+    assert [(i["invoice_id"], i["open_cents"]) for i in payload["invoices"]] == [
+        ("P1", 500_000), ("P2", 30_000)]  # fmt: skip
+    apply_change, reason = _change(kind)
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+        apply_change(connection)
+    (outcome,) = apply_actions(engine, mailer_for(smtp_server.port), [letter],
+                               approvers={"alice"}, as_of=AS_OF, hold_policy=HOLDS)  # fmt: skip
+    assert (outcome.outcome, outcome.detail) == ("superseded", reason)
+    assert status_of(engine, letter)["superseded_reason"] == reason
+    assert smtp_server.handler.messages == []
+
+
+def test_a_letter_whose_amounts_still_hold_is_sent(engine, database_url, tmp_path, smtp_server):
+    """A payment on an invoice the letter does not list changes nothing the letter says."""
+    with engine.begin() as connection:
+        add_customer(connection, "P", "Pine Ltd", email="ap@pine.example.com")
+        add_invoice(connection, "P1", "P", 500_000, "2026-01-01", "2026-02-28")
+        add_invoice(connection, "P3", "P", 70_000, "2026-03-15", "2026-04-15")  # not yet due
+    run_job(database_url, tmp_path)
+    letter = staged_ids(engine)[("collection_action", "P")]
+    with engine.begin() as connection:
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+        add_payment(connection, "PP3", "P", 70_000, "2026-03-31", "P3")
+    (outcome,) = apply_actions(engine, mailer_for(smtp_server.port), [letter],
+                               approvers={"alice"}, as_of=AS_OF, hold_policy=HOLDS)  # fmt: skip
+    assert outcome.outcome == "applied" and len(smtp_server.handler.messages) == 1

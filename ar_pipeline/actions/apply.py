@@ -9,7 +9,8 @@ For each action id, on its own:
    the row changed is an ``error`` of that action, never a silent overwrite.
 2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
 3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets (paid
-   or credited since approval), a hold whose conditions no longer hold, or any action of a
+   or credited since approval), a letter stating an amount no longer true (an invoice it lists
+   settled, disputed or held since it was drafted, or other unapplied credit), a hold whose conditions no longer hold, or any action of a
    customer whose ledger now has a row that cannot be right (``ar_pipeline.rules.ledger_sanity``)
    becomes ``superseded`` with the reason, and nothing is sent or set. So does a letter when the
    customer already has the same step or a higher one (same action type) that was sent since
@@ -48,8 +49,9 @@ from ar_pipeline.actions.mail import (
     UnknownDeliveryOutcome,
     build_message,
 )
-from ar_pipeline.rules.aging import aging_by_customer, as_of_dates
-from ar_pipeline.rules.money import to_minor_units
+from ar_pipeline.rules.aging import AgingSource, aging_by_customer, as_of_dates
+from ar_pipeline.rules.levers import held_invoice_ids
+from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.proposals import HoldPolicy, service_hold_exempt
 from ar_pipeline.rules.tiering import dunning_positions
 from ar_pipeline.store.schema import customers, proposed_actions
@@ -134,6 +136,64 @@ def _tiers_still_met(
             else f"customer no longer overdue at tier {action.tier} as of {as_of} "
             "(paid, credited, or its invoices held since approval)"
         )
+    return verdicts
+
+
+def _letters_still_right(
+    connection: sa.Connection, actions: Sequence[sa.Row], as_of: dt.date
+) -> dict[int, str]:
+    """Letters whose amounts are no longer true as of ``as_of``, with why: an invoice the letter
+    lists whose open amount moved (paid, credited, reversed), or that is disputed or held now,
+    or unapplied credit in a currency the letter lists that is not what the letter states. Such a
+    letter is superseded, not sent: the approved text is exactly what goes out, so a stale
+    amount is never put in front of a customer; the next morning drafts the letter anew."""
+    listed = {a.action_id: (a.payload or {}).get("invoices") or [] for a in actions}
+    ids = sorted({a.customer_id for a in actions if listed[a.action_id]})
+    if not ids:
+        return {}
+    dates = as_of_dates([as_of])
+    source = AgingSource(dates, ids)
+    items = source.open_items().subquery("open_now")
+    held = held_invoice_ids(dates).subquery("held_now")
+    open_now = {
+        invoice_id: (int(cents), disputed, is_held)
+        for invoice_id, cents, disputed, is_held in connection.execute(
+            sa.select(
+                items.c.invoice_id, items.c.open_cents, items.c.disputed,
+                held.c.invoice_id.is_not(None),
+            ).select_from(items.outerjoin(held, held.c.invoice_id == items.c.invoice_id))
+        )
+    }  # fmt: skip
+    credit = source.unapplied_credit().subquery("credit_now")
+    credit_now = {
+        (customer_id, currency): int(cents)
+        for customer_id, currency, cents in connection.execute(
+            sa.select(credit.c.customer_id, credit.c.currency, credit.c.unapplied_credit_cents)
+        )
+    }
+    verdicts: dict[int, str] = {}
+    for action in actions:
+        why = []
+        for item in listed[action.action_id]:
+            cents, disputed, is_held = open_now.get(item["invoice_id"], (0, False, False))
+            number, currency = item.get("invoice_number") or item["invoice_id"], item["currency"]
+            if cents != int(item["open_cents"]):
+                why.append(f"{number}: {format_money(int(item['open_cents']), currency)} in the "
+                           f"letter, {format_money(cents, currency)} open now")  # fmt: skip
+            elif disputed or is_held:
+                why.append(f"{number} is {'disputed' if disputed else 'held'} now")
+        stated = (action.payload or {}).get("unapplied_credit_cents") or {}
+        for currency in sorted((action.payload or {}).get("totals_cents") or {}):
+            was = int(stated.get(currency, 0))
+            now = credit_now.get((action.customer_id, currency), 0)
+            if was != now:
+                why.append(f"unapplied credit {format_money(was, currency)} in the letter, "
+                           f"{format_money(now, currency)} now")  # fmt: skip
+        if why:
+            verdicts[action.action_id] = (
+                f"the letter's amounts changed since it was drafted, as of {as_of}: "
+                + "; ".join(why)
+            )
     return verdicts
 
 
@@ -265,6 +325,11 @@ def apply_actions(
         mail_rows = [r for r in rows if r.action_type in ("collection_action", "email_to_customer")]
         hold_rows = [r for r in rows if r.action_type == "customer_program"]
         verdicts = _tiers_still_met(connection, mail_rows, as_of)
+        verdicts |= {  # a customer no longer at the tier says so first
+            i: why
+            for i, why in _letters_still_right(connection, mail_rows, as_of).items()
+            if not verdicts.get(i)
+        }
         verdicts |= _holds_still_due(connection, hold_rows, as_of, hold_policy)
         verdicts |= _ledger_suspects(connection, [*mail_rows, *hold_rows], as_of, verdicts)
 
