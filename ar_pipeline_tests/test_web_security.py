@@ -17,6 +17,7 @@ from ar_pipeline.web.accounts import hash_password, verify_password
 from ar_pipeline.web.app import dummy_hash
 from ar_pipeline.web.sessions import safe_path
 from ar_pipeline_tests.web_client import (
+    APPROVERS,
     HASH_ITERATIONS,
     PASSWORDS,
     Clock,
@@ -210,6 +211,49 @@ def test_the_cookie_is_an_opaque_token_and_only_its_hash_is_stored(engine):
     with engine.connect() as connection:
         hashes = connection.execute(sa.select(web_sessions.c.token_hash)).scalars().all()
     assert hashes == [hashlib.sha256(client.cookies["ar_session"].encode()).hexdigest()]
+
+
+def test_a_new_password_ends_the_sessions_opened_with_the_old_one(engine):
+    """Alice's password leaked and an attacker signed in with it; the admin gives her a new one
+    and restarts the page. The attacker's session ends at its next request; Bob's, whose
+    password did not change, goes on. The table keeps an HMAC of the hash, not the hash."""
+    from starlette.testclient import TestClient
+
+    from ar_pipeline.web.accounts import hash_password
+    from ar_pipeline.web.app import create_app
+
+    letter = one_proposal(engine)
+    clock = Clock()
+    accounts = {name: hash_password(pw, iterations=HASH_ITERATIONS)
+                for name, pw in PASSWORDS.items()}  # fmt: skip
+
+    def browser(accounts):
+        app = create_app(engine, accounts, APPROVERS, "test-session-secret", clock=clock)
+        return TestClient(app, follow_redirects=False)
+
+    attacker, bob = browser(accounts), browser(accounts)
+    sign_in(attacker, "alice")
+    sign_in(bob, "bob")
+    with engine.connect() as connection:
+        stored = connection.execute(sa.select(web_sessions.c.credential)).scalars().all()
+    assert len(stored) == 2 and all(re.fullmatch(r"[0-9a-f]{64}", c) for c in stored)
+    assert not {h.split("$")[-1] for h in accounts.values()} & set(stored)
+
+    renewed = {**accounts, "alice": hash_password("alice-new-9", iterations=HASH_ITERATIONS)}
+    after_restart = browser(renewed)
+    after_restart.cookies.update(attacker.cookies)
+    page = after_restart.get("/proposals")
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+    decided = after_restart.post("/proposals/decide", data={
+        "csrf": "x", "ids": [letter], "decision": "reject", "reason": "r"})
+    assert decided.status_code == 303 and decided.headers["location"].startswith("/login")
+    assert status_of(engine, letter) == ("proposed", None)
+    with engine.connect() as connection:
+        users = connection.execute(sa.select(web_sessions.c.user_name)).scalars().all()
+    assert users == ["bob"]  # the attacker's session is gone from the table
+    bob_after = browser(renewed)
+    bob_after.cookies.update(bob.cookies)
+    assert signed_in(bob_after)
 
 
 def test_the_secure_setting_marks_the_cookies_secure(engine):

@@ -8,15 +8,16 @@ For each action id, on its own:
    settled it); every status it records afterwards is conditional on ``applying``, and finding
    the row changed is an ``error`` of that action, never a silent overwrite.
 2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
-3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets (paid
-   or credited since approval), a letter stating an amount no longer true (an invoice it lists
-   settled, disputed or held since it was drafted, or other unapplied credit), a hold whose conditions no longer hold, or any action of a
-   customer whose ledger now has a row that cannot be right (``ar_pipeline.rules.ledger_sanity``)
-   becomes ``superseded`` with the reason, and nothing is sent or set. So does a letter when the
-   customer already has the same step or a higher one (same action type) that was sent since
-   this one was proposed, whose delivery is unconfirmed, or that another run is sending right
-   now: a customer never receives the same step twice (two runs racing on two copies of a step
-   may both stand down; the next morning proposes it again).
+3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets
+   (paid or credited since approval), a letter stating an amount no longer true (an invoice it
+   lists settled, disputed or held since it was drafted, or other unapplied credit), a hold
+   whose conditions no longer hold, or any action of a customer whose ledger now has a row that
+   cannot be right (``ar_pipeline.rules.ledger_sanity``) becomes ``superseded`` with the
+   reason, and nothing is sent or set. So does a letter when the customer already has the same
+   step or a higher one (same action type) that was sent since this one was proposed, whose
+   delivery is unconfirmed, or that another run is sending right now: a customer never
+   receives the same step twice (two runs racing on two copies of a step may both stand down;
+   the next morning proposes it again).
 4. **Act**: send the mail or set the service hold (in the same transaction as the status change).
    The mail's outcome decides the status (``ar_pipeline.actions.mail``): delivered -> ``applied``;
    refused with 5xx -> ``failed`` at once; not taken (4xx, connection trouble before the data

@@ -411,6 +411,8 @@ web_sessions = sa.Table(
     sa.Column("last_seen_at", Timestamp, nullable=False),  # for the idle timeout
     sa.Column("expires_at", Timestamp, nullable=False),  # absolute end, whatever the activity
     sa.Column("flash_json", sa.JSON),  # the outcome of the last decision, shown once
+    # HMAC of the account's password hash at sign-in: a changed password ends the session
+    sa.Column("credential", sa.Text),
     sa.Index(None, "expires_at"),
 )
 

@@ -70,6 +70,7 @@ from ar_pipeline.web.sessions import (
     Session,
     SessionStore,
     SignInLimits,
+    credential_of,
     safe_path,
     sign_in_token,
     sign_in_token_matches,
@@ -198,7 +199,16 @@ def create_app(
 
     def require_session(request: Request) -> Session | Response:
         session = session_of(request)
-        if session is None or session.user not in accounts:
+        if session is not None and (
+            session.user not in accounts
+            or session.credential is None
+            or not hmac.compare_digest(
+                session.credential, credential_of(secret, accounts[session.user])
+            )
+        ):  # the account is gone, or its password changed since this session was opened
+            store.end(session)
+            session = request.state.session = None
+        if session is None:
             target = request.url.path if request.method == "GET" else "/proposals"
             if request.method == "GET" and request.url.query:
                 target += f"?{request.url.query}"
@@ -277,7 +287,7 @@ def create_app(
         previous = session_of(request)
         if previous is not None:
             store.end(previous)
-        token, _ = store.create(name, now)
+        token, _ = store.create(name, now, credential_of(secret, accounts[name]))
         response = RedirectResponse(next_path, 303)
         cookie(response, session_cookie, token, max_age=int(SESSION_LIFETIME.total_seconds()))
         response.delete_cookie(sign_in_cookie, path="/", secure=secure_cookie)

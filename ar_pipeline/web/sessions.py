@@ -51,6 +51,7 @@ class Session:
     user: str
     csrf: str
     flash: dict[str, Any] | None
+    credential: str | None = None  # what the account's password hash was at sign-in
 
 
 class SessionStore:
@@ -70,17 +71,19 @@ class SessionStore:
         ws = web_sessions.c
         return sa.or_(ws.expires_at <= now, ws.last_seen_at <= now - self.idle)
 
-    def create(self, user: str, now: dt.datetime) -> tuple[str, Session]:
-        """A new session for ``user``: the cookie's token and the session. Ended sessions of
-        anyone are deleted on the way."""
+    def create(self, user: str, now: dt.datetime, credential: str) -> tuple[str, Session]:
+        """A new session for ``user``, opened with ``credential`` (:func:`credential_of` the
+        account): the cookie's token and the session. Ended sessions of anyone are deleted on
+        the way."""
         token = secrets.token_urlsafe(32)
-        session = Session(token_hash(token), user, secrets.token_urlsafe(32), None)
+        session = Session(token_hash(token), user, secrets.token_urlsafe(32), None, credential)
         with self.engine.begin() as connection:
             connection.execute(web_sessions.delete().where(self._ended(now)))
             connection.execute(
                 web_sessions.insert().values(
                     token_hash=session.token_hash, user_name=user, csrf_token=session.csrf,
                     created_at=now, last_seen_at=now, expires_at=now + self.lifetime,
+                    credential=credential,
                 )  # fmt: skip
             )
         return token, session
@@ -105,7 +108,9 @@ class SessionStore:
                 connection.execute(
                     web_sessions.update().where(ws.token_hash == key).values(last_seen_at=now)
                 )
-        return Session(key, row["user_name"], row["csrf_token"], row["flash_json"])
+        return Session(
+            key, row["user_name"], row["csrf_token"], row["flash_json"], row["credential"]
+        )
 
     def end(self, session: Session) -> None:
         with self.engine.begin() as connection:
@@ -121,6 +126,12 @@ class SessionStore:
                 .where(web_sessions.c.token_hash == session.token_hash)
                 .values(flash_json=flash)
             )
+
+
+def credential_of(secret: str, password_hash: str) -> str:
+    """What a session remembers of the account's password hash (an HMAC under the page's
+    secret: a copy of the sessions table tells nothing about the hash)."""
+    return hmac.new(secret.encode(), password_hash.encode(), hashlib.sha256).hexdigest()
 
 
 # --- the sign-in form's token ---------------------------------------------------------------
