@@ -264,15 +264,44 @@ def test_a_resync_replaces_the_copy_and_keeps_what_the_pipeline_owns(mirrored, a
     assert (gamma.service_hold, gamma.dunning_paused_until) == (True, D(2026, 4, 30))
 
 
-def beta_pays_a1005_in_alga(connection):
-    """Beta pays what is left of A-1005 (1,350.00) on 03-31, recorded in Alga."""
+def beta_pays_a1005_in_alga(connection, evening: bool = False):
+    """Beta pays what is left of A-1005 (1,350.00) on 03-31, recorded in Alga. ``evening``: at
+    21:30 New York time, recorded by hand without a date: Alga's InvoiceService.recordPayment
+    writes the UTC date of the moment, 04-01 (it is 01:30 UTC), as ``payment_date``."""
+    payment_date, created_at = (
+        ("2026-04-01 00:00+00", "2026-04-01 01:30+00") if evening
+        else ("2026-03-31 00:00+00", "2026-03-31 15:00+00")
+    )  # fmt: skip
     connection.execute(
         sa.text(
             "INSERT INTO invoice_payments (tenant, payment_id, invoice_id, amount, "
-            "payment_date) VALUES (:t, :p, :i, 135000, '2026-03-31 00:00+00')"
+            "payment_date, created_at) VALUES (:t, :p, :i, 135000, :d, :c)"
         ),
-        {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7)},
-    )
+        {"t": TENANT, "p": "20000000-0000-0000-0000-000000000099", "i": invoice_uuid(7),
+         "d": payment_date, "c": created_at},
+    )  # fmt: skip
+
+
+def test_a_payment_recorded_in_the_evening_counts_on_the_day_it_was_recorded(
+    alga_url, database_url
+):
+    """Alga counts a payment in the balance due the moment it is recorded; a payment recorded
+    at 21:30 in New York on 03-31 carries Alga's UTC date 04-01, yet it was received on 03-31
+    there: a payment is never dated after the day it was recorded (business time zone)."""
+    writer = sa.create_engine(alga_url)
+    with writer.begin() as connection:
+        beta_pays_a1005_in_alga(connection, evening=True)
+    writer.dispose()
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+    sync_ledger(alga_engine(alga_url), engine, TENANT, TIMEZONE)
+    with engine.connect() as connection:
+        received = connection.execute(
+            sa.select(payments.c.received_date).where(
+                payments.c.payment_id == "20000000-0000-0000-0000-000000000099"
+            )
+        ).scalar_one()
+    assert received == D(2026, 3, 31)
 
 
 def journal(engine):
@@ -653,11 +682,13 @@ def test_an_approved_repair_plan_is_never_applied(repair_plans_staged, alga_url)
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("evening", [False, True], ids=["afternoon", "evening"])
 def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
-    alga_env, alga_url, database_url, smtp_server, monkeypatch
+    alga_env, alga_url, database_url, smtp_server, monkeypatch, evening
 ):
     """The apply job copies the Alga ledger again first: Beta paid in Alga after the daily
-    run, so its approved letter is superseded; Acme's goes out, once."""
+    run, so its approved letter is superseded; Acme's goes out, once. In the evening too, when
+    Alga dates the payment the next day in UTC."""
     mail = {"AR_APPROVERS": "alice", "AR_MAIL_FROM": "ar@vendor.example",
             "AR_SMTP_HOST": "127.0.0.1", "AR_SMTP_PORT": str(smtp_server.port)}  # fmt: skip
     for name, value in mail.items():
@@ -677,7 +708,7 @@ def test_apply_sees_a_payment_recorded_in_alga_after_the_run(
     assert main(["approvals", "approve", *map(str, ids), "--by", "alice"]) == 0
     writer = sa.create_engine(alga_url)
     with writer.begin() as connection:  # Beta pays what is left of A-1005, in Alga
-        beta_pays_a1005_in_alga(connection)
+        beta_pays_a1005_in_alga(connection, evening)
     writer.dispose()
 
     defs = build_definitions(load_settings())

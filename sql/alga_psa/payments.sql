@@ -80,7 +80,8 @@ movement AS (
         r.invoice_id,
         COALESCE(p.payment_date, p.created_at, r.invoice_date) AS at,
         r.currency,
-        p.amount
+        p.amount,
+        p.created_at AS recorded_at
     FROM invoice_payments AS p
     JOIN receivable AS r ON r.invoice_id = p.invoice_id
     WHERE p.tenant = CAST(:tenant AS uuid)
@@ -88,35 +89,38 @@ movement AS (
       AND p.amount <> 0
     UNION ALL
     SELECT 'credit-applied:' || a.allocation_id::text, a.client_id, a.invoice_id, a.created_at,
-           a.currency, a.amount
+           a.currency, a.amount, CAST(NULL AS timestamptz)
     FROM allocation AS a
     JOIN receivable AS r ON r.invoice_id = a.invoice_id
     WHERE a.amount <> 0
     UNION ALL
     SELECT 'credit-applied:' || r.invoice_id::text, r.client_id, r.invoice_id, r.invoice_date,
-           r.currency, COALESCE(r.credit_applied, 0) - COALESCE(s.allocated, 0)
+           r.currency, COALESCE(r.credit_applied, 0) - COALESCE(s.allocated, 0),
+           CAST(NULL AS timestamptz)
     FROM receivable AS r
     LEFT JOIN (SELECT invoice_id, sum(amount) AS allocated FROM allocation GROUP BY invoice_id)
         AS s ON s.invoice_id = r.invoice_id
     WHERE COALESCE(r.credit_applied, 0) <> COALESCE(s.allocated, 0)
     UNION ALL
-    SELECT 'credit:' || c.credit_id::text, c.client_id, NULL, c.created_at, c.currency, c.amount
+    SELECT 'credit:' || c.credit_id::text, c.client_id, NULL, c.created_at, c.currency, c.amount,
+           CAST(NULL AS timestamptz)
     FROM credit AS c
     WHERE c.amount <> 0
     UNION ALL
     SELECT 'credit-expired:' || c.credit_id::text, c.client_id, NULL, c.expired_at, c.currency,
-           -c.remaining
+           -c.remaining, CAST(NULL AS timestamptz)
     FROM credit AS c
     WHERE c.expired AND c.remaining <> 0
     UNION ALL
     SELECT 'credit-drawn:' || a.allocation_id::text, a.client_id, NULL, a.created_at,
-           a.currency, -a.amount
+           a.currency, -a.amount, CAST(NULL AS timestamptz)
     FROM allocation AS a
     WHERE a.amount <> 0
     UNION ALL
     SELECT 'credit-adjusted:' || c.client_id::text || ':' || c.currency, c.client_id, NULL,
            max(c.changed_at), c.currency,
-           -(sum(c.amount) - sum(c.remaining) - COALESCE(max(d.drawn), 0))
+           -(sum(c.amount) - sum(c.remaining) - COALESCE(max(d.drawn), 0)),
+           CAST(NULL AS timestamptz)
     FROM credit AS c
     LEFT JOIN (SELECT client_id, currency, sum(amount) AS drawn FROM allocation
                GROUP BY client_id, currency) AS d
@@ -128,9 +132,12 @@ SELECT
     m.payment_id,
     m.client_id::text AS customer_id,
     m.invoice_id::text AS invoice_id,
-    CASE WHEN (m.at AT TIME ZONE 'UTC')::time = time '00:00'
+    -- never after the day it was recorded: Alga writes a payment recorded by hand in the
+    -- evening with the next UTC date, and counts it in the balance due at once
+    LEAST(CASE WHEN (m.at AT TIME ZONE 'UTC')::time = time '00:00'
          THEN (m.at AT TIME ZONE 'UTC')::date
-         ELSE (m.at AT TIME ZONE :timezone)::date END AS received_date,
+         ELSE (m.at AT TIME ZONE :timezone)::date END,
+         (m.recorded_at AT TIME ZONE :timezone)::date) AS received_date,
     m.currency,
     CAST(m.amount AS bigint) AS amount_cents
 FROM movement AS m
