@@ -530,7 +530,7 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         )
 
     if top:
-        print("\nLargest overdue balances")
+        print("\nLargest overdue balances (per currency)")
         for r in top:
             print(
                 f"  {r.customer_name[:40]:<40} {format_money(r.overdue_cents, r.currency):>18}"

@@ -137,3 +137,25 @@ def test_runs_are_recorded_in_the_instance(storage, tmp_path, request):
         assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
         event = instance.get_latest_materialization_event(dg.AssetKey("tier_assignments"))
         assert event is not None
+
+
+def test_the_largest_overdue_are_listed_per_currency(engine):
+    """Eve owes 5,000.00 EUR (500,000 cents), Jun 600,000 JPY (600,000 minor units), Fay
+    100.00 EUR, all overdue. In minor units Jun's would outrank Eve's; per currency, the top
+    one of each is Eve and Jun, and Fay comes second in EUR."""
+    from ar_pipeline.rules.aging import write_ar_aging
+    from ar_pipeline.rules.reporting import largest_overdue
+    from ar_pipeline_tests.ledger_builder import add_customer, add_invoice
+
+    with engine.begin() as connection:
+        for customer_id, name in (("E", "Eve"), ("J", "Jun"), ("F", "Fay")):
+            add_customer(connection, customer_id, name, email=None)
+        add_invoice(connection, "E1", "E", 500_000, "2026-01-01", "2026-02-01")
+        add_invoice(connection, "J1", "J", 600_000, "2026-01-01", "2026-02-01", currency="JPY")
+        add_invoice(connection, "F1", "F", 10_000, "2026-01-01", "2026-02-01")
+        write_ar_aging(connection, dt.date(2026, 3, 31))
+        top_one = largest_overdue(connection, dt.date(2026, 3, 31), limit=1)
+        top_two = largest_overdue(connection, dt.date(2026, 3, 31), limit=2)
+    assert [(r.customer_id, r.currency, r.overdue_cents) for r in top_one] == [
+        ("E", "EUR", 500_000), ("J", "JPY", 600_000)]  # fmt: skip
+    assert [r.customer_id for r in top_two] == ["E", "F", "J"]

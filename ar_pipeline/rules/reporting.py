@@ -47,19 +47,26 @@ def aging_totals(connection: sa.Connection, as_of: dt.date) -> list[CurrencyTota
 
 
 def largest_overdue(connection: sa.Connection, as_of: dt.date, limit: int = 10) -> list[sa.Row]:
-    query = (
+    """The ``limit`` largest overdue balances of each currency (ties: customer id), currency by
+    currency: minor units of two currencies are never compared, so 600,000 JPY never outranks
+    5,000.00 EUR, and no currency drops out of the list."""
+    a = ar_aging.c
+    rank = sa.func.row_number().over(
+        partition_by=a.currency, order_by=(a.overdue_cents.desc(), a.customer_id)
+    )
+    ranked = (
         sa.select(
-            ar_aging.c.customer_id,
-            ar_aging.c.customer_name,
-            ar_aging.c.currency,
-            ar_aging.c.overdue_cents,
-            ar_aging.c.days_over_90_cents,
-            ar_aging.c.days_over_120_cents,
-            ar_aging.c.max_days_overdue,
-        )
-        .where(ar_aging.c.as_of == as_of, ar_aging.c.overdue_cents > 0)
-        .order_by(ar_aging.c.overdue_cents.desc(), ar_aging.c.customer_id)
-        .limit(limit)
+            a.customer_id, a.customer_name, a.currency, a.overdue_cents, a.days_over_90_cents,
+            a.days_over_120_cents, a.max_days_overdue, rank.label("rank_in_currency"),
+        )  # fmt: skip
+        .where(a.as_of == as_of, a.overdue_cents > 0)
+        .subquery("ranked")
+    )
+    r = ranked.c
+    query = (
+        sa.select(*[c for c in r if c.name != "rank_in_currency"])
+        .where(r.rank_in_currency <= limit)
+        .order_by(r.currency, r.rank_in_currency)
     )
     return list(connection.execute(query))
 
