@@ -262,3 +262,42 @@ def test_credit_beyond_the_overdue_items_nets_the_current_ones(engine):
     assert row["average_days_delinquent"] == Decimal("0.0")
     assert row["dso_gross_days"] == Decimal("90.0")
     assert row["over_90_pct"] == Decimal("0.0")
+
+
+def test_a_currency_whose_receivables_were_all_collected_keeps_its_row(engine):
+    """EUR: Z1 100.00 issued 04-01, due 05-01, paid in full 04-20; USD: ZU 100.00 open. As of
+    04-30 (a month end): EUR net AR 0, beginning AR (03-31) 0, April sales 100.00. The EUR row
+    is there, all sums 0: DSO 0.0, CEI = (0 + 100 - 0) / (0 + 100 - 0) = 100.0. A currency
+    with neither sales in the three months nor receivables at the period's beginning (GBP,
+    all of it in January) has no row."""
+    with engine.begin() as connection:
+        add_customer(connection, "Z", "Zeta")
+        add_invoice(connection, "Z1", "Z", 10_000, "2026-04-01", "2026-05-01")
+        add_payment(connection, "PZ1", "Z", 10_000, "2026-04-20", "Z1")
+        add_invoice(connection, "ZU", "Z", 10_000, "2026-04-01", "2026-05-01", currency="USD")
+        add_invoice(connection, "ZG", "Z", 10_000, "2025-12-01", "2026-01-01", currency="GBP")
+        add_payment(connection, "PZG", "Z", 10_000, "2026-01-10", "ZG", currency="GBP")
+        rows = {r["currency"]: r for r in summary_rows(connection, [d(2026, 4, 30)],
+                                                       ZoneInfo("UTC"))}  # fmt: skip
+    assert sorted(rows) == ["EUR", "USD"]
+    eur = rows["EUR"]
+    assert (eur["total_open_cents"], eur["net_balance_cents"], eur["customers_with_open"]) == (
+        0, 0, 0)  # fmt: skip
+    assert (eur["dso_days"], eur["cei_pct"], eur["credit_sales_3m_cents"]) == (
+        Decimal("0.0"), Decimal("100.0"), 10_000)  # fmt: skip
+
+
+def test_the_share_over_90_never_exceeds_the_net_receivables(engine):
+    """As of 2026-06-30, EUR: A owes A1 1,000.00, due 2026-03-01 (121 days overdue); B has
+    900.00 on account and no invoice. Net AR = 1,000.00 - 900.00 = 100.00; A's net over 90 is
+    1,000.00 (A has no credit of its own); B's credit settles the oldest items too, so the net
+    over 90 counted is min(1,000.00, 100.00) = 100.00 and the share is 100.0 %, not 1,000 %."""
+    with engine.begin() as connection:
+        add_customer(connection, "A", "Alpha")
+        add_customer(connection, "B", "Beta")
+        add_invoice(connection, "A1", "A", 100_000, "2026-02-01", "2026-03-01")
+        add_payment(connection, "PB", "B", 90_000, "2026-06-10")
+        (row,) = summary_rows(connection, [d(2026, 6, 30)], ZoneInfo("UTC"))
+    assert (row["net_balance_cents"], row["net_over_90_cents"]) == (10_000, 100_000)
+    assert row["over_90_pct"] == Decimal("100.0")
+    assert row["over_90_gross_pct"] == Decimal("100.0")  # open items alone: all of it

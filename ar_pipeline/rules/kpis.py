@@ -44,7 +44,11 @@ a period; rows beyond the ledger's amount bound are left out as the aging leaves
   (beginning AR + credit sales - ending AR) / (beginning AR + credit sales - ending current AR)
   x 100, where beginning AR is net AR on the day before the period starts (as of 30 April: on
   31 March) and credit sales are the period's.
-* **Share over 90 days** = net AR more than 90 days overdue / net AR x 100.
+* **Share over 90 days** = net AR more than 90 days overdue / net AR x 100, the numerator at
+  most the net AR: the credit of customers with nothing left to settle (a customer only in
+  credit) lowers the currency's net AR, and it settles the currency's oldest items as a
+  customer's own credit settles its own, so the share never exceeds 100 %. Without that, 1,000.00
+  over 90 days at one customer and 900.00 on account at another read 1,000 %.
 
 The gross variants (DSO, CEI, share over 90) are the same formulas on open items and current /
 over-90 open items, credit left aside. Results are ``Decimal`` rounded half up to one place;
@@ -159,6 +163,8 @@ def compute_kpis(
         else None
     )
     over_90 = (
-        _rounded(Fraction(over_90_cents, total_ar_cents) * 100) if total_ar_cents > 0 else None
+        _rounded(Fraction(min(over_90_cents, total_ar_cents), total_ar_cents) * 100)
+        if total_ar_cents > 0
+        else None
     )
     return Kpis(*dso_kpis, cei, over_90)

@@ -214,7 +214,8 @@ def summary_rows(
     first_needed = min(beginning.values())
     totals: dict[tuple[dt.date, str], dict[str, Any]] = {}
     dates = as_of_range(first_needed, max(wanted))
-    for row in connection.execute(daily_totals(dates)).mappings():
+    query = daily_totals(dates)
+    for row in connection.execute(query).mappings():
         as_of = row["as_of"]
         as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
         totals[(as_of, row["currency"])] = {k: v for k, v in row.items()}
@@ -222,6 +223,18 @@ def summary_rows(
     sales = _daily_sales(connection, earliest, max(wanted))
     staged, applied = _actions_per_day(connection, wanted, timezone)
     unbilled = _unbilled_per_day(connection, wanted)
+
+    # A currency whose receivables were all collected has no aging row that day, yet its DSO
+    # (0) and CEI (what it collected) are the figures an analyst most wants to see: every
+    # currency with sales in the day's periods, or receivables at their beginning, has a row.
+    nothing = {c.name: 0 for c in query.selected_columns if c.name not in ("as_of", "currency")}
+    for as_of in wanted:
+        earliest_sale = sales_periods(as_of)[-1][0]
+        active = {c for c, by_day in sales.items()
+                  if any(earliest_sale < day <= as_of for day in by_day)}  # fmt: skip
+        active |= {c for (day, c) in totals if day == beginning[as_of]}
+        for currency in active:
+            totals.setdefault((as_of, currency), dict(nothing))
 
     rows = []
     for (as_of, currency), total in sorted(totals.items()):
