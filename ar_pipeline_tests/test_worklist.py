@@ -264,3 +264,21 @@ def test_todays_calls_page(engine):
     assert screen.status_code == 200 and "C Ltd" in screen.text and "N-C1" in screen.text
     refused = client.get("/calls?day=junk")
     assert refused.status_code == 400 and "day: not a date" in refused.text
+
+
+def test_the_backtest_caps_the_rule_at_the_dunnable_amount_as_the_list_does(engine):
+    """Backtest as of 2026-06-30; the only morning with overdue items is 05-31. P owes PI
+    1,000.00 due 05-01 with 900.00 on account since 05-15: dunnable 100.00; Q owes QI 500.00
+    due 05-01: dunnable 500.00. No reference date has 30 days behind it by 05-31, so every rate
+    and payer factor is 1: the rule expects min(100.00, 1,000.00) = 100.00 from P and 500.00
+    from Q. With one customer per morning, the rule's top is Q (500.00 overdue), amount
+    alone's is P (1,000.00)."""
+    with engine.begin() as connection:
+        add_customer(connection, "P", "Pine")
+        add_customer(connection, "Q", "Quill")
+        add_invoice(connection, "PI", "P", 100_000, "2026-04-01", "2026-05-01")
+        add_payment(connection, "PP", "P", 90_000, "2026-05-15")
+        add_invoice(connection, "QI", "Q", 50_000, "2026-04-01", "2026-05-01")
+        (result,) = worklist.backtest(connection, dt.date(2026, 6, 30), top=1)
+    assert (result.currency, result.rule_overdue_cents, result.amount_overdue_cents) == (
+        "EUR", 50_000, 100_000)  # fmt: skip

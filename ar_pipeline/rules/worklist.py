@@ -24,7 +24,8 @@ and its own rates. Nothing after D is read: balances come from the ledger's even
 date, letters from those applied by the end of D.
 
 **Backtest.** The same rule is evaluated on earlier mornings E = D-30, D-60, ... (each with rates
-from the reference dates before it, so it sees no more than it would have then) and its top
+from the reference dates before it, so it sees no more than it would have then, capped at that
+morning's dunnable amount as today's list is) and its top
 :data:`BACKTEST_TOP` customers per currency are compared with the top by overdue amount alone:
 how much of their overdue cents on E was settled within the following 30 days
 (:func:`backtest`). Letters of the past are not used in the backtest (the contact factor is 1
@@ -564,10 +565,17 @@ def backtest(
         .group_by(ob.c.ref, ob.c.customer_id, ob.c.currency)
         .subquery("outcome")
     )  # fmt: skip
+    # each morning's dunnable amount caps the rule's score, as on today's list: a customer
+    # whose overdue debt is all offset by credit is not worth a call, however large the debt
+    aging = aging_by_customer(
+        as_of_dates(dates), DEFAULT_THRESHOLD_DAYS, source=calibration.source
+    ).subquery("morning_aging")
     s = scores.c
+    dunnable = sa.func.coalesce(aging.c.dunnable_cents, 0)
+    score = sa.case((s.expected_raw > dunnable, dunnable), else_=s.expected_raw)
     by_rule = sa.func.row_number().over(
         partition_by=(s.morning, s.currency),
-        order_by=(s.expected_raw.desc(), s.overdue_cents.desc(), s.customer_id),
+        order_by=(score.desc(), s.overdue_cents.desc(), s.customer_id),
     )
     by_amount = sa.func.row_number().over(
         partition_by=(s.morning, s.currency), order_by=(s.overdue_cents.desc(), s.customer_id)
@@ -582,6 +590,10 @@ def backtest(
                 outcome,
                 sa.and_(outcome.c.ref == s.morning, outcome.c.customer_id == s.customer_id,
                         outcome.c.currency == s.currency),
+            ).outerjoin(
+                aging,
+                sa.and_(aging.c.as_of == s.morning, aging.c.customer_id == s.customer_id,
+                        aging.c.currency == s.currency),
             )
         )
         .subquery("ranked")
