@@ -26,7 +26,9 @@
 --    naming no invoice, in the credit's currency:
 --    3. credit:  each credit_tracking row adds its amount on its created_at;
 --    4. credit-expired: an expired row (is_expired, or expiration_date passed) loses what
---       remained on it, on its expiration_date;
+--       remained on it, on its expiration_date: what remains now if Alga's expiry job has not
+--       run yet, else what the job took (its credit_expiration transaction, which names the
+--       credit's issuing transaction; the job zeroes remaining_amount);
 --    5. credit-drawn: each allocation takes its amount out, on its created_at;
 --    6. credit-adjusted: whatever else moved the balance (a voided invoice's applications
 --       given back, a voided credit note clawed back) is the difference between those rows
@@ -63,9 +65,20 @@ credit AS (
     SELECT t.credit_id, t.client_id, upper(t.currency_code) AS currency,
            t.amount::bigint AS amount, t.remaining_amount::bigint AS remaining, t.created_at,
            COALESCE(t.updated_at, t.created_at) AS changed_at,
-           COALESCE(t.expiration_date, t.updated_at, t.created_at) AS expired_at,
-           (t.is_expired OR t.expiration_date <= CURRENT_TIMESTAMP) AS expired
+           COALESCE(t.expiration_date, x.expired_on, t.updated_at, t.created_at) AS expired_at,
+           (t.is_expired OR t.expiration_date <= CURRENT_TIMESTAMP) AS expired,
+           COALESCE(x.expired_amount, 0) AS expired_by_job
     FROM credit_tracking AS t
+    -- what Alga's expiry job took off the credit (it zeroes remaining_amount and writes a
+    -- credit_expiration transaction of minus what remained, naming the issuing transaction)
+    LEFT JOIN (
+        SELECT e.related_transaction_id, -sum(e.amount)::bigint AS expired_amount,
+               min(e.created_at) AS expired_on
+        FROM transactions AS e
+        WHERE e.tenant = CAST(:tenant AS uuid) AND e.type = 'credit_expiration'
+          AND e.related_transaction_id IS NOT NULL
+        GROUP BY e.related_transaction_id
+    ) AS x ON x.related_transaction_id = t.transaction_id
     WHERE t.tenant = CAST(:tenant AS uuid)
       AND t.client_id IS NOT NULL
       AND (CAST(:only_clients AS uuid[]) IS NULL
@@ -108,9 +121,9 @@ movement AS (
     WHERE c.amount <> 0
     UNION ALL
     SELECT 'credit-expired:' || c.credit_id::text, c.client_id, NULL, c.expired_at, c.currency,
-           -c.remaining, CAST(NULL AS timestamptz)
+           -(c.remaining + c.expired_by_job), CAST(NULL AS timestamptz)
     FROM credit AS c
-    WHERE c.expired AND c.remaining <> 0
+    WHERE c.expired AND c.remaining + c.expired_by_job <> 0
     UNION ALL
     SELECT 'credit-drawn:' || a.allocation_id::text, a.client_id, NULL, a.created_at,
            a.currency, -a.amount, CAST(NULL AS timestamptz)
@@ -119,14 +132,16 @@ movement AS (
     UNION ALL
     SELECT 'credit-adjusted:' || c.client_id::text || ':' || c.currency, c.client_id, NULL,
            max(c.changed_at), c.currency,
-           -(sum(c.amount) - sum(c.remaining) - COALESCE(max(d.drawn), 0)),
+           -(sum(c.amount) - sum(c.remaining) - sum(c.expired_by_job)
+             - COALESCE(max(d.drawn), 0)),
            CAST(NULL AS timestamptz)
     FROM credit AS c
     LEFT JOIN (SELECT client_id, currency, sum(amount) AS drawn FROM allocation
                GROUP BY client_id, currency) AS d
         ON d.client_id = c.client_id AND d.currency = c.currency
     GROUP BY c.client_id, c.currency
-    HAVING sum(c.amount) - sum(c.remaining) - COALESCE(max(d.drawn), 0) <> 0
+    HAVING sum(c.amount) - sum(c.remaining) - sum(c.expired_by_job)
+           - COALESCE(max(d.drawn), 0) <> 0
 )
 SELECT
     m.payment_id,

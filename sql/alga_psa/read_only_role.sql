@@ -22,9 +22,11 @@ GRANT SELECT (tenant, invoice_id, client_id, invoice_number, invoice_date, due_d
     ON invoices TO ar_pipeline_reader;
 GRANT SELECT (tenant, payment_id, invoice_id, amount, payment_date, created_at, status)
     ON invoice_payments TO ar_pipeline_reader;
-GRANT SELECT (tenant, credit_id, client_id, amount, remaining_amount, created_at, updated_at,
-              expiration_date, is_expired, currency_code)
+GRANT SELECT (tenant, credit_id, client_id, transaction_id, amount, remaining_amount,
+              created_at, updated_at, expiration_date, is_expired, currency_code)
     ON credit_tracking TO ar_pipeline_reader;
+GRANT SELECT (tenant, transaction_id, type, amount, created_at, related_transaction_id)
+    ON transactions TO ar_pipeline_reader;
 GRANT SELECT (tenant, allocation_id, invoice_id, amount, created_at)
     ON credit_allocations TO ar_pipeline_reader;
 GRANT SELECT (tenant, record_id, schedule_key, period_key, revision, obligation_id,

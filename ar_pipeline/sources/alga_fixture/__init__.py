@@ -182,8 +182,9 @@ CREDITS = [
     # A-1009's 50.00
     (4, BETA, 4, 12, 5000, 5000, _at("2026-03-10 08:00"), _day("2027-03-10"), False, "EUR",
      TENANT),
-    # 100.00 issued 2025-06-01, expired on 2026-03-01 unused (Alga's expiry job set is_expired)
-    (5, BETA, 5, None, 10000, 10000, _at("2025-06-01 12:00"), _day("2026-03-01"), True, "EUR",
+    # 100.00 issued 2025-06-01, expired on 2026-03-01 unused: Alga's expiry job set is_expired
+    # and remaining_amount 0 and wrote a credit_expiration transaction (EXPIRATIONS)
+    (5, BETA, 5, None, 10000, 0, _at("2025-06-01 12:00"), _day("2026-03-01"), True, "EUR",
      TENANT),
     # a legacy credit with no client (client_id is nullable since the company->client rename):
     # the source cannot say whose it is; it names it in its check and skips it
@@ -192,6 +193,11 @@ CREDITS = [
     (7, OTHER, 7, None, 12300, 12300, _at("2026-01-01 12:00"), None, False, "EUR",
      OTHER_TENANT),
 ]  # fmt: skip
+
+# credit_expiration transactions, as Alga's expiry job writes them
+# (packages/jobs/src/lib/handlers/expiredCreditsHandler.ts): (transaction n, credit n, amount,
+# created_at = the job's run; the credit's updated_at is set to it too)
+EXPIRATIONS = [(21, 5, -10000, _at("2026-03-01 06:00"))]
 
 # credit_allocations: (n, transaction n, invoice n, amount, created_at, tenant)
 ALLOCATIONS = [
@@ -326,26 +332,39 @@ def _credit_ledger(connection: sa.Connection) -> None:
             "type": "credit_application", "a": -amount, "cur": "EUR", "created": created,
             "exp": None, "meta": json.dumps(meta),
         })  # fmt: skip
+    credits = {row[0]: row for row in CREDITS}
+    for txn, credit, amount, created in EXPIRATIONS:
+        _n, client, issued_by, _src, _a, _r, _c, _e, _x, cur, tenant = credits[credit]
+        transactions.append({
+            "id": transaction_uuid(txn), "t": tenant, "i": None, "c": client,
+            "type": "credit_expiration", "a": amount, "cur": cur, "created": created,
+            "exp": None, "meta": None, "related": transaction_uuid(issued_by),
+        })  # fmt: skip
     connection.execute(
         sa.text(
             "INSERT INTO transactions (transaction_id, tenant, invoice_id, client_id, type, "
-            "amount, currency_code, created_at, expiration_date, metadata, status) "
+            "amount, currency_code, created_at, expiration_date, metadata, status, "
+            "related_transaction_id) "
             "VALUES (:id, :t, :i, :c, :type, :a, :cur, :created, :exp, CAST(:meta AS jsonb), "
-            "'completed')"
+            "'completed', :related)"
         ),
-        transactions,
+        [{"related": None, **t} for t in transactions],
     )
+    # a credit's updated_at as Alga leaves it: its last draw (applyCreditToInvoiceInternal), or
+    # the expiry job's run
+    updated = {credit_of[n]: created for n, _t, _i, _a, created, _tenant in ALLOCATIONS}
+    updated |= {credit: created for _txn, credit, _a, created in EXPIRATIONS}
     connection.execute(
         sa.text(
             "INSERT INTO credit_tracking (credit_id, tenant, client_id, transaction_id, amount, "
             "remaining_amount, created_at, expiration_date, is_expired, updated_at, "
             "currency_code) VALUES (:id, :t, :c, :txn, :a, :r, :created, :exp, :expired, "
-            ":created, :cur)"
+            ":updated, :cur)"
         ),
         [
             {"id": credit_uuid(n), "t": tenant, "c": client, "txn": transaction_uuid(txn),
              "a": amount, "r": rest, "created": created, "exp": expires, "expired": expired,
-             "cur": cur}
+             "cur": cur, "updated": updated.get(n, created)}
             for n, client, txn, _src, amount, rest, created, expires, expired, cur, tenant
             in CREDITS
         ],

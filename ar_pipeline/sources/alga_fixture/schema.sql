@@ -142,10 +142,14 @@ CREATE TABLE transactions (
     expiration_date timestamptz,
     currency_code varchar(3) NOT NULL DEFAULT 'USD',
     created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    balance_after numeric(15, 2),
+    -- e.g. a credit_expiration row names the credit's issuing transaction
+    related_transaction_id uuid,
     PRIMARY KEY (transaction_id, tenant),
     UNIQUE (transaction_id),
     UNIQUE (tenant, transaction_id),
     FOREIGN KEY (invoice_id, tenant) REFERENCES invoices (invoice_id, tenant),
+    FOREIGN KEY (related_transaction_id) REFERENCES transactions (transaction_id),
     CONSTRAINT transactions_type_check CHECK (type IN (
         'credit_application', 'credit_issuance', 'credit_adjustment', 'credit_expiration',
         'credit_transfer', 'credit_issuance_from_negative_invoice', 'payment',
