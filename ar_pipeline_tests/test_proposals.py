@@ -293,9 +293,10 @@ def test_fingerprints_and_payload_text_are_those_of_the_documented_serialization
     letter_text = (
         '{"to": ["ap@alpha.example.com"], "cc": [], "reply_to": null, "subject": "Final notice '
         'before further action", "body": "Dear Alpha GmbH,\\n\\nthe following invoices remain '
-        'unpaid after two reminders:\\n\\n  N-A1  due 2026-01-20  800.00 EUR\\n\\nTotal overdue: '
+        'unpaid:\\n\\n  N-A1  due 2026-01-20  800.00 EUR\\n\\nTotal overdue: '
         "800.00 EUR\\n\\nUnless we receive payment within 10 days we will have to consider "
-        "suspending service.\\nYour account manager is in copy of this letter.\\n\\nKind "
+        "suspending service.\\nIf you have any questions about these invoices, please reply to "
+        "this letter.\\n\\nKind "
         'regards,\\nAccounts Receivable\\n", "template": "final_notice", "customer_name": '
         '"Alpha GmbH", "tier_name": "final_notice", "to_source": "billing_email", "invoices": '
         '[{"invoice_id": "A1", "invoice_number": "N-A1", "due_date": "2026-01-20", "currency": '
