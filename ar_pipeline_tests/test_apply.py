@@ -349,3 +349,42 @@ def test_a_letter_whose_amounts_still_hold_is_sent(engine, database_url, tmp_pat
     (outcome,) = apply_actions(engine, mailer_for(smtp_server.port), [letter],
                                approvers={"alice"}, as_of=AS_OF, hold_policy=HOLDS)  # fmt: skip
     assert outcome.outcome == "applied" and len(smtp_server.handler.messages) == 1
+
+
+@pytest.mark.parametrize("paused_when", ["before approval", "after approval"])
+def test_a_letter_to_a_customer_paused_since_drafting_is_not_sent(
+    staged, engine, smtp_server, paused_when
+):
+    """Heavy's reminder was drafted on 03-31; a collector then pauses Heavy's dunning until
+    04-30. Approved before or after the pause, the letter stands down: a pause is a person's
+    decision, and nothing goes to a paused customer."""
+    letter = staged[("collection_action", "H")]
+    pause = customers.update().where(customers.c.customer_id == "H").values(
+        dunning_paused_until=dt.date(2026, 4, 30))
+    with engine.begin() as connection:
+        if paused_when == "before approval":
+            connection.execute(pause)
+        approve(connection, [letter], "alice", {"alice"}, NOW)
+        if paused_when == "after approval":
+            connection.execute(pause)
+    (outcome,) = apply_actions(engine, mailer_for(smtp_server.port), [letter],
+                               approvers={"alice"}, as_of=AS_OF, hold_policy=HOLDS)  # fmt: skip
+    reason = "dunning paused as of 2026-03-31 (a person paused this customer)"
+    assert (outcome.outcome, outcome.detail) == ("superseded", reason)
+    assert smtp_server.handler.messages == []
+
+
+def test_the_next_run_takes_a_paused_customers_pending_letter_out_of_the_queue(
+    staged, engine, database_url, tmp_path
+):
+    """Heavy's 03-31 reminder waits for a decision; Heavy is paused until 04-30 before the
+    04-01 run. That run proposes nothing for Heavy (paused) and takes the waiting letter out of
+    the queue; Delta's letter, not paused, keeps waiting."""
+    with engine.begin() as connection:
+        connection.execute(customers.update().where(customers.c.customer_id == "H").values(
+            dunning_paused_until=dt.date(2026, 4, 30)))  # fmt: skip
+    run_job(database_url, tmp_path, as_of=dt.date(2026, 4, 1))
+    heavy = status_of(engine, staged[("collection_action", "H")])
+    assert (heavy["status"], heavy["superseded_reason"]) == (
+        "superseded", "dunning paused as of 2026-04-01")  # fmt: skip
+    assert status_of(engine, staged[("collection_action", "D")])["status"] == "proposed"

@@ -10,14 +10,15 @@ For each action id, on its own:
 2. **Refuse** it (``failed``) when the approver is not in ``AR_APPROVERS`` (any more).
 3. **Re-check** the customer as of today: a letter whose tier the customer no longer meets
    (paid or credited since approval), a letter stating an amount no longer true (an invoice it
-   lists settled, disputed or held since it was drafted, or other unapplied credit), a hold
-   whose conditions no longer hold, or any action of a customer whose ledger now has a row that
-   cannot be right (``ar_pipeline.rules.ledger_sanity``) becomes ``superseded`` with the
-   reason, and nothing is sent or set. So does a letter when the customer already has the same
-   step or a higher one (same action type) that was sent since this one was proposed, whose
-   delivery is unconfirmed, or that another run is sending right now: a customer never
-   receives the same step twice (two runs racing on two copies of a step may both stand down;
-   the next morning proposes it again).
+   lists settled, disputed or held since it was drafted, or other unapplied credit), a letter
+   to a customer whose dunning is paused that day, a hold whose conditions no longer hold, or
+   any action of a customer whose ledger now has a row that cannot be right
+   (``ar_pipeline.rules.ledger_sanity``) becomes ``superseded`` with the reason, and nothing
+   is sent or set. So does a letter when the customer already has the same step or a higher
+   one (same action type) that was sent since this one was proposed, whose delivery is
+   unconfirmed, or that another run is sending right now: a customer never receives the same
+   step twice (two runs racing on two copies of a step may both stand down; the next morning
+   proposes it again).
 4. **Act**: send the mail or set the service hold (in the same transaction as the status change).
    The mail's outcome decides the status (``ar_pipeline.actions.mail``): delivered -> ``applied``;
    refused with 5xx -> ``failed`` at once; not taken (4xx, connection trouble before the data
@@ -53,7 +54,7 @@ from ar_pipeline.actions.mail import (
 from ar_pipeline.rules.aging import AgingSource, aging_by_customer, as_of_dates
 from ar_pipeline.rules.levers import held_invoice_ids
 from ar_pipeline.rules.money import format_money, to_minor_units
-from ar_pipeline.rules.proposals import HoldPolicy, service_hold_exempt
+from ar_pipeline.rules.proposals import HoldPolicy, paused_on, service_hold_exempt
 from ar_pipeline.rules.tiering import dunning_positions
 from ar_pipeline.store.schema import customers, proposed_actions
 
@@ -330,6 +331,12 @@ def apply_actions(
             i: why
             for i, why in _letters_still_right(connection, mail_rows, as_of).items()
             if not verdicts.get(i)
+        }
+        paused = set(connection.execute(paused_on(as_of)).scalars()) if mail_rows else set()
+        verdicts |= {
+            r.action_id: f"dunning paused as of {as_of} (a person paused this customer)"
+            for r in mail_rows
+            if r.customer_id in paused and not verdicts.get(r.action_id)
         }
         verdicts |= _holds_still_due(connection, hold_rows, as_of, hold_policy)
         verdicts |= _ledger_suspects(connection, [*mail_rows, *hold_rows], as_of, verdicts)

@@ -406,6 +406,32 @@ def supersede_settled(connection: sa.Connection, as_of: dt.date) -> int:
     ).rowcount
 
 
+def paused_on(as_of: dt.date) -> Select:
+    """Customers whose dunning is paused on ``as_of`` (``dunning_paused_until`` on or after
+    it): tiering skips them (``paused``), and no letter of theirs is approved or sent."""
+    return sa.select(customers.c.customer_id).where(
+        customers.c.dunning_paused_until.is_not(None),
+        customers.c.dunning_paused_until >= as_of,
+    )
+
+
+def supersede_paused(connection: sa.Connection, as_of: dt.date) -> int:
+    """Mark ``proposed`` letters and rep e-mails (of any day up to ``as_of``) superseded when
+    their customer's dunning is paused on ``as_of``: a pause is a person's decision, and a
+    letter drafted before it must not wait in the approver's queue to be approved by mistake."""
+    pa = proposed_actions.c
+    return connection.execute(
+        proposed_actions.update()
+        .where(
+            pa.status == "proposed",
+            pa.as_of <= as_of,
+            pa.action_type.in_(LETTER_TYPES),
+            pa.customer_id.in_(paused_on(as_of)),
+        )
+        .values(status="superseded", superseded_reason=f"dunning paused as of {as_of}")
+    ).rowcount
+
+
 HELD_BACK_KEY_SUFFIX = ":held_back:"
 
 
@@ -692,6 +718,7 @@ def stage_proposals(
         held_back_superseded
         + supersede_older(connection, as_of, run_id)
         + supersede_settled(connection, as_of)
+        + supersede_paused(connection, as_of)
     )
     _update_envelope(
         connection, envelope_id, as_of, run_id, result, cannot_contact, no_sales_rep, held_back
