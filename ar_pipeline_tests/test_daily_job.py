@@ -159,3 +159,61 @@ def test_the_largest_overdue_are_listed_per_currency(engine):
     assert [(r.customer_id, r.currency, r.overdue_cents) for r in top_one] == [
         ("E", "EUR", 500_000), ("J", "JPY", 600_000)]  # fmt: skip
     assert [r.customer_id for r in top_two] == ["E", "F", "J"]
+
+
+def daily_job_from_the_environment():
+    """The daily job as ``dg.reconstructable`` rebuilds it (settings from the environment)."""
+    return build_definitions(load_settings()).resolve_job_def("ar_aging_daily")
+
+
+def test_a_re_execution_after_midnight_keeps_the_day_of_the_run_it_re_executes(
+    tmp_path, monkeypatch
+):
+    """A run started from the UI (no as-of tag) at 22:30 on 31 March in Berlin; at 00:30 on
+    1 April someone re-executes its tiering and staging (from failure, or those steps chosen).
+    The steps it runs again are dated 31 March, as ar_aging and prior_actions were: tiering a
+    day without its prior_actions would step a customer backwards. The rule is the Dagster
+    layer's, not the database's: one database (SQLite) here, because Dagster keeps one
+    reconstructed job per process, with the resources of the first database it saw."""
+    from zoneinfo import ZoneInfo
+
+    from dagster._core.test_utils import freeze_time
+
+    from ar_pipeline.rules.views import upgrade_database
+    from ar_pipeline.store.database import get_engine
+    from ar_pipeline_tests.ledger_builder import build_dunning_ledger
+
+    database_url = f"sqlite:///{tmp_path / 'reexecuted.sqlite3'}"
+    engine = get_engine(database_url)
+    upgrade_database(engine)
+
+    berlin = ZoneInfo("Europe/Berlin")
+    for name, value in {"AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
+                        "AR_TIMEZONE": "Europe/Berlin",
+                        "AR_TREND_START_DATE": "2026-01-01"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    with engine.begin() as connection:
+        build_dunning_ledger(connection)
+    job = dg.reconstructable(daily_job_from_the_environment)
+    (tmp_path / "home").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        with freeze_time(dt.datetime(2026, 3, 31, 22, 30, tzinfo=berlin)):
+            first = dg.execute_job(job, instance=instance)
+        with engine.begin() as connection:  # what the re-execution must write again
+            connection.execute(tier_assignments.delete())
+        with freeze_time(dt.datetime(2026, 4, 1, 0, 30, tzinfo=berlin)):
+            again = dg.execute_job(
+                job, instance=instance,
+                reexecution_options=dg.ReexecutionOptions(
+                    parent_run_id=first.run_id,
+                    step_selection=["tier_assignments", "proposed_actions"],
+                ),
+            )  # fmt: skip
+        assert first.success and again.success
+    with engine.connect() as connection:
+        days = {
+            table.name: sorted(connection.execute(sa.select(table.c.as_of).distinct()).scalars())
+            for table in (ar_aging, tier_assignments)
+        }
+    assert days == {"ar_aging": [dt.date(2026, 3, 31)],
+                    "tier_assignments": [dt.date(2026, 3, 31)]}  # fmt: skip

@@ -78,13 +78,21 @@ def untagged_run_date(start_time: float | None, zone: ZoneInfo) -> dt.date:
     return dt.datetime.fromtimestamp(start_time, zone).date()
 
 
+def untagged_run_start(instance: dg.DagsterInstance, run: dg.DagsterRun) -> float | None:
+    """When the run's first attempt started: a re-execution (from failure, or of chosen steps)
+    is dated like the run it re-executes, so that its steps and the steps it does not run again
+    agree on the day even when the re-execution starts after midnight."""
+    record = instance.get_run_record_by_id(run.root_run_id or run.run_id)
+    return record.start_time if record else None
+
+
 def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext, db: ArDatabase) -> dt.date:
     """The as-of date of a run: the ``ar_pipeline/as_of`` tag (set by the schedule and the CLI),
-    else the day the run started in ``AR_TIMEZONE`` (a run started from the UI)."""
+    else the day the run (its first attempt, :func:`untagged_run_start`) started in
+    ``AR_TIMEZONE`` (a run started from the UI)."""
     raw = context.run.tags.get(AS_OF_TAG)
     if raw is None:
-        record = context.instance.get_run_record_by_id(context.run.run_id)
-        return untagged_run_date(record.start_time if record else None, db.zone)
+        return untagged_run_date(untagged_run_start(context.instance, context.run), db.zone)
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:

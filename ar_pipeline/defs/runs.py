@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from ar_pipeline.defs.resources import AS_OF_TAG, untagged_run_date
+from ar_pipeline.defs.resources import AS_OF_TAG, untagged_run_date, untagged_run_start
 from ar_pipeline.settings import PROJECT_ROOT, Settings, SettingsError
 
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -94,8 +94,9 @@ def record_dagster_run(
 
     tag = run.tags.get(AS_OF_TAG)
     as_of = dt.date.fromisoformat(tag) if tag else None
-    if as_of is None and started:
-        as_of = untagged_run_date(started, ar_db.zone)
+    first_started = untagged_run_start(instance, run)
+    if as_of is None and first_started:
+        as_of = untagged_run_date(first_started, ar_db.zone)
     facts = RunFacts(run.run_id, succeeded, as_of, stamp(started), stamp(ended), error)
     return record_run(ar_db.engine, facts, dt.datetime.now(dt.UTC))
 

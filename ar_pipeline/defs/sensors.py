@@ -20,7 +20,12 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from ar_pipeline.actions.approvals import publish_approvers
 from ar_pipeline.defs.jobs import APPLY_JOB, DAILY_JOB
-from ar_pipeline.defs.resources import AS_OF_TAG, ArDatabase, untagged_run_date
+from ar_pipeline.defs.resources import (
+    AS_OF_TAG,
+    ArDatabase,
+    untagged_run_date,
+    untagged_run_start,
+)
 from ar_pipeline.defs.runs import record_dagster_run
 from ar_pipeline.store.schema import NEVER_APPLIED_TYPES, proposed_actions
 
@@ -186,8 +191,7 @@ def build_run_status_sensors(
         record_dagster_run(context.instance, run, ar_db, succeeded=True)
         as_of = run.tags.get(AS_OF_TAG)
         if as_of is None:
-            record = context.instance.get_run_record_by_id(run.run_id)
-            started = record.start_time if record else None
+            started = untagged_run_start(context.instance, run)
             as_of = untagged_run_date(started, ar_db.zone).isoformat()
         if as_of in partitions.get_partition_keys(dynamic_partitions_store=context.instance):
             return [
