@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -178,9 +177,17 @@ def _parse_timezone(name: str, raw: str) -> ZoneInfo:
 
 
 def _parse_email(name: str, raw: str) -> str:
-    _, address = parseaddr(raw)
-    if "@" not in address or any(c in raw for c in "\r\n"):
-        raise SettingsError(f"{name}: must be an e-mail address, got {raw!r}")
+    """A plain address the mailer can send from (its own rule, ``parse_address``): a display
+    name (``Accounts <ar@example.com>``) or a list would be refused only when the first approved
+    letter is sent."""
+    from ar_pipeline.actions.addresses import InvalidMessage, parse_address
+
+    try:
+        parse_address(name, raw)
+    except InvalidMessage as error:
+        raise SettingsError(
+            f"{error} (a plain address like ar@example.com, no display name)"
+        ) from None
     return raw.strip()
 
 
@@ -330,7 +337,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     source = (get("AR_SOURCE") or "ledger").strip()
     if source not in SOURCES:
         raise SettingsError(f"AR_SOURCE: must be one of {', '.join(SOURCES)}, got {source!r}")
-    return Settings(
+    settings = Settings(
         data_dir=data_dir,
         database_url=database_url,
         dagster_home=Path(get("DAGSTER_HOME") or data_dir / "dagster_home").resolve(),
@@ -372,3 +379,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         alga=_parse_alga(get) if source == "alga_psa" else None,
         database_setting="AR_DATABASE_URL" if get("AR_DATABASE_URL") else "AR_DATA_DIR",
     )
+    if not get("AR_SMTP_HOST"):
+        # without a host the mailer writes .eml files and records each letter as sent: an SMTP
+        # setting given without its host is a typo that would mail no customer at all
+        given = [n for n in ("AR_SMTP_USER", "AR_SMTP_PASSWORD", "AR_SMTP_PORT",
+                             "AR_SMTP_STARTTLS") if get(n)]  # fmt: skip
+        if given:
+            raise SettingsError(
+                f"AR_SMTP_HOST: required when {given[0]} is set (without a host, letters are "
+                "written to AR_OUTBOX_DIR and nothing is mailed)"
+            )
+    return settings

@@ -34,6 +34,10 @@ def test_approvers_are_a_comma_separated_list():
         ("AR_HOLD_MIN_DAYS_OVERDUE", "-5"),
         ("AR_HOLD_MIN_OPEN", "lots"),
         ("AR_MAIL_FROM", "not an address"),
+        # addresses the mailer cannot send from, refused at start, not at the first letter
+        ("AR_MAIL_FROM", "Accounts Receivable <ar@example.com>"),
+        ("AR_MAIL_FROM", "ar@example"),
+        ("AR_MAIL_FROM", "a@b.com, c@d.com"),
         ("AR_DATABASE_URL", "not a url"),
     ],
 )
@@ -103,7 +107,8 @@ def test_malformed_setting_is_one_line_naming_it(name, value, message):
 
 def test_edge_values_that_are_accepted():
     s = load_settings(
-        {"AR_SMTP_PORT": "1", "AR_WEB_PORT": "65535", "AR_HOLD_MIN_OPEN": "-0",
+        {"AR_SMTP_HOST": "mail.example.com", "AR_SMTP_PORT": "1", "AR_WEB_PORT": "65535",
+         "AR_HOLD_MIN_OPEN": "-0",
          "AR_FRESHNESS_MAX_AGE_HOURS": "1e3", "AR_HOLD_MIN_DAYS_OVERDUE": "36500",
          "AR_DATABASE_URL": "postgresql+psycopg://ar@db:65535/ar"}
     )  # fmt: skip
@@ -117,3 +122,20 @@ def test_secure_cookie_setting():
     assert load_settings({}).web_secure_cookie is False
     assert load_settings({"AR_WEB_SECURE_COOKIE": "true"}).web_secure_cookie is True
     assert load_settings({"AR_WEB_SECURE_COOKIE": "0"}).web_secure_cookie is False
+
+
+@pytest.mark.parametrize("given", ["AR_SMTP_USER", "AR_SMTP_PASSWORD", "AR_SMTP_PORT",
+                                   "AR_SMTP_STARTTLS"])  # fmt: skip
+def test_an_smtp_setting_without_its_host_is_refused(given):
+    """Without AR_SMTP_HOST the mailer writes .eml files and records letters as sent: an SMTP
+    setting given without the host is a typo that would mail nobody."""
+    value = {"AR_SMTP_PORT": "587", "AR_SMTP_STARTTLS": "true"}.get(given, "mailer")
+    with pytest.raises(SettingsError) as error:
+        load_settings({given: value})
+    assert str(error.value) == (
+        f"AR_SMTP_HOST: required when {given} is set (without a host, letters are written to "
+        "AR_OUTBOX_DIR and nothing is mailed)"
+    )
+    assert load_settings({given: value, "AR_SMTP_HOST": "mail.example.com"}).smtp_host == (
+        "mail.example.com"
+    )
