@@ -872,13 +872,24 @@ def print_actions(rows: Sequence[Any], now: dt.datetime) -> None:
 
 def cmd_apply(settings: Settings, args: argparse.Namespace) -> bool:
     import dagster as dg
+    import sqlalchemy as sa
 
-    from ar_pipeline.actions.approvals import require_known
+    from ar_pipeline.actions.approvals import DecisionRefused, require_known
     from ar_pipeline.definitions import build_definitions
     from ar_pipeline.defs.runs import QUIET_LOGGING
+    from ar_pipeline.store.schema import NEVER_APPLIED_TYPES, proposed_actions
 
     with _prepare(settings).connect() as connection:
         require_known(connection, [args.id])
+        kind = connection.execute(
+            sa.select(proposed_actions.c.action_type).where(
+                proposed_actions.c.action_id == args.id
+            )
+        ).scalar_one()
+    if kind in NEVER_APPLIED_TYPES:
+        what = {"workflow_envelope": "a run's envelope: its proposals are applied one by one",
+                "service_period_repair": "a repair plan: the repair is done in Alga PSA"}[kind]
+        raise DecisionRefused(f"ID: {args.id} is {what}; nothing was changed")
     job = build_definitions(settings).resolve_job_def("apply_approved_actions")
     config: dict[str, Any] = {"action_ids": [args.id]}
     if args.as_of:

@@ -388,3 +388,33 @@ def test_the_next_run_takes_a_paused_customers_pending_letter_out_of_the_queue(
     assert (heavy["status"], heavy["superseded_reason"]) == (
         "superseded", "dunning paused as of 2026-04-01")  # fmt: skip
     assert status_of(engine, staged[("collection_action", "D")])["status"] == "proposed"
+
+
+def test_applying_a_runs_envelope_is_refused_and_changes_nothing(
+    staged, engine, database_url, tmp_path, smtp_server, monkeypatch, capsys
+):
+    """The run summary suggests approving the whole envelope; `apply` of the envelope's ID is
+    refused by name (its proposals are applied one by one) and leaves it approved; the apply
+    job given it directly claims nothing."""
+    env = {
+        "AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"), "AR_APPROVERS": "alice",
+        "AR_MAIL_FROM": "ar@example.com", "AR_SMTP_HOST": "127.0.0.1",
+        "AR_SMTP_PORT": str(smtp_server.port),
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    envelope = staged[("workflow_envelope", None)]
+    assert main(["approvals", "approve", str(envelope), "--by", "alice"]) == 0
+    capsys.readouterr()
+    assert main(["apply", str(envelope), "--as-of", "2026-03-31"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"ID: {envelope} is a run's envelope: its proposals are applied one by one; nothing "
+        "was changed"
+    )
+    assert status_of(engine, envelope)["status"] == "approved"
+    (outcome,) = apply_actions(engine, mailer_for(smtp_server.port), [envelope],
+                               approvers={"alice"}, as_of=AS_OF, hold_policy=HOLDS)  # fmt: skip
+    assert outcome.outcome == "not_claimed"
+    assert status_of(engine, envelope)["status"] == "approved"
+    assert smtp_server.handler.messages == []

@@ -56,7 +56,7 @@ from ar_pipeline.rules.levers import held_invoice_ids
 from ar_pipeline.rules.money import format_money, to_minor_units
 from ar_pipeline.rules.proposals import HoldPolicy, paused_on, service_hold_exempt
 from ar_pipeline.rules.tiering import dunning_positions
-from ar_pipeline.store.schema import customers, proposed_actions
+from ar_pipeline.store.schema import NEVER_APPLIED_TYPES, customers, proposed_actions
 
 SEND_RETRY_DELAYS = (5.0, 10.0)  # 2 retries, linear backoff from 5 s
 
@@ -321,7 +321,11 @@ def apply_actions(
                 pa.proposed_at,
                 sa.func.coalesce(pa.edited_payload_json, pa.payload_json).label("payload"),
             )  # fmt: skip
-            .where(pa.action_id.in_(requested), pa.status == "approved")
+            .where(
+                pa.action_id.in_(requested),
+                pa.status == "approved",
+                pa.action_type.not_in(NEVER_APPLIED_TYPES),  # decided, never applied
+            )
             .order_by(pa.action_id)
         ).all()
         mail_rows = [r for r in rows if r.action_type in ("collection_action", "email_to_customer")]
