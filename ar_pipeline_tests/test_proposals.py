@@ -30,7 +30,12 @@ from ar_pipeline.rules.proposals import (
 from ar_pipeline.settings import load_settings
 from ar_pipeline.store.database import bulk_insert
 from ar_pipeline.store.schema import proposed_actions, tier_assignments
-from ar_pipeline_tests.ledger_builder import add_payment, build_dunning_ledger
+from ar_pipeline_tests.ledger_builder import (
+    add_customer,
+    add_invoice,
+    add_payment,
+    build_dunning_ledger,
+)
 
 AS_OF = dt.date(2026, 3, 31)
 
@@ -357,3 +362,39 @@ def test_invoices_are_serialized_as_json_dumps_would():
     inputs = {"customer_name": '"invoices":"x"', "invoices": [i.as_payload() for i in invoices]}
     material = {**inputs, "invoices": _INVOICES, "action_type": "collection_action", "tier": 1}
     assert _fingerprint(material, invoices) == letter_fingerprint("collection_action", 1, inputs)
+
+
+def test_the_service_hold_weighs_what_is_owed_and_not_contested(engine, database_url, tmp_path):
+    """Every customer is more than 90 days overdue (the hold's days rule); the amount rule
+    (more than 25,000.00 EUR) weighs open cents neither disputed nor held, less credit:
+    S: S1 30,000.00 at 120 days, 30,000.00 cash on account: owes 0 -> no hold;
+    X: X1 30,000.00 at 120 days, disputed: contests all of it -> no hold;
+    Y: Y1 30,000.00 disputed and on a hold, Y2 30,000.00 at 120 days: owes 30,000.00 -> hold
+       for 30,000.00 (the disputed, held invoice is left out once, not twice);
+    Z: Z1 20,000.00 at 120 days, Z2 10,000.00 not yet due: owes 30,000.00 -> hold (an invoice
+       not yet due is still owed)."""
+    from ar_pipeline.actions.levers import record_hold
+
+    with engine.begin() as connection:
+        for customer_id in "SXYZ":
+            add_customer(connection, customer_id, f"Customer {customer_id}",
+                         email=f"ap@{customer_id.lower()}.example.com")  # fmt: skip
+        add_invoice(connection, "S1", "S", 3_000_000, "2025-11-01", "2025-12-01")
+        add_payment(connection, "PS", "S", 3_000_000, "2026-03-20")
+        add_invoice(connection, "X1", "X", 3_000_000, "2025-11-01", "2025-12-01", disputed=True)
+        add_invoice(connection, "Y1", "Y", 3_000_000, "2025-11-01", "2025-12-01", disputed=True)
+        add_invoice(connection, "Y2", "Y", 3_000_000, "2025-11-01", "2025-12-01")
+        add_invoice(connection, "Z1", "Z", 2_000_000, "2025-11-01", "2025-12-01")
+        add_invoice(connection, "Z2", "Z", 1_000_000, "2026-03-15", "2026-04-15")
+        record_hold(connection, invoice_id="Y1", reason="dispute", held_until=dt.date(2026, 4, 30),
+                    recorded_by="carol", today=dt.date(2026, 3, 30),
+                    now=dt.datetime(2026, 3, 30, 9, tzinfo=dt.UTC))  # fmt: skip
+    run_job(database_url, tmp_path)
+    holds = {
+        r["customer_id"]: r["payload_json"]["currencies"]
+        for r in actions(engine, action_type="customer_program", as_of=AS_OF)
+    }
+    assert holds == {
+        "Y": [{"currency": "EUR", "open_cents": 3_000_000, "max_days_overdue": 120}],
+        "Z": [{"currency": "EUR", "open_cents": 3_000_000, "max_days_overdue": 120}],
+    }

@@ -54,7 +54,7 @@ from ar_pipeline.actions.mail import (
 from ar_pipeline.rules.aging import AgingSource, aging_by_customer, as_of_dates
 from ar_pipeline.rules.levers import held_invoice_ids
 from ar_pipeline.rules.money import format_money, to_minor_units
-from ar_pipeline.rules.proposals import HoldPolicy, paused_on, service_hold_exempt
+from ar_pipeline.rules.proposals import HoldPolicy, owed, paused_on, service_hold_exempt
 from ar_pipeline.rules.tiering import dunning_positions
 from ar_pipeline.store.schema import NEVER_APPLIED_TYPES, customers, proposed_actions
 
@@ -208,8 +208,9 @@ def _holds_still_due(
     due: set[str] = set()
     for row in connection.execute(aging_by_customer(as_of_dates([as_of]), only=ids)):
         if policy.calls_for_hold(
-            row.currency, row.total_open_cents, row.held_cents, row.max_days_overdue
-        ):
+            row.currency, owed(row.uncontested_cents, row.unapplied_credit_cents),
+            row.max_days_overdue,
+        ):  # fmt: skip
             due.add(row.customer_id)
     due -= set(connection.execute(service_hold_exempt(as_of)).scalars())
     on_hold = set(

@@ -827,7 +827,9 @@ def aging_by_customer(
 ) -> Select:
     """One row per (as_of, customer, currency) with an open item or unapplied credit.
 
-    Columns are those of the ``ar_aging`` table. ``max_days_overdue`` is 0 when nothing is
+    Columns are those of the ``ar_aging`` table, and ``uncontested_cents``: open cents neither
+    disputed nor held, whatever their age (the service-hold rule's amount, before credit).
+    ``max_days_overdue`` is 0 when nothing is
     overdue; ``oldest_overdue_invoice_id`` is the overdue open item with the earliest due date
     (ties: the lowest invoice id in code-point order, whatever the database's collation),
     disputed, held or not. For tiering there are also ``oldest_undisputed_due_date`` (of the
@@ -876,6 +878,7 @@ def aging_by_customer(
         *[expression.label(name) for name, expression in buckets.items()],
         cents_where(items.c.disputed).label("disputed_cents"),
         cents_where(items.c.held).label("held_cents"),
+        cents_where(dunnable_item).label("uncontested_cents"),
         cents_where(sa.and_(dunnable_item, days >= threshold_days)).label(
             "undisputed_due_cents"
         ),
@@ -917,7 +920,7 @@ def aging_by_customer(
                 *[
                     zero_if_none(item.c[name]).label(name)
                     for name in ("total_open_cents", "overdue_cents", *buckets)
-                    + ("disputed_cents", "held_cents")
+                    + ("disputed_cents", "held_cents", "uncontested_cents")
                 ],
                 credit_total.label("unapplied_credit_cents"),
                 (total - credit_total).label("net_balance_cents"),

@@ -46,7 +46,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
-from ar_pipeline.rules.aging import as_of_dates, source_for
+from ar_pipeline.rules.aging import aging_by_customer, as_of_dates, source_for
 from ar_pipeline.rules.drafts import (
     SALES_REP_TEMPLATE,
     Drafter,
@@ -83,15 +83,25 @@ class HoldPolicy:
     min_open: Decimal  # major units of each currency
 
     def calls_for_hold(
-        self, currency: str, open_cents: int, held_cents: int, max_days_overdue: int | None
+        self, currency: str, owed_cents: int, max_days_overdue: int | None
     ) -> bool:
         """The service-hold rule for one currency of a customer: more than ``min_days_overdue``
-        days overdue and more than ``min_open`` open, not counting invoices held that day (an
-        invoice hold or an open promise). The caller leaves out customers with an open promise
-        to pay (:func:`service_hold_exempt`)."""
+        days overdue (the oldest open item, held or disputed or not: a dispute does not make an
+        old debt young) and more than ``min_open`` owed: ``owed_cents`` (:func:`owed`), the
+        open cents not disputed and not held that day (an invoice hold or an open promise),
+        less the customer's unapplied credit in that currency. Service is not cut over an
+        invoice the customer contests, nor over a debt its own money on account covers. The
+        caller leaves out customers with an open promise to pay (:func:`service_hold_exempt`)."""
         return (max_days_overdue or 0) > self.min_days_overdue and (
-            open_cents - held_cents > to_minor_units(self.min_open, currency)
+            owed_cents > to_minor_units(self.min_open, currency)
         )
+
+
+def owed(uncontested_cents: int | None, unapplied_credit_cents: int | None) -> int:
+    """What the service-hold rule weighs (:meth:`HoldPolicy.calls_for_hold`): open cents
+    neither disputed nor held (``aging_by_customer``'s ``uncontested_cents``) less unapplied
+    credit, never below 0."""
+    return max(0, int(uncontested_cents or 0) - int(unapplied_credit_cents or 0))
 
 
 def service_hold_exempt(as_of: dt.date) -> Select:
@@ -255,14 +265,10 @@ def hold_candidates(
         )
         .exists()
     )
-    rows = connection.execute(
-        sa.select(
-            ar_aging.c.customer_id,
-            ar_aging.c.currency,
-            ar_aging.c.total_open_cents,
-            ar_aging.c.held_cents,
-            ar_aging.c.max_days_overdue,
-        )
+    # the day's ar_aging names the few customers old enough to qualify; their amounts are
+    # aggregated again from the day's balances, for the uncontested part ar_aging does not keep
+    old_enough = (
+        sa.select(ar_aging.c.customer_id)
         .join(customers, customers.c.customer_id == ar_aging.c.customer_id)
         .where(
             ar_aging.c.as_of == as_of,
@@ -271,19 +277,28 @@ def hold_candidates(
             ~hold_in_flight,
             ar_aging.c.customer_id.not_in(service_hold_exempt(as_of)),
         )
-        .order_by(ar_aging.c.customer_id, ar_aging.c.currency)
+        .distinct()
     )
+    aged = aging_by_customer(
+        as_of_dates([as_of]), source=source_for(connection, as_of, only=old_enough),
+        full_join=connection.dialect.name != "sqlite",
+    ).subquery("hold_aging")  # fmt: skip
+    rows = connection.execute(
+        sa.select(
+            aged.c.customer_id, aged.c.currency, aged.c.uncontested_cents,
+            aged.c.unapplied_credit_cents, aged.c.max_days_overdue,
+        ).order_by(aged.c.customer_id, aged.c.currency)
+    )  # fmt: skip
     holds: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row.customer_id in excluded:
             continue
-        if policy.calls_for_hold(
-            row.currency, row.total_open_cents, row.held_cents, row.max_days_overdue
-        ):
+        amount = owed(row.uncontested_cents, row.unapplied_credit_cents)
+        if policy.calls_for_hold(row.currency, amount, row.max_days_overdue):
             holds.setdefault(row.customer_id, []).append(
                 {
                     "currency": row.currency,
-                    "open_cents": int(row.total_open_cents - row.held_cents),
+                    "open_cents": amount,
                     "max_days_overdue": int(row.max_days_overdue),
                 }
             )
