@@ -442,3 +442,19 @@ def test_a_message_in_the_address_is_not_shown(engine):
     sign_in(client, "alice")
     page = client.get("/proposals?message=Your+account+is+locked,+call+555-0100").text
     assert "555-0100" not in page
+
+
+def test_an_id_too_long_for_the_database_is_no_page(engine):
+    """A row id longer than a BIGINT holds is answered 404, as any id that names nothing, and
+    never reaches the database driver (whose overflow error was a 500)."""
+    client = make_client(engine)
+    sign_in(client, "alice")
+    token = csrf_token(client, "/proposals")
+    huge = "9" * 20
+    responses = [
+        client.get(f"/proposals/{huge}/existing.json"),
+        client.post(f"/proposals/{huge}/edit", data={"csrf": token, "subject": "s", "body": "b"}),
+        client.post(f"/customers/C1/promises/{huge}/cancel", data={"csrf": token}),
+        client.post(f"/customers/C1/holds/{huge}/release", data={"csrf": token}),
+    ]
+    assert [r.status_code for r in responses] == [404, 404, 404, 404]

@@ -37,6 +37,7 @@ import anyio
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -132,6 +133,22 @@ def _ids(values: Sequence[Any]) -> list[int]:
         if text.isascii() and text.isdigit() and len(text) < 19:
             seen.setdefault(int(text), None)
     return list(seen)
+
+
+class RowIdConvertor(Convertor):
+    """A row id in a path: 1 to 18 digits, so that it always fits the databases' BIGINT (a
+    longer number is no route: 404, not a driver's overflow error)."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("row_id", RowIdConvertor())
 
 
 def _seen(values: Sequence[Any]) -> dict[int, str]:
@@ -683,13 +700,13 @@ def create_app(
         Route("/logout", logout, methods=["POST"]),
         Route("/proposals", proposals_page, methods=["GET"]),
         Route("/proposals/decide", decide, methods=["POST"]),
-        Route("/proposals/{action_id:int}/edit", edit, methods=["POST"]),
+        Route("/proposals/{action_id:row_id}/edit", edit, methods=["POST"]),
         Route("/history", history_page, methods=["GET"]),
-        Route("/proposals/{action_id:int}/{part:str}.json", repair_plan_file, methods=["GET"]),
+        Route("/proposals/{action_id:row_id}/{part:str}.json", repair_plan_file, methods=["GET"]),
         Route("/trend", trend_page, methods=["GET"]),
         Route("/customers/{customer_id:str}", customer_view, methods=["GET"]),
         Route("/customers/{customer_id:str}/{what:str}", customer_lever, methods=["POST"]),
-        Route("/customers/{customer_id:str}/{what:str}/{number:int}/{verb:str}", customer_lever,
+        Route("/customers/{customer_id:str}/{what:str}/{number:row_id}/{verb:str}", customer_lever,
               methods=["POST"]),  # fmt: skip
         Route("/calls", calls_page, methods=["GET"]),
         Route("/static/page.css", stylesheet, methods=["GET"]),
