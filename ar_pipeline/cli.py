@@ -739,9 +739,10 @@ def cmd_promises(settings: Settings, args: argparse.Namespace) -> None:
         as_of = args.as_of or today
         query = promise_outcomes(as_of).subquery("outcomes")
         select = sa.select(query)
-        if args.customer:
-            select = select.where(query.c.customer_id == args.customer)
         with engine.connect() as connection:
+            if args.customer:  # an unknown customer is refused by name, not listed as empty
+                customer = levers.require_customer(connection, args.customer)
+                select = select.where(query.c.customer_id == customer)
             rows = connection.execute(select).all()
             covered: dict[int, list[str]] = {}
             for promise_id, invoice_id in connection.execute(
@@ -796,9 +797,10 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> None:
         as_of = args.as_of or today
         query = hold_history(as_of).subquery("holds")
         select = sa.select(query)
-        if args.customer:
-            select = select.where(query.c.customer_id == args.customer)
         with engine.connect() as connection:
+            if args.customer:  # an unknown customer is refused by name, not listed as empty
+                customer = levers.require_customer(connection, args.customer)
+                select = select.where(query.c.customer_id == customer)
             rows = connection.execute(select).all()
         if not rows:
             print("No holds.")

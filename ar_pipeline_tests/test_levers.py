@@ -408,6 +408,9 @@ def test_the_cli_records_lists_and_ends_levers(engine, capsys):
         (["holds", "add", "B2", "--until", "2026-03-30", "--reason", "lunch", "--by", "carol",
           *today], "reason: unknown reason 'lunch'"),
         (["holds", "release", "77", "--by", "carol", *today], "hold: no hold 77"),
+        # listing an unknown customer is a refusal, not an empty list
+        (["promises", "list", "NOPE"], "customer: unknown customer 'NOPE'"),
+        (["holds", "list", "NOPE"], "customer: unknown customer 'NOPE'"),
     ]  # fmt: skip
     for argv, message in refusals:
         assert main(argv) == 2, argv

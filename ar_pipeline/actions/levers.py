@@ -85,6 +85,17 @@ def _not_too_far(field: str, day: dt.date, today: dt.date) -> None:
         raise LeverRefused(f"{field}: at most {MAX_AHEAD_DAYS} days ahead, got {day}")
 
 
+def require_customer(connection: sa.Connection, customer_id: str | None) -> str:
+    """``customer_id``, stripped, or :class:`LeverRefused` naming it when no customer has it."""
+    customer_id = (customer_id or "").strip()
+    known = connection.execute(
+        sa.select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
+    ).first()
+    if known is None:
+        raise LeverRefused(f"customer: unknown customer {customer_id!r}")
+    return customer_id
+
+
 def record_promise(
     connection: sa.Connection,
     *,
@@ -102,12 +113,7 @@ def record_promise(
     """Record a promise to pay and the invoices it covers (named, or every invoice of the
     customer in that currency overdue ``today``); returns its id."""
     who = _who(recorded_by)
-    customer_id = (customer_id or "").strip()
-    known = connection.execute(
-        sa.select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
-    ).first()
-    if known is None:
-        raise LeverRefused(f"customer: unknown customer {customer_id!r}")
+    customer_id = require_customer(connection, customer_id)
     currency = (currency or "").strip().upper()
     if not _CURRENCY.fullmatch(currency):
         raise LeverRefused(f"currency: a three-letter ISO 4217 code like EUR, got {currency!r}")
