@@ -14,6 +14,7 @@ import hashlib
 import json
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from ar_pipeline.definitions import build_definitions
@@ -398,3 +399,41 @@ def test_the_service_hold_weighs_what_is_owed_and_not_contested(engine, database
         "Y": [{"currency": "EUR", "open_cents": 3_000_000, "max_days_overdue": 120}],
         "Z": [{"currency": "EUR", "open_cents": 3_000_000, "max_days_overdue": 120}],
     }
+
+
+@pytest.mark.parametrize("paid", [20_000, 15_000], ids=["in full", "in part"])
+def test_a_rerun_of_the_day_after_a_payment_leaves_no_stale_letter(
+    engine, database_url, tmp_path, paid
+):
+    """A owes A1 200.00, due 03-01: the 03-31 run stages a reminder for 200.00. A payment dated
+    03-31 arrives late and the day is run again. In full: nothing is dunnable, the reminder
+    stands down and the staging check passes. In part (150.00): the same tier and key, but a
+    letter for 50.00 replaces the one for 200.00, which stands down."""
+    with engine.begin() as connection:
+        add_customer(connection, "A", "Alpha", email="ap@alpha.example.com")
+        add_invoice(connection, "A1", "A", 20_000, "2026-02-01", "2026-03-01")
+        # the day's aging has figures besides A's (an invoice not yet due)
+        add_customer(connection, "B", "Beta", email="ap@beta.example.com")
+        add_invoice(connection, "B1", "B", 10_000, "2026-03-20", "2026-04-20")
+    run_job(database_url, tmp_path)
+    (first,) = actions(engine, action_type="collection_action")
+    with engine.begin() as connection:
+        add_payment(connection, "PA", "A", paid, "2026-03-31", "A1")
+    result = run_job(database_url, tmp_path)  # asserts the run, its checks included, passed
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["actions_staged"]
+    letters = actions(engine, action_type="collection_action")
+    old = next(r for r in letters if r["action_id"] == first["action_id"])
+    assert old["status"] == "superseded"
+    waiting = [r for r in letters if r["status"] == "proposed"]
+    if paid == 20_000:
+        assert waiting == []
+        assert old["superseded_reason"] == (
+            "nothing dunnable as of 2026-03-31 (paid, credited or held)")  # fmt: skip
+    else:
+        (new,) = waiting
+        assert new["payload_json"]["totals_cents"] == {"EUR": 5_000}
+        assert "  N-A1  due 2026-03-01  50.00 EUR\n" in new["payload_json"]["body"]
+        assert old["superseded_reason"] == (
+            "redrafted: its figures changed before a rerun of the day")  # fmt: skip
+        assert new["idempotency_key"] == "collection_action:2026-03-31:A:tier1"

@@ -331,9 +331,35 @@ def _ensure_envelope(
     )
 
 
+REPLACED_KEY_SUFFIX = ":replaced:"
+
+
 def _insert_new(
     connection: sa.Connection, rows: list[dict[str, Any]], known: set[str], result: StagingResult
 ) -> None:
+    # A letter drafted again on a rerun of the same day differs from the day's earlier draft
+    # (its figures moved: carried-over letters never get here): the earlier draft, if still
+    # waiting for a decision, stands down and its key moves aside for the new one. A decided
+    # one keeps its key, and the new draft is not staged.
+    redrafted = [r["idempotency_key"] for r in rows
+                 if r["idempotency_key"] in known and r["action_type"] in LETTER_TYPES]  # fmt: skip
+    if redrafted:
+        pa = proposed_actions.c
+        waiting = sa.and_(pa.idempotency_key.in_(redrafted), pa.status == "proposed")
+        moved = connection.execute(sa.select(pa.idempotency_key).where(waiting)).scalars().all()
+        connection.execute(
+            proposed_actions.update()
+            .where(waiting)
+            .values(
+                status="superseded",
+                superseded_reason="redrafted: its figures changed before a rerun of the day",
+                idempotency_key=pa.idempotency_key
+                + REPLACED_KEY_SUFFIX
+                + sa.cast(pa.action_id, sa.Text),
+            )
+        )
+        known.difference_update(moved)
+        result.superseded += len(moved)
     fresh = [r for r in rows if r["idempotency_key"] not in known]
     result.already_staged += len(rows) - len(fresh)
     if fresh:
@@ -396,7 +422,8 @@ def supersede_older(connection: sa.Connection, as_of: dt.date, run_id: str) -> i
 
 
 def supersede_settled(connection: sa.Connection, as_of: dt.date) -> int:
-    """Mark ``proposed`` letters and rep e-mails of earlier days superseded when, by ``as_of``'s
+    """Mark ``proposed`` letters and rep e-mails (of earlier days, or of an earlier run of this
+    day) superseded when, by ``as_of``'s
     aging, their customer has nothing dunnable in any currency: paid, credited, or its overdue
     invoices held by a hold or a promise to pay since the letter was drafted. An approver's
     queue then holds no letter that the apply job's re-check would stand down anyway."""
@@ -409,7 +436,7 @@ def supersede_settled(connection: sa.Connection, as_of: dt.date) -> int:
         proposed_actions.update()
         .where(
             pa.status == "proposed",
-            pa.as_of < as_of,
+            pa.as_of <= as_of,  # a rerun of the day after a payment too
             pa.action_type.in_(LETTER_TYPES),
             pa.customer_id.not_in(dunnable),
             aged,  # only against a day the aging has figures for
@@ -552,12 +579,13 @@ def _splice_invoices(text: str, key_separator: str, invoices_json: str) -> str:
 
 
 def pending_fingerprints(connection: sa.Connection, as_of: dt.date) -> dict[tuple[str, str], str]:
-    """(customer_id, action_type) -> fingerprint of each letter still ``proposed`` from a day
-    before ``as_of`` (letters staged before fingerprints existed have none: redrafted)."""
+    """(customer_id, action_type) -> fingerprint of each letter still ``proposed`` from
+    ``as_of`` or a day before (an earlier run of the same day included; letters staged before
+    fingerprints existed have none: redrafted)."""
     pa = proposed_actions.c
     rows = connection.execute(
         sa.select(pa.customer_id, pa.action_type, pa.payload_json["fingerprint"].as_string())
-        .where(pa.status == "proposed", pa.as_of < as_of, pa.action_type.in_(LETTER_TYPES))
+        .where(pa.status == "proposed", pa.as_of <= as_of, pa.action_type.in_(LETTER_TYPES))
         .order_by(pa.action_id)
     )
     return {(r[0], r[1]): r[2] for r in rows if r[2]}
@@ -729,7 +757,7 @@ def stage_proposals(
     for start in range(0, len(hold_rows), batch_size):
         _insert_new(connection, hold_rows[start : start + batch_size], known, result)
 
-    result.superseded = (
+    result.superseded += (
         held_back_superseded
         + supersede_older(connection, as_of, run_id)
         + supersede_settled(connection, as_of)
