@@ -380,9 +380,11 @@ def fill_trend(
 ) -> None:
     """Materialize the ``ar_aging_summary`` partitions ``first``..``last`` (those the trend
     has) in one run after the daily run ``daily_run_id``: a single-run backfill when there are
-    several. The run carries the run key the daemon's sensor would use for that daily run, so
-    with a daemon up the partition is not materialized twice (``ar_pipeline.defs.sensors``)."""
-    from ar_pipeline.defs.sensors import trend_run_tags
+    several. After one day's run the day before is rebuilt first, in its own run, as the
+    daemon's sensor does: its day is over, so its row becomes final. Each run carries the run
+    key the daemon's sensor would use for that daily run, so with a daemon up no partition is
+    materialized twice (``ar_pipeline.defs.sensors``)."""
+    from ar_pipeline.defs.sensors import previous_day_run_tags, trend_run_tags
 
     job = defs.resolve_job_def("ar_aging_summary_job")
     keys = job.partitions_def.get_partition_keys()
@@ -390,6 +392,13 @@ def fill_trend(
     if not wanted:
         print(f"(no trend partition for {last}: AR_TREND_START_DATE is later)")
         return
+    previous = (first - dt.timedelta(days=1)).isoformat()
+    if first == last and previous in keys:  # the day before is over: its row made final
+        _, before = _run_after_daily(job, [previous], previous_day_run_tags(daily_run_id),
+                                     instance)  # fmt: skip
+        if before is not None and not before.success:
+            print(f"Trend {previous} FAILED: {'; '.join(_step_errors(before))}",
+                  file=sys.stderr)  # fmt: skip
     already, outcome = _run_after_daily(job, wanted, trend_run_tags(daily_run_id), instance)
     if already:
         print(f"(the trend partition of {last} was requested by the daemon: run {already})")

@@ -255,9 +255,12 @@ def test_daily_run_from_the_ui_requests_its_trend_and_worklist_partitions_once(
             requests.append(sensor(context))
     with engine.connect() as connection:
         (aged_day,) = connection.execute(sa.select(ar_aging.c.as_of).distinct()).scalars()
-    # each time: the trend and the worklist of that day, under the same run keys
+    # each time: the trend of the day before (over now: made final), the trend and the
+    # worklist of that day, under the same run keys
+    day_before = (aged_day - dt.timedelta(days=1)).isoformat()
     assert [[(r.job_name, r.partition_key, r.run_key) for r in rs] for rs in requests] == [
         [
+            ("ar_aging_summary_job", day_before, f"summary-previous-day:{result.run_id}"),
             ("ar_aging_summary_job", aged_day.isoformat(), trend_run_key(result.run_id)),
             ("collection_worklist_job", aged_day.isoformat(), f"worklist:{result.run_id}"),
         ]

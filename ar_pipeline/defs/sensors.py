@@ -51,6 +51,19 @@ def trend_run_key(daily_run_id: str) -> str:
     return f"summary:{daily_run_id}"
 
 
+def previous_day_run_key(daily_run_id: str) -> str:
+    """The run key of the run that rebuilds the trend of the day before the daily run's day
+    (:func:`trend_run_key`'s companion): that day is over, so its row is made final, with the
+    letters sent and the payments received after its own morning run."""
+    return f"summary-previous-day:{daily_run_id}"
+
+
+def previous_day_run_tags(daily_run_id: str) -> dict[str, str]:
+    """As :func:`trend_run_tags`, for the previous day's trend run."""
+    return {RUN_KEY_TAG: previous_day_run_key(daily_run_id),
+            SENSOR_NAME_TAG: DAILY_SUCCEEDED_SENSOR}  # fmt: skip
+
+
 def worklist_run_key(daily_run_id: str) -> str:
     """The run key of the worklist run that follows the daily run ``daily_run_id``."""
     return f"worklist:{daily_run_id}"
@@ -184,7 +197,9 @@ def build_run_status_sensors(
         """Write workflow_run_log, reflexion_log and workflow.completed for the daily job, and
         request the ar_aging_summary and collection_worklist partitions of the run's as-of
         date: its tag, or, for a run started from the UI without one, the day it started (the
-        date its steps used)."""
+        date its steps used). The trend partition of the day before is rebuilt too: its day is
+        over, and its row then counts the letters sent and the payments received after its
+        own morning run (``actions_applied`` counts a day's sends on that day)."""
         run = context.dagster_run
         if run.job_name != DAILY_JOB:
             return dg.SkipReason(f"not {DAILY_JOB}")
@@ -193,8 +208,16 @@ def build_run_status_sensors(
         if as_of is None:
             started = untagged_run_start(context.instance, run)
             as_of = untagged_run_date(started, ar_db.zone).isoformat()
-        if as_of in partitions.get_partition_keys(dynamic_partitions_store=context.instance):
-            return [
+        keys = partitions.get_partition_keys(dynamic_partitions_store=context.instance)
+        if as_of in keys:
+            previous = (dt.date.fromisoformat(as_of) - dt.timedelta(days=1)).isoformat()
+            final = [
+                dg.RunRequest(
+                    run_key=previous_day_run_key(run.run_id), partition_key=previous,
+                    job_name=summary_job.name,
+                )
+            ] if previous in keys else []  # fmt: skip
+            return final + [
                 dg.RunRequest(
                     run_key=trend_run_key(run.run_id), partition_key=as_of,
                     job_name=summary_job.name,
