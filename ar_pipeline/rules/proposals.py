@@ -265,14 +265,25 @@ def hold_candidates(
         )
         .exists()
     )
-    # the day's ar_aging names the few customers old enough to qualify; their amounts are
-    # aggregated again from the day's balances, for the uncontested part ar_aging does not keep
+    # the day's ar_aging names the few customers that may qualify (old enough, and more open
+    # and not held than the minimum: what is owed is never more); their amounts are aggregated
+    # again from the day's balances, for the uncontested part ar_aging does not keep
+    currencies = connection.execute(
+        sa.select(ar_aging.c.currency).where(ar_aging.c.as_of == as_of).distinct()
+    ).scalars().all()
+    if not currencies:
+        return {}
+    minimum = sa.case(
+        {c: to_minor_units(policy.min_open, c) for c in currencies}, value=ar_aging.c.currency,
+        else_=0,
+    )  # fmt: skip
     old_enough = (
         sa.select(ar_aging.c.customer_id)
         .join(customers, customers.c.customer_id == ar_aging.c.customer_id)
         .where(
             ar_aging.c.as_of == as_of,
             ar_aging.c.max_days_overdue > policy.min_days_overdue,
+            ar_aging.c.total_open_cents - ar_aging.c.held_cents > minimum,
             customers.c.service_hold.is_(False),
             ~hold_in_flight,
             ar_aging.c.customer_id.not_in(service_hold_exempt(as_of)),
