@@ -418,3 +418,18 @@ def test_applying_a_runs_envelope_is_refused_and_changes_nothing(
     assert outcome.outcome == "not_claimed"
     assert status_of(engine, envelope)["status"] == "approved"
     assert smtp_server.handler.messages == []
+
+
+def test_a_waiting_service_hold_leaves_the_queue_once_the_customer_pays(
+    staged, engine, database_url, tmp_path
+):
+    """Heavy's letter and service hold were staged on 03-31 and wait for a decision; Heavy
+    pays the 30,000.00 on 04-01. The 04-01 run takes both out of the approver's queue."""
+    with engine.begin() as connection:
+        add_payment(connection, "PH", "H", 3_000_000, "2026-04-01", "H1")
+    run_job(database_url, tmp_path, as_of=dt.date(2026, 4, 1))
+    hold = status_of(engine, staged[("customer_program", "H")])
+    assert (hold["status"], hold["superseded_reason"]) == ("superseded", (
+        "no service hold called for as of 2026-04-01 (paid, credited, disputed, held, "
+        "promised, or already on hold)"))  # fmt: skip
+    assert status_of(engine, staged[("collection_action", "H")])["status"] == "superseded"

@@ -485,6 +485,38 @@ def supersede_paused(connection: sa.Connection, as_of: dt.date) -> int:
     ).rowcount
 
 
+def supersede_uncalled_holds(connection: sa.Connection, as_of: dt.date) -> int:
+    """Mark ``proposed`` service holds of earlier days superseded when ``as_of``'s run called
+    for no hold of that customer (paid, credited, disputed, held, promised, or already on hold
+    since): a proposal to cut service stays in the approver's queue only while it is called
+    for. (One still called for was superseded by the day's newer proposal already.)"""
+    pa = proposed_actions.c
+    today = proposed_actions.alias("today")
+    called_today = (
+        sa.select(today.c.action_id)
+        .where(
+            today.c.customer_id == pa.customer_id,
+            today.c.action_type == "customer_program",
+            today.c.as_of == as_of,
+        )
+        .exists()
+    )
+    return connection.execute(
+        proposed_actions.update()
+        .where(
+            pa.status == "proposed",
+            pa.action_type == "customer_program",
+            pa.as_of < as_of,
+            ~called_today,
+        )
+        .values(
+            status="superseded",
+            superseded_reason=f"no service hold called for as of {as_of} (paid, credited, "
+            "disputed, held, promised, or already on hold)",
+        )
+    ).rowcount
+
+
 HELD_BACK_KEY_SUFFIX = ":held_back:"
 
 
@@ -773,6 +805,7 @@ def stage_proposals(
         + supersede_older(connection, as_of, run_id)
         + supersede_settled(connection, as_of)
         + supersede_paused(connection, as_of)
+        + supersede_uncalled_holds(connection, as_of)
     )
     _update_envelope(
         connection, envelope_id, as_of, run_id, result, cannot_contact, no_sales_rep, held_back
