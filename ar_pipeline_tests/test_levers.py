@@ -25,6 +25,7 @@ from ar_pipeline.store.schema import (
     invoice_holds,
     promise_invoices,
     promises_to_pay,
+    proposed_actions,
     tier_assignments,
 )
 from ar_pipeline_tests.ledger_builder import (
@@ -675,3 +676,35 @@ def test_a_pending_letter_leaves_the_queue_once_nothing_is_dunnable(
         ("collection_action", "D"): ("proposed", None),
         ("collection_action", "H"): ("proposed", None),
     }
+
+
+def test_an_earlier_broken_promise_calls_no_more_once_a_later_ones_letter_was_decided(
+    engine, database_url, tmp_path
+):
+    """Beta owes B1 200.00, due 02-19, never dunned. P1 (recorded 03-10, for 03-20) is broken:
+    the 03-21 run proposes a final notice for it, nobody decides. P2 (recorded 03-22, for
+    03-24) holds B1 meanwhile, then is broken too: the 03-25 run proposes a final notice for
+    P2, which is sent that day. On 03-26 P1 is still within its 7 days and its own letter was
+    never decided, but the customer's latest broken promise is P2, whose letter was: the
+    normal rules apply. B1 is 35 days overdue (target tier 2) and tier 3 was sent yesterday:
+    already at its tier (checked before the cooldown). No escalation."""
+    with engine.begin() as connection:
+        add_customer(connection, "B", "Beta", email="ap@beta.example.com")
+        add_invoice(connection, "B1", "B", 20_000, "2026-01-20", "2026-02-19")
+        _promise(connection, "B", "200.00", "2026-03-20", invoice_ids=["B1"])
+    run_job(database_url, tmp_path, as_of=d("2026-03-21"))
+    with engine.begin() as connection:
+        p2 = _promise(connection, "B", "200.00", "2026-03-24", today="2026-03-22",
+                      invoice_ids=["B1"])  # fmt: skip
+    for day in ("2026-03-22", "2026-03-23", "2026-03-24", "2026-03-25"):
+        run_job(database_url, tmp_path, as_of=d(day))
+    (notice,) = [r for r in actions(engine, as_of=d("2026-03-25"),
+                                    action_type="collection_action")]  # fmt: skip
+    assert (notice["tier"], notice["payload_json"]["broken_promise"]["promise_id"]) == (3, p2)
+    sent = dt.datetime(2026, 3, 25, 10, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(proposed_actions.update().where(
+            proposed_actions.c.action_id == notice["action_id"]).values(
+            status="applied", decided_by="alice", decided_at=sent, applied_at=sent))  # fmt: skip
+    run_job(database_url, tmp_path, as_of=d("2026-03-26"))
+    assert _decisions(engine, "2026-03-26")["B"] == (None, "already_at_tier", None)

@@ -174,10 +174,22 @@ def broken_promises_calling(as_of: dt.date) -> Select:
     inputs are the same; a changed one is drafted anew, superseding it and still stating the
     promise), a missed run or a weekend does not lose it, and once a person
     has decided on such a letter the normal rules take over. A same-day rerun decides the same.
-    Several broken promises: the latest recorded. Columns: customer_id, broken_promise_id."""
+    Several broken promises: the latest recorded, and only while its own letter is undecided
+    (an earlier one never calls after a later one's letter was decided). Columns:
+    customer_id, broken_promise_id."""
     outcomes = promise_outcomes(as_of).subquery("outcomes")
     day = bound_date(as_of)
     earliest = bound_date(as_of - dt.timedelta(days=BROKEN_CALLS_FOR_DAYS))
+    # the latest broken promise of each customer first, then whether its letter was decided:
+    # once a person decided on the letter of a later promise, an earlier one calls no more
+    latest = (
+        sa.select(
+            outcomes.c.customer_id, sa.func.max(outcomes.c.promise_id).label("promise_id")
+        )
+        .where(outcomes.c.outcome == "broken", outcomes.c.promised_date >= earliest)
+        .group_by(outcomes.c.customer_id)
+        .subquery("latest_broken")
+    )
     ta, pa = tier_assignments.c, proposed_actions.c
     decided = (
         sa.select(ta.customer_id)
@@ -193,23 +205,15 @@ def broken_promises_calling(as_of: dt.date) -> Select:
             )
         )
         .where(
-            ta.broken_promise_id == outcomes.c.promise_id,
+            ta.broken_promise_id == latest.c.promise_id,
             ta.as_of < day,
             pa.status.not_in(("proposed", "superseded")),
         )
         .exists()
     )
-    return (
-        sa.select(
-            outcomes.c.customer_id, sa.func.max(outcomes.c.promise_id).label("broken_promise_id")
-        )
-        .where(
-            outcomes.c.outcome == "broken",
-            outcomes.c.promised_date >= earliest,
-            ~decided,
-        )
-        .group_by(outcomes.c.customer_id)
-    )
+    return sa.select(
+        latest.c.customer_id, latest.c.promise_id.label("broken_promise_id")
+    ).where(~decided)
 
 
 def hold_history(as_of: dt.date) -> Select:
