@@ -263,6 +263,38 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "NOTSET")
+
+
+def _refuse_what_dagster_would_ignore(job: Any, loaded: dict[str, Any]) -> None:
+    """Config that Dagster's check lets through and then ignores or fails on at launch: config
+    for a step that takes none (its schema is "anything": the values would be silently
+    unused), and a logger's level, checked only when the run starts."""
+    from dagster._config import ConfigTypeKind  # the kind of "anything"
+
+    ops = loaded.get("ops")
+    if isinstance(ops, dict):
+        for name, node_config in ops.items():
+            if not (isinstance(node_config, dict) and "config" in node_config):
+                continue
+            try:
+                schema = job.graph.node_named(name).definition.config_schema
+            except Exception:  # noqa: BLE001 - an unknown step: Dagster's check names it
+                continue
+            if schema is None or schema.config_type.kind == ConfigTypeKind.ANY:
+                raise CliError(f"--config: ops.{name}.config: this step takes no config")
+    loggers = loaded.get("loggers")
+    if isinstance(loggers, dict):
+        for name, logger in loggers.items():
+            level = ((logger or {}).get("config") or {}).get("log_level") if isinstance(
+                logger, dict) else None  # fmt: skip
+            if level is not None and str(level).upper() not in LOG_LEVELS:
+                raise CliError(
+                    f"--config: loggers.{name}.config.log_level: must be one of "
+                    f"{', '.join(LOG_LEVELS)}, got {level!r}"
+                )
+
+
 def _load_run_config(path: Path | None, settings: Settings) -> dict[str, Any]:
     """The ``--config`` file, checked before anything is written: its shape as Dagster checks
     it at launch, then the tier rules. Every problem is one line naming the field path."""
@@ -294,6 +326,7 @@ def _load_run_config(path: Path | None, settings: Settings) -> dict[str, Any]:
             "not from run config"
         )
     job = build_definitions(settings).resolve_job_def("ar_aging_daily")
+    _refuse_what_dagster_would_ignore(job, loaded)
     try:
         resolved = check_run_config(job, loaded)
     except RunConfigError as error:

@@ -113,6 +113,17 @@ def test_bad_run_config_file_is_named(cli_env, tmp_path, capsys):
     config.write_text("ops: [unclosed\n")
     assert main(["run", "--config", str(config)]) == 2
     assert "is not valid YAML" in capsys.readouterr().err
+    # config that Dagster's check lets through, then ignores or fails on when the run starts
+    for text, message in (
+        ("ops:\n  proposed_actions:\n    config:\n      threshold_days: -999\n",
+         "--config: ops.proposed_actions.config: this step takes no config"),
+        ("loggers:\n  console:\n    config:\n      log_level: BOGUS\n",
+         "--config: loggers.console.config.log_level: must be one of CRITICAL, ERROR, WARNING, "
+         "WARN, INFO, DEBUG, NOTSET, got 'BOGUS'"),
+    ):
+        config.write_text(text)
+        assert main(["run", "--as-of", "2026-03-31", "--config", str(config)]) == 2
+        assert capsys.readouterr().err.strip().endswith(message)
 
 
 def test_demo_fills_a_year_of_the_trend_in_one_run(monkeypatch, tmp_path):
