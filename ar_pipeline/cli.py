@@ -374,7 +374,11 @@ def run_and_report(
         for message in _step_errors(result):
             print(f"  {message}", file=sys.stderr)
         return False
-    print_summary(settings, as_of, result)
+    from ar_pipeline.defs.assets import TieringConfig
+
+    tier_config = ((run_config or {}).get("ops", {}).get("tier_assignments") or {}).get("config")
+    _, tiers = TieringConfig(**(tier_config or {})).resolve()  # checked before the run
+    print_summary(settings, as_of, result, tiers)
     return True
 
 
@@ -482,7 +486,11 @@ CHECK_LABELS = {
 }
 
 
-def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
+def print_summary(
+    settings: Settings, as_of: dt.date, result: Any, tiers: Sequence[Any] | None = None
+) -> None:
+    """What a finance person reads after a run; ``tiers``: the run's tier definitions (the
+    ``--config`` ones, else the defaults)."""
     from ar_pipeline.rules.aging import BUCKET_COLUMNS
     from ar_pipeline.rules.money import format_money
     from ar_pipeline.rules.reporting import aging_totals, largest_overdue, tier_outcomes
@@ -541,7 +549,7 @@ def print_summary(settings: Settings, as_of: dt.date, result: Any) -> None:
         print(f"  ({BASE_FEE_NOTE})")
 
     print("\nDunning steps proposed today")
-    for tier in DEFAULT_TIERS:
+    for tier in tiers or DEFAULT_TIERS:
         count = outcomes.get(f"tier_{tier.tier}", 0)
         print(f"  Tier {tier.tier} {tier.name.replace('_', ' '):<16} {count:>6} customers")
     skip_labels = {

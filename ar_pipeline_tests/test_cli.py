@@ -153,3 +153,25 @@ def test_demo_fills_a_year_of_the_trend_in_one_run(monkeypatch, tmp_path):
             sa.select(sa.func.count(sa.distinct(ar_aging_summary.c.as_of)))
         ).scalar_one()
     assert days == 365
+
+
+def test_the_summary_names_the_tiers_of_the_run(cli_env, database_url, tmp_path, capsys):
+    """With the README's two tiers, the summary lists those two under their names, not the four
+    default ones (the reference ledger's one customer at tier 1, as in the default run)."""
+    assert main(["db", "upgrade"]) == 0
+    with get_engine(database_url).begin() as connection:
+        build_reference_ledger(connection)
+    config = tmp_path / "two_tiers.yaml"
+    config.write_text(
+        "ops:\n  tier_assignments:\n    config:\n      threshold_days: 1\n"
+        "      tier_definitions:\n"
+        "        - {tier: 1, name: courtesy_call, min_days_overdue: 1, min_dunnable: '10.00',"
+        " cooldown_days: 7, template: reminder}\n"
+        "        - {tier: 2, name: final_notice, min_days_overdue: 30, min_dunnable: '100.00',"
+        " cooldown_days: 10, template: final_notice, involves_sales_rep: true}\n"
+    )
+    assert main(["run", "--as-of", "2026-03-31", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Tier 1 courtesy call\s+1 customers", out)
+    assert re.search(r"Tier 2 final notice\s+\d+ customers", out)
+    assert "Tier 3" not in out and "Tier 4" not in out and "firm reminder" not in out
