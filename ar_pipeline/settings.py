@@ -180,7 +180,7 @@ def _parse_email(name: str, raw: str) -> str:
     """A plain address the mailer can send from (its own rule, ``parse_address``): a display
     name (``Accounts <ar@example.com>``) or a list would be refused only when the first approved
     letter is sent."""
-    from ar_pipeline.actions.addresses import InvalidMessage, parse_address
+    from ar_pipeline.addresses import InvalidMessage, parse_address
 
     try:
         parse_address(name, raw)

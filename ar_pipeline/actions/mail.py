@@ -39,7 +39,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ar_pipeline.actions.addresses import InvalidMessage, parse_address
+from ar_pipeline.addresses import InvalidMessage, parse_address
 from ar_pipeline.settings import Settings
 
 DEFAULT_SENDER = "accounts-receivable@localhost.localdomain"  # when AR_MAIL_FROM is unset

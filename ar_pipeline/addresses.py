@@ -1,6 +1,7 @@
 """E-mail addresses as the mailer sends them (``ar_pipeline.actions.mail``): one rule, shared
 with the settings (``AR_MAIL_FROM``), so that an address accepted at start is one the mailer
-can send from. No dependency beyond the standard library: the settings module imports it."""
+can send from. Top-level and standard library only: the settings module, which everything
+else imports, imports it."""
 
 from __future__ import annotations
 
