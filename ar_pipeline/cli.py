@@ -288,7 +288,8 @@ def _refuse_what_dagster_would_ignore(job: Any, loaded: dict[str, Any]) -> None:
         for name, logger in loggers.items():
             level = ((logger or {}).get("config") or {}).get("log_level") if isinstance(
                 logger, dict) else None  # fmt: skip
-            if level is not None and str(level).upper() not in LOG_LEVELS:
+            # a level of the wrong type is Dagster's check's to name ("must be text")
+            if isinstance(level, str) and level.upper() not in LOG_LEVELS:
                 raise CliError(
                     f"--config: loggers.{name}.config.log_level: must be one of "
                     f"{', '.join(LOG_LEVELS)}, got {level!r}"
