@@ -361,12 +361,14 @@ def test_a_promise_refused_names_the_field_and_writes_nothing(engine, fields, me
         ({"held_until": d("2026-03-09"), "held_from": d("2026-03-01")},
          "held_until: 2026-03-09 is before today (2026-03-10)"),
         ({"recorded_by": ""}, "recorded_by: required"),
+        ({"invoice_id": "AV"}, "invoice: AV is void, not issued"),  # nothing owed to hold
     ],
 )  # fmt: skip
 def test_a_hold_refused_names_the_field(engine, fields, message):
     with engine.begin() as connection:
         add_customer(connection, "A")
         add_invoice(connection, "A1", "A", 10_000, "2026-01-01", "2026-01-31")
+        add_invoice(connection, "AV", "A", 10_000, "2026-01-01", "2026-01-31", status="void")
     arguments = {
         "invoice_id": "A1", "reason": "dispute", "held_until": d("2026-03-20"),
         "recorded_by": "carol", "today": d("2026-03-10"), "now": NOW, **fields,

@@ -238,12 +238,14 @@ def record_hold(
     who = _who(recorded_by)
     invoice_id = (invoice_id or "").strip()
     row = connection.execute(
-        sa.select(invoices.c.customer_id, invoices.c.kind).where(
+        sa.select(invoices.c.customer_id, invoices.c.kind, invoices.c.status).where(
             invoices.c.invoice_id == invoice_id
         )
     ).first()
     if row is None or row.kind != "invoice":
         raise LeverRefused(f"invoice: unknown invoice {invoice_id!r}")
+    if row.status != "issued":  # as a promise refuses it: nothing is owed on it to hold
+        raise LeverRefused(f"invoice: {invoice_id} is {row.status}, not issued")
     if customer_id is not None and row.customer_id != customer_id:
         raise LeverRefused(f"invoice: {invoice_id} is an invoice of another customer")
     if reason not in HOLD_REASONS:
