@@ -55,6 +55,20 @@ def status_of(engine, action_id):
         )
 
 
+def cli_environment(database_url, tmp_path, smtp_port, monkeypatch) -> dict[str, str]:
+    """The settings of a CLI process that mails through the loopback server, set for the test
+    (alice approves)."""
+    env = {
+        "AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"), "AR_APPROVERS": "alice",
+        "AR_MAIL_FROM": "ar@example.com", "AR_SMTP_HOST": "127.0.0.1",
+        "AR_SMTP_PORT": str(smtp_port),
+    }  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
 @pytest.fixture
 def staged(engine, database_url, tmp_path):
     with engine.begin() as connection:
@@ -66,14 +80,7 @@ def staged(engine, database_url, tmp_path):
 def test_cli_approval_sensor_and_apply_send_exactly_one(
     staged, engine, database_url, tmp_path, smtp_server, monkeypatch
 ):
-    env = {
-        "AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"), "AR_APPROVERS": "alice",
-        "AR_MAIL_FROM": "ar@example.com", "AR_SMTP_HOST": "127.0.0.1",
-        "AR_SMTP_PORT": str(smtp_server.port),
-    }  # fmt: skip
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    env = cli_environment(database_url, tmp_path, smtp_server.port, monkeypatch)
     letter, other = staged[("collection_action", "H")], staged[("collection_action", "D")]
     assert main(["approvals", "approve", str(letter), "--by", "alice"]) == 0
     assert main(["approvals", "reject", str(other), "--by", "alice", "--reason", "paid"]) == 0
@@ -396,14 +403,7 @@ def test_applying_a_runs_envelope_is_refused_and_changes_nothing(
     """The run summary suggests approving the whole envelope; `apply` of the envelope's ID is
     refused by name (its proposals are applied one by one) and leaves it approved; the apply
     job given it directly claims nothing."""
-    env = {
-        "AR_DATABASE_URL": database_url, "AR_DATA_DIR": str(tmp_path),
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"), "AR_APPROVERS": "alice",
-        "AR_MAIL_FROM": "ar@example.com", "AR_SMTP_HOST": "127.0.0.1",
-        "AR_SMTP_PORT": str(smtp_server.port),
-    }  # fmt: skip
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(database_url, tmp_path, smtp_server.port, monkeypatch)
     envelope = staged[("workflow_envelope", None)]
     assert main(["approvals", "approve", str(envelope), "--by", "alice"]) == 0
     capsys.readouterr()
