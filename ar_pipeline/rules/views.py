@@ -21,6 +21,11 @@ def upgrade_database(engine: Engine) -> None:
     every upgrade: the view can never drift from the one SQL definition of open items.
     """
     with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            # Python's sqlite3 opens a transaction only before a row is written, so without
+            # this each CREATE and ALTER of the migrations commits at once, and one that fails
+            # halfway leaves its tables behind the old revision; begun here, all or nothing
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         for statement in aging.drop_views_sql() + worklist.drop_views_sql():
             connection.execute(sa.text(statement))
         migrate(connection)
