@@ -89,21 +89,39 @@ def claim(engine: Engine, action_id: int, now: dt.datetime) -> bool:
     return claimed == 1
 
 
+@dataclass
+class Claim:
+    """This run's claim on one action: the ``claimed_at`` it stamped, and whether a side effect
+    was started (after that, an error leaves the row for a person: it may have happened)."""
+
+    action_id: int
+    stamp: dt.datetime
+    acting: bool = False
+
+    def ours(self) -> sa.ColumnElement[bool]:
+        pa = proposed_actions.c
+        return sa.and_(
+            pa.action_id == self.action_id, pa.status == "applying", pa.claimed_at == self.stamp
+        )
+
+
+def _still_ours(engine: Engine, claim_: Claim) -> bool:
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(sa.func.count()).where(claim_.ours())).scalar_one()
+    return found == 1
+
+
 class ClaimLost(RuntimeError):
     """The row left ``applying`` while this run had it: nothing is recorded over a person's
     decision."""
 
 
-def _finish(connection: sa.Connection, action_id: int, status: str, **values: Any) -> bool:
-    """``applying`` -> ``status``; False when the row is not ``applying`` any more."""
+def _finish(connection: sa.Connection, claim_: Claim, status: str, **values: Any) -> bool:
+    """``applying`` -> ``status`` under this run's claim; False when the row is not ``applying``
+    under it any more (a person settled it, and perhaps another run claimed it since)."""
     return (
         connection.execute(
-            proposed_actions.update()
-            .where(
-                proposed_actions.c.action_id == action_id,
-                proposed_actions.c.status == "applying",
-            )
-            .values(status=status, **values)
+            proposed_actions.update().where(claim_.ours()).values(status=status, **values)
         ).rowcount
         == 1
     )
@@ -197,6 +215,11 @@ def _letters_still_right(
                 + "; ".join(why)
             )
     return verdicts
+
+
+def _add_reasons(verdicts: dict[int, str | None], more: dict[int, str]) -> None:
+    """Add to ``verdicts`` the reasons of ``more`` for actions that have none yet."""
+    verdicts.update({i: why for i, why in more.items() if not verdicts.get(i)})
 
 
 def _holds_still_due(
@@ -332,17 +355,13 @@ def apply_actions(
         mail_rows = [r for r in rows if r.action_type in ("collection_action", "email_to_customer")]
         hold_rows = [r for r in rows if r.action_type == "customer_program"]
         verdicts = _tiers_still_met(connection, mail_rows, as_of)
-        verdicts |= {  # a customer no longer at the tier says so first
-            i: why
-            for i, why in _letters_still_right(connection, mail_rows, as_of).items()
-            if not verdicts.get(i)
-        }
+        # the first reason found stands: a customer no longer at the tier says so first
+        _add_reasons(verdicts, _letters_still_right(connection, mail_rows, as_of))
         paused = set(connection.execute(paused_on(as_of)).scalars()) if mail_rows else set()
-        verdicts |= {
+        _add_reasons(verdicts, {
             r.action_id: f"dunning paused as of {as_of} (a person paused this customer)"
-            for r in mail_rows
-            if r.customer_id in paused and not verdicts.get(r.action_id)
-        }
+            for r in mail_rows if r.customer_id in paused
+        })  # fmt: skip
         verdicts |= _holds_still_due(connection, hold_rows, as_of, hold_policy)
         verdicts |= _ledger_suspects(connection, [*mail_rows, *hold_rows], as_of, verdicts)
 
@@ -366,28 +385,6 @@ def apply_actions(
             for i in requested if i not in done] + outcomes  # fmt: skip
 
 
-@dataclass
-class Claim:
-    """This run's claim on one action: the ``claimed_at`` it stamped, and whether a side effect
-    was started (after that, an error leaves the row for a person: it may have happened)."""
-
-    action_id: int
-    stamp: dt.datetime
-    acting: bool = False
-
-    def ours(self) -> sa.ColumnElement[bool]:
-        pa = proposed_actions.c
-        return sa.and_(
-            pa.action_id == self.action_id, pa.status == "applying", pa.claimed_at == self.stamp
-        )
-
-
-def _still_ours(engine: Engine, claim_: Claim) -> bool:
-    with engine.connect() as connection:
-        found = connection.execute(sa.select(sa.func.count()).where(claim_.ours())).scalar_one()
-    return found == 1
-
-
 def _after_error(engine: Engine, claim_: Claim, error: Exception) -> ApplyOutcome:
     what = f"{type(error).__name__}: {error}"[:1500]
     if claim_.acting:
@@ -395,11 +392,7 @@ def _after_error(engine: Engine, claim_: Claim, error: Exception) -> ApplyOutcom
                             f"have happened. {RESOLVE_HINT.format(claim_.action_id)}")  # fmt: skip
     try:  # certainly not sent: failed, so that an approver decides whether to try again
         with engine.begin() as connection:
-            connection.execute(
-                proposed_actions.update()
-                .where(claim_.ours())
-                .values(status="failed", last_error=f"not sent: {what}")
-            )
+            _finish(connection, claim_, "failed", last_error=f"not sent: {what}")
     except Exception:  # noqa: BLE001 - the database is gone too: the row waits for a person
         return ApplyOutcome(claim_.action_id, "error", f"not sent ({what}); the row stays "
                             f"applying. {RESOLVE_HINT.format(claim_.action_id)}")  # fmt: skip
@@ -421,7 +414,7 @@ def _apply_one(
     action_id = action.action_id
 
     def record(connection: sa.Connection, status: str, **values: Any) -> None:
-        if not _finish(connection, action_id, status, **values):
+        if not _finish(connection, claim_, status, **values):
             raise ClaimLost(
                 f"action {action_id} was changed by someone else while this run had it "
                 f"(it is no longer applying under this run's claim); {status} not recorded"
