@@ -125,14 +125,18 @@ def dummy_hash(accounts: dict[str, str]) -> str:
     return f"{accounts_module.ALGORITHM}${rounds}${salt}${digest}"
 
 
+def _row_id(text: str) -> int | None:
+    """A row id as a form gives it: 1 to 18 ASCII digits (it fits a BIGINT), else None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+
+
 def _ids(values: Sequence[Any]) -> list[int]:
     """Action IDs from a form, each once, in order."""
-    seen: dict[int, None] = {}
+    found: dict[int, None] = {}
     for value in values:
-        text = str(value)
-        if text.isascii() and text.isdigit() and len(text) < 19:
-            seen.setdefault(int(text), None)
-    return list(seen)
+        if (action_id := _row_id(str(value))) is not None:
+            found.setdefault(action_id, None)
+    return list(found)
 
 
 class RowIdConvertor(Convertor):
@@ -156,8 +160,8 @@ def _seen(values: Sequence[Any]) -> dict[int, str]:
     versions: dict[int, str] = {}
     for value in values:
         text, _, version = str(value).partition(":")
-        if text.isascii() and text.isdigit() and len(text) < 19 and version:
-            versions.setdefault(int(text), version)
+        if (action_id := _row_id(text)) is not None and version:
+            versions.setdefault(action_id, version)
     return versions
 
 
